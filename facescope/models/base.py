@@ -1,0 +1,125 @@
+"""The interface every face detector in facescope implements.
+
+``forward`` returns raw head outputs (:class:`DenseOutputs`); ``postprocess`` turns them into
+:class:`~facescope.structures.Detections` in network-input pixels; ``loss`` computes training
+losses. The three never depend on ``self.training``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from facescope.models.postprocess import decode_dense
+from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings
+from facescope.ops.anchors import AnchorGenerator
+from facescope.ops.coders import DeltaCoder, DistanceCoder
+from facescope.structures import Detections, FaceTargets
+
+
+@dataclass
+class DenseOutputs:
+    """Raw outputs of a dense head, one tensor per pyramid level.
+
+    Rows are ordered (row, column, anchor) within a level, the order of
+    :class:`~facescope.ops.anchors.AnchorGenerator`.
+
+    Attributes:
+        cls_logits: ``[Tensor[B, N_l, C]]`` classification logits.
+        box_regs: ``[Tensor[B, N_l, 4]]`` encoded boxes.
+        landmark_regs: ``[Tensor[B, N_l, 10]]`` encoded landmarks, or None.
+        extras: family-specific training-time outputs (e.g. DSFD's first shot).
+    """
+
+    cls_logits: list[Tensor]
+    box_regs: list[Tensor]
+    landmark_regs: list[Tensor] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DensePredictions:
+    """Activated predictions over all priors, levels concatenated.
+
+    Attributes:
+        scores: ``Tensor[B, N]`` face probabilities.
+        box_regs: ``Tensor[B, N, 4]`` encoded boxes.
+        landmark_regs: ``Tensor[B, N, 10]`` or None.
+    """
+
+    scores: Tensor
+    box_regs: Tensor
+    landmark_regs: Tensor | None = None
+
+    @classmethod
+    def from_levels(
+        cls, scores: Sequence[Tensor], box_regs: Sequence[Tensor], landmark_regs: Sequence[Tensor] | None
+    ) -> DensePredictions:
+        """Concatenate per-level ``Tensor[B, N_l]`` / ``[B, N_l, 4]`` / ``[B, N_l, 10]`` tensors."""
+        landmarks = torch.cat(list(landmark_regs), dim=1) if landmark_regs else None
+        return cls(torch.cat(list(scores), dim=1), torch.cat(list(box_regs), dim=1), landmarks)
+
+
+class DenseFaceDetector(nn.Module):
+    """Base class of single-stage detectors that predict a score, a box and optionally landmarks
+    for every prior of an :class:`AnchorGenerator`.
+
+    Subclasses set ``family``, implement :meth:`forward`, :meth:`scores_from_logits` and
+    :meth:`loss`, and are constructed with their prior generator and coder.
+    """
+
+    family: ClassVar[str] = "dense"
+    presets: ClassVar[dict[str, InferencePreset]] = {}
+
+    def __init__(
+        self,
+        anchor_generator: AnchorGenerator,
+        coder: DistanceCoder | DeltaCoder,
+        input_spec: InputSpec,
+        has_landmarks: bool,
+    ) -> None:
+        super().__init__()
+        self.anchor_generator = anchor_generator
+        self.coder = coder
+        self.input_spec = input_spec
+        self.has_landmarks = has_landmarks
+
+    def forward(self, images: Tensor) -> DenseOutputs:  # pragma: no cover - abstract
+        """``Tensor[B, 3, H, W]`` normalised images -> raw head outputs."""
+        raise NotImplementedError
+
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """``Tensor[B, N, C]`` logits -> ``Tensor[B, N]`` face probabilities."""
+        raise NotImplementedError
+
+    def loss(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Training losses for a batch; keys are loss names, values scalar tensors."""
+        raise NotImplementedError(f"{type(self).__name__} has no training loss")
+
+    def activate(self, outputs: DenseOutputs) -> DensePredictions:
+        """Turn logits into probabilities and concatenate the levels."""
+        scores = [self.scores_from_logits(level) for level in outputs.cls_logits]
+        return DensePredictions.from_levels(scores, outputs.box_regs, outputs.landmark_regs)
+
+    @torch.no_grad()
+    def postprocess(
+        self, outputs: DenseOutputs, input_hw: tuple[int, int], settings: PostprocessSettings
+    ) -> list[Detections]:
+        """Decode, threshold and NMS; boxes are in pixels of the ``input_hw`` network input."""
+        return self.decode(self.activate(outputs), input_hw, settings)
+
+    def decode(
+        self, predictions: DensePredictions, input_hw: tuple[int, int], settings: PostprocessSettings
+    ) -> list[Detections]:
+        """Post-process activated predictions (also used by the onnxruntime backend)."""
+        priors = self.anchor_generator.priors(input_hw, predictions.scores.device, predictions.box_regs.dtype)
+        if len(priors) != predictions.scores.shape[1]:
+            raise ValueError(
+                f"{predictions.scores.shape[1]} predictions but {len(priors)} priors for input {input_hw}; "
+                f"the input sides must be multiples of {self.input_spec.size_divisor}"
+            )
+        return decode_dense(predictions, priors, self.coder, settings)

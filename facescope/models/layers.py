@@ -1,0 +1,117 @@
+"""Small reusable blocks. Attribute names follow mmcv / the official repos so checkpoints load as-is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """Normalisation of a conv block: ``"bn"``, ``"gn"`` (with ``num_groups``) or ``"none"``."""
+
+    kind: Literal["bn", "gn", "none"] = "bn"
+    num_groups: int = 16
+
+    def build(self, channels: int) -> nn.Module:
+        if self.kind == "bn":
+            return nn.BatchNorm2d(channels)
+        if self.kind == "gn":
+            return nn.GroupNorm(self.num_groups, channels)
+        raise ValueError("NormSpec('none') builds no layer")
+
+
+BN = NormSpec("bn")
+NO_NORM = NormSpec("none")
+
+
+def GN(num_groups: int) -> NormSpec:  # noqa: N802 - reads like the config it mirrors
+    """Group normalisation with ``num_groups`` groups."""
+    return NormSpec("gn", num_groups)
+
+
+class ConvModule(nn.Module):
+    """Conv -> norm -> ReLU, named like mmcv's ``ConvModule`` (``conv``, ``bn``/``gn``).
+
+    The conv has a bias exactly when there is no norm layer (mmcv ``bias='auto'``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        norm: NormSpec = NO_NORM,
+        activation: bool = True,
+    ) -> None:
+        super().__init__()
+        self.norm_name = norm.kind if norm.kind != "none" else None
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=self.norm_name is None
+        )
+        if self.norm_name is not None:
+            self.add_module(self.norm_name, norm.build(out_channels))
+        self.activate = nn.ReLU(inplace=True) if activation else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if self.norm_name is not None:
+            x = getattr(self, self.norm_name)(x)
+        return self.activate(x)
+
+
+class DepthwiseSeparableConvModule(nn.Module):
+    """Depthwise 3x3 ConvModule then pointwise 1x1 ConvModule (mmcv naming)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: NormSpec) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvModule(in_channels, in_channels, 3, padding=1, groups=in_channels, norm=norm)
+        self.pointwise_conv = ConvModule(in_channels, out_channels, 1, norm=norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class Scale(nn.Module):
+    """A learnable scalar multiplier (mmcv ``Scale``), stored as a 0-dim parameter ``scale``."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(value, dtype=torch.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+
+def conv_bn_act(
+    in_channels: int, out_channels: int, stride: int, kernel_size: int = 3, negative_slope: float | None = None
+) -> nn.Sequential:
+    """``Sequential(Conv kxk no-bias, BN, ReLU or LeakyReLU)`` (keys ``0``, ``1``)."""
+    act: nn.Module = nn.ReLU(inplace=True) if negative_slope is None else nn.LeakyReLU(negative_slope, inplace=True)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        act,
+    )
+
+
+def conv_dw(in_channels: int, out_channels: int, stride: int, negative_slope: float | None = None) -> nn.Sequential:
+    """MobileNetV1 block: depthwise 3x3 + BN + act, pointwise 1x1 + BN + act (keys ``0,1,3,4``)."""
+
+    def act() -> nn.Module:
+        return nn.ReLU(inplace=True) if negative_slope is None else nn.LeakyReLU(negative_slope, inplace=True)
+
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
+        nn.BatchNorm2d(in_channels),
+        act(),
+        nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(out_channels),
+        act(),
+    )

@@ -1,0 +1,250 @@
+"""Pretrained weights: declarations, the download cache, hash checks and loading into a model.
+
+A :class:`WeightSpec` is data declared next to its builder. Files are cached in
+``$FACESCOPE_HOME/weights`` (default ``~/.cache/facescope/weights``), downloaded on first use and
+refused when their sha256 differs from the declared one. Offline, the error says which file to
+place where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from facescope.errors import WeightsError
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One released set of weights for one registered architecture.
+
+    Attributes:
+        tag: short name, unique per architecture (``"insightface"``); ``arch.tag`` names the entry.
+        url: the official release (a file, or an archive holding ``archive_member``).
+        sha256: hash of the weights file itself (the archive member when there is one).
+        filename: name of the cached file.
+        license: licence of the weights (not of facescope).
+        format: ``"onnx"`` (imported into the PyTorch model) or ``"torch"`` (a state dict / checkpoint).
+        archive_member: path inside a zip archive at ``url``.
+        mirrors: other URLs serving the identical file (checked against the same sha256), tried first.
+        source: page describing the release.
+        input_size: ``(width, height)`` the weights were evaluated at.
+        preset: inference preset the metrics were measured with.
+        metrics: e.g. ``{"widerface_val": {"easy": 93.80, "medium": 92.02, "hard": 77.13}}`` as published.
+    """
+
+    tag: str
+    url: str
+    sha256: str
+    filename: str
+    license: str
+    format: Literal["onnx", "torch"]
+    archive_member: str | None = None
+    mirrors: tuple[str, ...] = ()
+    source: str = ""
+    input_size: tuple[int, int] | None = (640, 640)
+    preset: str = "official"
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def cached_path(self) -> Path:
+        """Where the file lives in the cache (it may not exist yet)."""
+        return weights_dir() / self.filename
+
+
+def facescope_home() -> Path:
+    """``$FACESCOPE_HOME`` or ``~/.cache/facescope``."""
+    return Path(os.environ.get("FACESCOPE_HOME", Path.home() / ".cache" / "facescope")).expanduser()
+
+
+def weights_dir() -> Path:
+    return facescope_home() / "weights"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> None:
+    """Raise :class:`WeightsError` unless ``path`` hashes to ``expected``."""
+    actual = file_sha256(path)
+    if actual != expected.lower():
+        raise WeightsError(
+            f"refusing weights {path}: sha256 is {actual}, expected {expected}; the file is corrupt, "
+            f"truncated or a different release - delete it and try again"
+        )
+
+
+def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
+    """Return the local path of ``spec``'s file, downloading and verifying it if needed."""
+    target = spec.cached_path()
+    if target.exists():
+        verify_sha256(target, spec.sha256)
+        return target
+    urls = list(spec.mirrors) + [spec.url]
+    failures = []
+    for url in urls:
+        try:
+            _download_to(url, spec, target, progress)
+            return target
+        except (urllib.error.URLError, OSError, zipfile.BadZipFile, KeyError) as exc:
+            failures.append(f"{url}: {exc}")
+        except WeightsError as exc:
+            failures.append(str(exc))
+    raise WeightsError(
+        f"cannot download weights '{spec.filename}' ({'; '.join(failures)}). Offline? Place the file "
+        f"(sha256 {spec.sha256}{', from ' + spec.archive_member + ' inside ' + spec.url if spec.archive_member else ', from ' + spec.url}) "
+        f"at {target}, or pass --weights PATH / weights=PATH; set FACESCOPE_HOME to move the cache"
+    )
+
+
+def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = _read_url(url, progress)
+    if url == spec.url and spec.archive_member is not None:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            payload = archive.read(spec.archive_member)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
+        tmp.write(payload)
+        tmp_path = Path(tmp.name)
+    try:
+        verify_sha256(tmp_path, spec.sha256)
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _read_url(url: str, progress: bool) -> bytes:
+    from tqdm import tqdm
+
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - URLs come from WeightSpecs
+        total = int(response.headers.get("Content-Length") or 0) or None
+        buffer = io.BytesIO()
+        with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name, disable=not progress) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                buffer.write(chunk)
+                bar.update(len(chunk))
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading files into a model
+# ---------------------------------------------------------------------------------------------
+
+# Buffers that some releases omit; missing ones keep their constructor values.
+_OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked", "integral.project")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a PyTorch weights file in any of the layouts in circulation.
+
+    Accepts a bare state dict, an mmdet checkpoint (``{"state_dict", "meta", ...}``), a facescope
+    checkpoint (``{"model", ...}``) and DataParallel files (``module.`` prefix).
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"cannot read weights {path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})")
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"cannot read weights {path}: no state dict of tensors inside")
+    return {_strip_prefix(k): v for k, v in obj.items()}
+
+
+def _strip_prefix(key: str) -> str:
+    return key[len("module.") :] if key.startswith("module.") else key
+
+
+def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
+    """Strict load with a one-line explanation when the weights do not fit the architecture."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_KEY_SUFFIXES)]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise WeightsError(_mismatch_message(source, arch, missing, unexpected, wrong_shape, state, expected))
+    model.load_state_dict(state, strict=False)
+
+
+def _mismatch_message(
+    source: str,
+    arch: str,
+    missing: list[str],
+    unexpected: list[str],
+    wrong_shape: list[str],
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+) -> str:
+    parts = []
+    if wrong_shape:
+        k = wrong_shape[0]
+        parts.append(f"{len(wrong_shape)} tensors of the wrong shape (e.g. {k}: file {list(state[k].shape)}, model {list(expected[k].shape)})")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    hint = _guess_architecture(state)
+    return f"weights {source} do not fit architecture '{arch}': " + ", ".join(parts) + hint
+
+
+def _guess_architecture(state: dict[str, torch.Tensor]) -> str:
+    from facescope.models.registry import find_architectures_for
+
+    names = find_architectures_for({k: tuple(v.shape) for k, v in state.items()})
+    return f"; they fit {', '.join(repr(n) for n in names)}" if names else ""
+
+
+def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str | None = None) -> None:
+    """Load ``path`` (``.onnx`` or a PyTorch file) into ``model``, checking ``sha256`` if given."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if sha256 is not None:
+        verify_sha256(path, sha256)
+    if path.suffix.lower() == ".onnx":
+        from facescope.models.onnx_import import import_onnx_weights
+
+        import_onnx_weights(model, path, arch)
+    else:
+        load_state_dict_checked(model, read_state_dict(path), str(path), arch)
+
+
+def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Atomically write ``{"model": state_dict, **extra}`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        torch.save({"model": model.state_dict(), **(extra or {})}, tmp)
+        tmp_path = Path(tmp.name)
+    os.replace(tmp_path, path)
+    return path
+
+
+def copy_into_cache(path: str | Path, spec: WeightSpec) -> Path:
+    """Verify ``path`` against ``spec`` and copy it into the cache (for offline installs)."""
+    verify_sha256(path, spec.sha256)
+    target = spec.cached_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return target
