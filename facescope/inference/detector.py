@@ -1,0 +1,146 @@
+"""The user-facing face detector: image(s) in, :class:`~facescope.structures.Detections` out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from facescope.errors import FacescopeError, WeightsError, suggest
+from facescope.inference.backends import Backend, make_backend
+from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
+from facescope.inference.preprocess import ResizedImage, resize_image, to_original, to_tensor
+from facescope.models.base import DenseFaceDetector
+from facescope.models.registry import create_model, get_model_entry, resolve_weights
+from facescope.models.spec import InferencePreset
+from facescope.structures import Detections
+
+InputSize = int | tuple[int, int] | Literal["original"] | None
+
+
+class Detector:
+    """Detect faces with any registered model.
+
+    Args:
+        model: a registry name (see ``facescope models``) or a built model.
+        weights: a weights file (``.onnx`` or PyTorch), a release tag, or None for the model's
+            default pretrained release (downloaded and hash-checked on first use).
+        preset: named inference recipe of the model family (``"default"``, ``"official"``,
+            ``"widerface"``, ...).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        threads: CPU threads for inference (sets ``torch.set_num_threads`` / the onnxruntime session).
+        score_thresh: override the preset's score threshold.
+        nms_thresh: override the preset's NMS IoU threshold.
+        input_size: override the preset's input size: an int (square letterbox), ``(width, height)``
+            or ``"original"`` (the image's own size, padded to a multiple of 32).
+        backend: ``"torch"`` or ``"onnxruntime"`` (needs an ``.onnx`` weights file).
+        batch_size: images per forward pass in :meth:`detect_batch`.
+
+    Example:
+        >>> detector = Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")
+        >>> faces = detector.detect("group.jpg")
+        >>> faces.boxes.shape, faces.landmarks.shape
+        (torch.Size([6, 4]), torch.Size([6, 5, 2]))
+    """
+
+    def __init__(
+        self,
+        model: str | DenseFaceDetector = "scrfd_2.5g_kps",
+        weights: str | Path | None = None,
+        *,
+        preset: str = "default",
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+        score_thresh: float | None = None,
+        nms_thresh: float | None = None,
+        input_size: InputSize = None,
+        backend: Literal["torch", "onnxruntime"] = "torch",
+        batch_size: int = 8,
+        progress: bool = True,
+    ) -> None:
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.model_name = model if isinstance(model, str) else type(model).__name__
+        self.device = torch.device(device)
+        weights_path = _weights_path(model, weights, progress)
+        self.model = _build(model, weights_path, self.device, backend)
+        self.preset_name = preset
+        self.preset = _preset(self.model, preset).with_overrides(score_thresh, nms_thresh, input_size)
+        self.backend: Backend = make_backend(backend, self.model, weights_path, self.device, threads)
+        self.batch_size = max(int(batch_size), 1)
+
+    def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:
+        """Detect faces in one image (a path, a numpy array with ``color_order``, or a PIL image)."""
+        return self.detect_batch([image], color_order=color_order)[0]
+
+    __call__ = detect
+
+    def detect_batch(self, images: Sequence[ImageLike], *, color_order: ColorOrder | None = None) -> list[Detections]:
+        """Detect faces in several images, ``batch_size`` at a time; one result per image."""
+        results: list[Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = [to_bgr(image, color_order) for image in images[start : start + self.batch_size]]
+            results.extend(self._detect_bgr(chunk))
+        return results
+
+    def stream(self, images: Iterable[ImageLike], *, color_order: ColorOrder | None = None) -> Iterator[Detections]:
+        """Lazily detect faces in an iterable of images, one at a time (constant memory)."""
+        for image in images:
+            yield self.detect(image, color_order=color_order)
+
+    def _detect_bgr(self, images: list[np.ndarray]) -> list[Detections]:
+        batch, resized = preprocess_batch(images, self.preset, self.model)
+        input_hw = (int(batch.shape[2]), int(batch.shape[3]))
+        predictions = self.backend(batch)
+        detections = self.model.decode(predictions, input_hw, self.preset.postprocess)
+        return [to_original(d.to("cpu"), r) for d, r in zip(detections, resized)]
+
+    def describe(self) -> str:
+        """One line naming the model, backend and settings."""
+        post, resize = self.preset.postprocess, self.preset.resize
+        size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        return (
+            f"{self.model_name} [{self.backend.name}] preset '{self.preset_name}': {size}, "
+            f"score >= {post.score_thresh}, NMS {post.nms_thresh}"
+        )
+
+
+def _weights_path(model: str | DenseFaceDetector, weights: str | Path | None, progress: bool) -> Path | None:
+    """The local weights file: the given path, a release tag, or the default release."""
+    if isinstance(model, DenseFaceDetector):
+        if weights is not None:
+            raise FacescopeError("pass weights either inside the model or as weights=, not both")
+        return None
+    entry = get_model_entry(model)
+    if weights is None:
+        if not entry.weights:
+            raise WeightsError(f"model '{model}' has no pretrained weights; pass weights=PATH (or --weights PATH)")
+        weights = "pretrained"
+    return resolve_weights(entry, weights, progress)
+
+
+def _build(
+    model: str | DenseFaceDetector, weights: Path | None, device: torch.device, backend: str
+) -> DenseFaceDetector:
+    if isinstance(model, DenseFaceDetector):
+        return model.to(device).eval()
+    if backend == "onnxruntime":
+        return create_model(model, device=device)  # architecture only: input spec, priors, coder
+    return create_model(model, weights, device=device)
+
+
+def _preset(model: DenseFaceDetector, name: str) -> InferencePreset:
+    if name not in model.presets:
+        raise FacescopeError(f"unknown preset '{name}'{suggest(name, model.presets)}; {model.family} has {sorted(model.presets)}")
+    return model.presets[name]
+
+
+def preprocess_batch(
+    images: list[np.ndarray], preset: InferencePreset, model: DenseFaceDetector
+) -> tuple[torch.Tensor, list[ResizedImage]]:
+    """BGR images -> (normalised batch, resize records), as :class:`Detector` does."""
+    resized = [resize_image(image, preset.resize, model.input_spec) for image in images]
+    return to_tensor(resized, model.input_spec, preset.resize.pad_value), resized

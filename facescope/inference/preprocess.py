@@ -1,0 +1,108 @@
+"""Resizing and normalisation of BGR uint8 images into network input tensors, and the inverse map
+of boxes and landmarks back to the original pixels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from facescope.models.spec import InputSpec, ResizeSpec
+from facescope.structures import Detections
+
+
+@dataclass(frozen=True)
+class ResizedImage:
+    """An image resized for the network; padding is added when the batch tensor is built.
+
+    Attributes:
+        image: resized ``h x w x 3`` uint8 BGR content, placed at the top-left of the input.
+        input_hw: ``(height, width)`` of the network input for this image (``>= image`` size).
+        scale_xy: factors mapping original pixels to input pixels.
+        original_hw: ``(height, width)`` of the original image.
+    """
+
+    image: np.ndarray
+    input_hw: tuple[int, int]
+    scale_xy: tuple[float, float]
+    original_hw: tuple[int, int]
+
+
+def _round_up(value: int, divisor: int) -> int:
+    return int(math.ceil(value / max(divisor, 1)) * max(divisor, 1))
+
+
+def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> ResizedImage:
+    """Resize ``image`` to fit ``resize.size`` keeping the aspect ratio, at the top-left of the input.
+
+    Reproduces insightface (``rounding="floor"``, ``scale_mode="single"``) and mmdet's keep-ratio
+    resize (``"round"``, ``"per_axis"``). Input sides are rounded up to ``size_divisor``.
+    """
+    height, width = image.shape[:2]
+    target_w, target_h = resize.size
+    if resize.rounding == "floor":
+        if height / width > target_h / target_w:
+            new_h, new_w = target_h, int(target_h / (height / width))
+        else:
+            new_w, new_h = target_w, int(target_w * (height / width))
+    else:
+        factor = min(target_w / width, target_h / height)
+        new_w, new_h = int(width * factor + 0.5), int(height * factor + 0.5)
+    new_w, new_h = max(new_w, 1), max(new_h, 1)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    input_hw = (_round_up(target_h, size_divisor), _round_up(target_w, size_divisor))
+    if resize.scale_mode == "single":
+        scale_xy = (new_h / height, new_h / height)
+    else:
+        scale_xy = (new_w / width, new_h / height)
+    return ResizedImage(resized, input_hw, scale_xy, (height, width))
+
+
+def keep_original(image: np.ndarray, resize: ResizeSpec) -> ResizedImage:
+    """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``."""
+    height, width = image.shape[:2]
+    input_hw = (_round_up(height, resize.size_divisor), _round_up(width, resize.size_divisor))
+    return ResizedImage(image, input_hw, (1.0, 1.0), (height, width))
+
+
+def resize_image(image: np.ndarray, resize: ResizeSpec, input_spec: InputSpec) -> ResizedImage:
+    """Apply the resize policy of a preset."""
+    if resize.mode == "letterbox":
+        return letterbox(image, resize, input_spec.size_divisor)
+    return keep_original(image, resize)
+
+
+def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: float = 0.0) -> torch.Tensor:
+    """Build the normalised network input ``Tensor[B, 3, H, W]`` float32.
+
+    Each image sits at the top-left; the rest (letterbox border, size-divisor padding, and
+    padding to the largest image of the batch) holds ``pad_value`` (a pixel value, normalised
+    like the pixels).
+    """
+    height = max(r.input_hw[0] for r in images)
+    width = max(r.input_hw[1] for r in images)
+    batch = np.full((len(images), height, width, 3), pad_value, dtype=np.float32)
+    for i, item in enumerate(images):
+        h, w = item.image.shape[:2]
+        batch[i, :h, :w] = item.image
+    if input_spec.color == "rgb":
+        batch = batch[..., ::-1]
+    mean = np.asarray(input_spec.mean, dtype=np.float32)
+    inv_std = (1.0 / np.asarray(input_spec.std, dtype=np.float64)).astype(np.float32)
+    # (B, H, W, 3) -> (B, 3, H, W)
+    normalised = ((batch - mean) * inv_std).transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(normalised))
+
+
+def to_original(detections: Detections, resized: ResizedImage) -> Detections:
+    """Map detections from canvas pixels back to the original image's pixels."""
+    scale_x, scale_y = resized.scale_xy
+    scale = detections.boxes.new_tensor([scale_x, scale_y, scale_x, scale_y])
+    boxes = detections.boxes / scale
+    landmarks = None
+    if detections.landmarks is not None:
+        landmarks = detections.landmarks / detections.landmarks.new_tensor([scale_x, scale_y])
+    return Detections(boxes, detections.scores, landmarks)
