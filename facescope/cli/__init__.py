@@ -1,0 +1,54 @@
+"""``facescope`` command line: a thin layer over the Python API.
+
+Each sub-command lives in its own module exposing ``register(subparsers)``; the parser it adds
+sets ``func`` to a function taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from facescope.errors import FacescopeError
+
+EXAMPLES = """examples:
+  facescope detect photo.jpg --out annotated.jpg --json faces.json
+  facescope detect photos/ --model scrfd_500m_kps --out annotated/ --json faces.json
+  facescope models
+  facescope info scrfd_2.5g --size 1280x720
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from facescope.cli import detect, models
+
+    parser = argparse.ArgumentParser(
+        prog="facescope",
+        description="Face detection with SCRFD, RetinaFace, DSFD, ASFD and SHF.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in (detect, models):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``facescope`` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FacescopeError as exc:
+        print(f"facescope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facescope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Argument helpers shared by sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from facescope.errors import FacescopeError
+
+
+def parse_size(text: str) -> int | tuple[int, int] | str:
+    """``"640"`` -> 640, ``"1280x720"`` -> (1280, 720), ``"original"`` -> "original"."""
+    if text == "original":
+        return text
+    try:
+        if "x" in text:
+            width, height = (int(v) for v in text.lower().split("x"))
+            return (width, height)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size '{text}': use 640, 1280x720 or original")
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """``"1280x720"`` (width x height) -> (720, 1280) as (height, width)."""
+    size = parse_size(text)
+    if isinstance(size, str):
+        raise argparse.ArgumentTypeError("a concrete size is needed here, e.g. 640x480")
+    width, height = (size, size) if isinstance(size, int) else size
+    return (height, width)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "scrfd_2.5g_kps") -> None:
+    """--model, --weights, --preset, thresholds, size, device, threads, backend."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=default_model, help=f"registered model name (default {default_model})")
+    group.add_argument("--weights", help="weights file (.onnx or PyTorch) or release tag; default: the model's release")
+    group.add_argument("--preset", default="default", help="inference preset: default, official, widerface, original")
+    group.add_argument("--score-thresh", type=float, help="override the preset's score threshold")
+    group.add_argument("--nms-thresh", type=float, help="override the preset's NMS IoU threshold")
+    group.add_argument("--input-size", type=parse_size, help="640, 1280x720 or original (override the preset)")
+    group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    group.add_argument("--threads", type=int, help="CPU threads")
+    group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+
+
+def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing torch at parser build time
+    """Build a :class:`~facescope.Detector` from parsed model arguments."""
+    from facescope.inference.detector import Detector
+
+    if args.threads is not None and args.threads < 1:
+        raise FacescopeError(f"--threads must be >= 1, got {args.threads}")
+    return Detector(
+        args.model,
+        args.weights,
+        preset=args.preset,
+        device=args.device,
+        threads=args.threads,
+        score_thresh=args.score_thresh,
+        nms_thresh=args.nms_thresh,
+        input_size=args.input_size,
+        backend=args.backend,
+    )

@@ -1,0 +1,107 @@
+"""``facescope detect IMAGE|DIR``: find faces, draw them, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from facescope.cli.common import add_model_arguments, make_detector
+from facescope.errors import FacescopeError, ImageReadError
+
+EXAMPLES = """examples:
+  facescope detect photo.jpg                                   # print the faces
+  facescope detect photo.jpg --out annotated.jpg --json faces.json
+  facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx
+  facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "detect",
+        help="detect faces in an image or a folder of images",
+        description="Detect faces; boxes, scores and 5 landmarks in the input image's pixels.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", help="an image file or a folder (searched recursively)")
+    parser.add_argument("--out", help="annotated image (for a file) or folder of annotated images (for a folder)")
+    parser.add_argument("--json", help="write the detections as JSON to this file")
+    parser.add_argument("--no-scores", action="store_true", help="do not print scores on the annotated image")
+    parser.add_argument("--quiet", action="store_true", help="do not list faces on stdout")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    if not source.exists():
+        raise FacescopeError(f"no such file or folder: {source}")
+    detector = make_detector(args)
+    if source.is_dir():
+        return _run_folder(detector, source, args)
+    return _run_image(detector, source, args)
+
+
+def _detect_one(detector: Any, path: Path, out: Path | None, show_scores: bool) -> dict[str, Any]:
+    from facescope.inference.image_io import read_image
+    from facescope.inference.visualize import draw_detections, write_image
+
+    image = read_image(path)
+    detections = detector.detect(image, color_order="bgr")
+    if out is not None:
+        write_image(str(out), draw_detections(image, detections, show_scores=show_scores))
+    height, width = image.shape[:2]
+    return {"width": width, "height": height, **detections.to_dict()}
+
+
+def _run_image(detector: Any, path: Path, args: argparse.Namespace) -> int:
+    record = _detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores)
+    if not args.quiet:
+        print(f"{path}: {len(record['faces'])} faces ({detector.describe()})")
+        for i, face in enumerate(record["faces"]):
+            print(f"  {i}: box {face['box']} score {face['score']:.3f}")
+    if args.json:
+        _write_json(Path(args.json), {"image": str(path), "model": detector.model_name, **record})
+    return 0
+
+
+def _run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facescope.inference.image_io import list_images
+
+    paths = list_images(folder)
+    if not paths:
+        raise FacescopeError(f"no images found in {folder}")
+    out_dir = Path(args.out) if args.out else None
+    records, failures, total_faces = [], 0, 0
+    for path in tqdm(paths, desc="detect", unit="img", disable=args.quiet):
+        relative = path.relative_to(folder)
+        try:
+            record = _detect_one(detector, path, out_dir / relative if out_dir else None, not args.no_scores)
+        except ImageReadError as exc:
+            failures += 1
+            print(f"facescope: warning: {exc}", file=sys.stderr)
+            records.append({"image": str(relative), "error": str(exc)})
+            continue
+        total_faces += len(record["faces"])
+        records.append({"image": str(relative), **record})
+    if not args.quiet:
+        print(f"{len(paths)} images, {total_faces} faces, {failures} unreadable ({detector.describe()})")
+    if args.json:
+        _write_json(Path(args.json), {"root": str(folder), "model": detector.model_name, "images": records})
+    return 1 if failures else 0
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(payload, tmp, indent=1)
+    os.replace(tmp.name, path)

@@ -1,0 +1,66 @@
+"""``facescope models`` and ``facescope info MODEL``: what is registered, and what it costs."""
+
+from __future__ import annotations
+
+import argparse
+
+from facescope.cli.common import parse_hw
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    listing = subparsers.add_parser("models", help="list architectures and pretrained weights")
+    listing.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'scrfd_*'")
+    listing.set_defaults(func=run_models)
+
+    info = subparsers.add_parser(
+        "info",
+        help="parameters, GMACs, presets and weights of a model",
+        description="Counts use the SCRFD paper's rule (mmcv 1.2: GroupNorm not counted) unless --rule says otherwise.",
+    )
+    info.add_argument("model", help="registered model name")
+    info.add_argument("--size", type=parse_hw, action="append", default=[], help="extra input size WxH (repeatable)")
+    info.add_argument("--rule", default="mmcv1.2", choices=("mmcv1.2", "mmcv1.3"), help="MAC counting rule")
+    info.set_defaults(func=run_info)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from facescope.models.complexity import count_parameters
+    from facescope.models.registry import build_on_meta, get_model_entry, list_models
+
+    names = list_models(args.pattern)
+    print(f"{'model':<22} {'family':<11} {'params':>11}  pretrained (licence)   summary")
+    for name in names:
+        entry = get_model_entry(name)
+        params = count_parameters(build_on_meta(name))
+        tags = ", ".join(s.tag for s in entry.weights) or "-"
+        print(f"{name:<22} {entry.family:<11} {params:>11,}  {tags:<22} {entry.summary}")
+    with_weights = [get_model_entry(n) for n in names if get_model_entry(n).weights]
+    if with_weights:
+        print("\npretrained weights:")
+    for entry in with_weights:
+        for spec in entry.weights:
+            ap = spec.metrics.get("widerface_val", {})
+            ap_text = "/".join(f"{ap[k]:.2f}" for k in ("easy", "medium", "hard") if k in ap)
+            print(f"  {entry.name}.{spec.tag}: {spec.url}{' :: ' + spec.archive_member if spec.archive_member else ''}")
+            print(f"      sha256 {spec.sha256}; {spec.license}; WIDER val AP (published) {ap_text or 'n/a'}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from facescope.models.complexity import count_macs
+    from facescope.models.registry import create_model, get_model_entry
+
+    entry = get_model_entry(args.model)
+    model = create_model(args.model)
+    vga = count_macs(model, (480, 640), args.rule)
+    print(f"{entry.name} ({entry.family}): {entry.summary}")
+    print(f"  parameters : {vga.params:,}")
+    print(f"  GMACs      : {vga.gmacs:.4f} at 640x480 (rule {args.rule})")
+    for height, width in args.size:
+        print(f"  GMACs      : {count_macs(model, (height, width), args.rule).gmacs:.4f} at {width}x{height}")
+    if entry.paper_metrics:
+        print("  paper AP   : " + ", ".join(f"{k} {v:.2f}" for k, v in entry.paper_metrics.items()))
+    print("  presets    : " + "; ".join(f"{name}: {p.description}" for name, p in model.presets.items()))
+    for spec in entry.weights:
+        print(f"  weights    : {entry.name}.{spec.tag} ({spec.format}, {spec.license})")
+    return 0
