@@ -1,0 +1,1 @@
+"""Training engine: recipes, the loop, checkpoints, distributed set-up."""

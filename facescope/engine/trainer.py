@@ -1,0 +1,298 @@
+"""The training loop: one process on a CPU up to many GPUs and nodes through ``torchrun``.
+
+``fit(config)`` builds the model, data and optimizer from a :class:`TrainConfig`, optionally resumes
+from a checkpoint, and runs :func:`train_one_epoch` until the recipe's last epoch (or
+``runtime.max_iters``). Checkpoints are atomic and carry everything an exact resume needs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from facescope import __version__
+from facescope.config import dump_yaml, to_dict
+from facescope.data.dataset import Batch, FaceDataset, ShardedSampler, collate
+from facescope.data.records import drop_empty, read_annotations
+from facescope.data.transforms import scrfd_train_transforms
+from facescope.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from facescope.engine.config import TrainConfig
+from facescope.engine.distributed import DistInfo, all_ranks_agree, barrier, cleanup, init_distributed
+from facescope.engine.logger import MetricsLogger
+from facescope.engine.schedule import learning_rate
+from facescope.errors import DataError, FacescopeError
+from facescope.models.base import DenseFaceDetector
+from facescope.models.registry import create_model
+
+
+class TrainingDiverged(FacescopeError):
+    """The loss or the gradients became NaN/Inf."""
+
+
+@dataclass
+class TrainState:
+    """Position in the schedule: the next batch to train is ``batch_in_epoch`` of ``epoch``."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    global_step: int = 0
+
+
+@dataclass
+class Trainer:
+    """Everything the loop needs, built once by :func:`build_trainer`."""
+
+    config: TrainConfig
+    dist: DistInfo
+    device: torch.device
+    model: DenseFaceDetector
+    wrapped: nn.Module
+    dataset: FaceDataset
+    sampler: ShardedSampler
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    logger: MetricsLogger
+    state: TrainState
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.runtime.out_dir)
+
+
+def fit(config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train according to ``config``; returns the path of the last checkpoint written.
+
+    Args:
+        config: the recipe.
+        resume: a checkpoint to continue from, or ``"auto"`` for ``<out_dir>/last.pth``.
+        progress: show progress bars (rank 0 only).
+    """
+    info, device = init_distributed(config.runtime.device)
+    try:
+        trainer = build_trainer(config, info, device, progress)
+        if resume is not None:
+            restore(trainer, Path(config.runtime.out_dir) / "last.pth" if str(resume) == "auto" else Path(resume))
+        return run(trainer, progress)
+    finally:
+        cleanup()
+
+
+def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, progress: bool = True) -> Trainer:
+    """Model, data, optimizer and logger for ``config`` on this rank."""
+    torch.manual_seed(config.runtime.seed)
+    if config.runtime.deterministic:
+        torch.use_deterministic_algorithms(True)
+    model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    if config.runtime.sync_bn and info.distributed and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    wrapped: nn.Module = model
+    if info.distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    dataset = build_dataset(config, model)
+    sampler = ShardedSampler(len(dataset), config.data.batch_size, config.runtime.seed, info.rank, info.world_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        num_workers=config.data.workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=config.runtime.amp and device.type == "cuda")
+    logger = MetricsLogger(Path(config.runtime.out_dir), enabled=info.is_main)
+    return Trainer(config, info, device, model, wrapped, dataset, sampler, loader, optimizer, scaler, logger, TrainState())
+
+
+def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
+    """Read the annotations, drop images without faces, attach the augmentation pipeline."""
+    data = config.data
+    records = read_annotations(data.train_annotations, data.train_images, data.format)
+    missing = [r for r in records if not r.image_path.is_file()]
+    if missing and not data.skip_missing_images:
+        raise DataError(
+            f"{len(missing)} of {len(records)} training images are missing (first: {missing[0].image_path}); "
+            f"fix data.train_images or set data.skip_missing_images=true to train on the {len(records) - len(missing)} present"
+        )
+    present = [r for r in records if r.image_path.is_file()]
+    records = drop_empty(present, data.min_face_size)
+    if not records:
+        raise DataError(f"no training images with faces in {data.train_annotations}")
+    transforms = scrfd_train_transforms(
+        data.crop_scales, data.image_size, data.clip_border, data.pad_value, data.flip_prob, data.photometric
+    )
+    return FaceDataset(records, transforms, model.input_spec, seed=config.runtime.seed)
+
+
+def restore(trainer: Trainer, path: Path) -> None:
+    """Load model, optimizer, scaler, position and RNG states from a checkpoint."""
+    payload = load_checkpoint(path)
+    if payload.get("model_name") not in (None, trainer.config.model):
+        raise FacescopeError(f"{path} was trained as '{payload['model_name']}', not '{trainer.config.model}'")
+    trainer.model.load_state_dict(payload["model"])
+    trainer.optimizer.load_state_dict(payload["optimizer"])
+    if "scaler" in payload:
+        trainer.scaler.load_state_dict(payload["scaler"])
+    trainer.state = TrainState(payload["epoch"], payload["batch_in_epoch"], payload["global_step"])
+    set_rng_state(payload["rng"])
+    trainer.logger.info(f"resumed from {path} at epoch {payload['epoch']}, batch {payload['batch_in_epoch']}, step {payload['global_step']}")
+
+
+def run(trainer: Trainer, progress: bool = True) -> Path:
+    """Train from ``trainer.state`` to the end of the schedule (or ``runtime.max_iters``)."""
+    config, state = trainer.config, trainer.state
+    if trainer.dist.is_main:
+        trainer.out_dir.mkdir(parents=True, exist_ok=True)
+        dump_yaml(config, trainer.out_dir / "config.yaml")
+    last = trainer.out_dir / "last.pth"
+    while state.epoch < config.optim.epochs and not _budget_spent(trainer):
+        train_one_epoch(trainer, progress)
+        if state.batch_in_epoch >= trainer.sampler.batches_per_epoch():
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            write_checkpoint(trainer, last)
+            if config.runtime.checkpoint_interval and state.epoch % config.runtime.checkpoint_interval == 0:
+                write_checkpoint(trainer, trainer.out_dir / f"epoch_{state.epoch}.pth")
+            maybe_evaluate(trainer)
+        else:
+            write_checkpoint(trainer, last)
+    trainer.logger.close()
+    return last
+
+
+def _budget_spent(trainer: Trainer) -> bool:
+    max_iters = trainer.config.runtime.max_iters
+    return max_iters is not None and trainer.state.global_step >= max_iters
+
+
+def set_train_mode(model: nn.Module, freeze_bn_stats: bool) -> None:
+    """``model.train()``, keeping BatchNorm layers in eval mode when their statistics are frozen."""
+    model.train()
+    if freeze_bn_stats:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def train_one_epoch(trainer: Trainer, progress: bool = True) -> dict[str, float]:
+    """Train the rest of the current epoch (or until the iteration budget is spent)."""
+    from tqdm import tqdm
+
+    config, state = trainer.config, trainer.state
+    trainer.sampler.set_epoch(state.epoch, state.batch_in_epoch)
+    trainer.dataset.set_epoch(state.epoch)
+    set_train_mode(trainer.wrapped, config.runtime.freeze_bn_stats)
+    remaining = trainer.sampler.batches_per_epoch() - state.batch_in_epoch
+    bar = tqdm(total=remaining, desc=f"epoch {state.epoch + 1}/{config.optim.epochs}", disable=not (progress and trainer.dist.is_main))
+    summary: dict[str, float] = {}
+    tick = time.perf_counter()
+    for batch in trainer.loader:
+        data_time = time.perf_counter() - tick
+        metrics = train_step(trainer, batch)
+        metrics.update(data_time=data_time, step_time=time.perf_counter() - tick - data_time)
+        summary = metrics
+        trainer.logger.log_step(state, metrics, config.runtime.log_interval)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
+        bar.update(1)
+        if config.runtime.checkpoint_every_iters and state.global_step % config.runtime.checkpoint_every_iters == 0:
+            write_checkpoint(trainer, trainer.out_dir / "last.pth")
+        if _budget_spent(trainer):
+            break
+        tick = time.perf_counter()
+    bar.close()
+    return summary
+
+
+def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
+    """One optimisation step on one batch; advances ``trainer.state``."""
+    config, state, device = trainer.config, trainer.state, trainer.device
+    lr = learning_rate(
+        config.optim.lr, state.global_step, state.epoch, config.optim.warmup_iters,
+        config.optim.warmup_ratio, config.optim.milestones, config.optim.gamma,
+    )  # fmt: skip
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = lr
+    batch = batch.to(device)
+    input_hw = (int(batch.images.shape[2]), int(batch.images.shape[3]))
+    with torch.autocast(device.type, dtype=torch.float16, enabled=trainer.scaler.is_enabled()):
+        outputs = trainer.wrapped(batch.images)
+    losses = trainer.model.loss(_float_outputs(outputs), batch.targets, input_hw)
+    total = sum(losses.values())
+    _guard_finite(trainer, total, losses, lr)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.scaler.scale(total).backward()
+    trainer.scaler.unscale_(trainer.optimizer)
+    max_norm = config.optim.grad_clip if config.optim.grad_clip is not None else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), max_norm))
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    state.global_step += 1
+    state.batch_in_epoch += 1
+    metrics = {"loss": float(total.detach()), "lr": lr, "grad_norm": grad_norm, "images": float(len(batch.targets))}
+    metrics.update({f"loss_{name}": float(value.detach()) for name, value in losses.items()})
+    return metrics
+
+
+def _float_outputs(outputs: Any) -> Any:
+    """Losses are computed in float32 even when the forward pass ran in float16."""
+    from facescope.models.base import DenseOutputs
+
+    if not isinstance(outputs, DenseOutputs):
+        return outputs
+    landmarks = [t.float() for t in outputs.landmark_regs] if outputs.landmark_regs is not None else None
+    return DenseOutputs([t.float() for t in outputs.cls_logits], [t.float() for t in outputs.box_regs], landmarks, outputs.extras)
+
+
+def _guard_finite(trainer: Trainer, total: torch.Tensor, losses: dict[str, torch.Tensor], lr: float) -> None:
+    if all_ranks_agree(bool(torch.isfinite(total)), trainer.device):
+        return
+    parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+    raise TrainingDiverged(
+        f"loss is not finite at epoch {trainer.state.epoch + 1}, step {trainer.state.global_step} ({parts}, lr={lr:.3g}); "
+        f"the last good checkpoint is {trainer.out_dir / 'last.pth'} - lower optim.lr or check the annotations"
+    )
+
+
+def write_checkpoint(trainer: Trainer, path: Path) -> None:
+    """Rank 0 writes the checkpoint atomically; every rank waits for it."""
+    if trainer.dist.is_main:
+        state = trainer.state
+        save_checkpoint(
+            path,
+            {
+                "model": trainer.model.state_dict(),
+                "optimizer": trainer.optimizer.state_dict(),
+                "scaler": trainer.scaler.state_dict(),
+                "epoch": state.epoch,
+                "batch_in_epoch": state.batch_in_epoch,
+                "global_step": state.global_step,
+                "rng": rng_state(),
+                "config": to_dict(trainer.config),
+                "model_name": trainer.config.model,
+                "facescope_version": __version__,
+            },
+        )
+    barrier()
+
+
+def maybe_evaluate(trainer: Trainer) -> None:
+    """Periodic WIDER FACE validation through :mod:`facescope.eval` (rank 0 logs the APs)."""
+    cfg = trainer.config.eval
+    if not cfg.interval or not cfg.images or not cfg.ground_truth or trainer.state.epoch % cfg.interval:
+        return
+    from facescope.engine.validation import evaluate_widerface
+
+    result = evaluate_widerface(trainer.model, cfg.images, cfg.ground_truth, cfg.preset, trainer.out_dir, trainer.state.epoch)
+    if result is not None:
+        trainer.logger.log_eval(trainer.state, result)
