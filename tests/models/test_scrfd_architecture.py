@@ -15,6 +15,12 @@ OFFICIAL = {
     "scrfd_10g": (3_860_225, 217, 9.9821),
     "scrfd_10g_kps": (4_229_905, 276, 10.0760),
     "scrfd_34g": (9_802_737, 850, 34.1369),
+    # Table 2 baselines (recomputed from configs/scrfd/base_*.py; paper: 0.37M/0.507G, 1.62M/2.57G,
+    # 6.85M/10.18G, 24.81M/34.16G - the last GFLOPs figure does not follow from its own config).
+    "scrfd_base_500m": (378_829, 214, 0.5070),
+    "scrfd_base_2.5g": (1_624_709, 262, 2.5743),
+    "scrfd_base_10g": (6_851_069, 262, 10.1828),
+    "scrfd_base_34g": (24_814_189, 400, 37.0680),
 }
 PAPER_TABLE_4 = {"scrfd_500m": 0.508, "scrfd_2.5g": 2.53, "scrfd_10g": 9.98, "scrfd_34g": 34.13}
 
