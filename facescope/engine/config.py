@@ -117,4 +117,6 @@ class TrainConfig:
         self.data.train_images = under(self.data.train_images) or self.data.train_images
         self.eval.images = under(self.eval.images) if self.eval.images else self.eval.images
         self.eval.ground_truth = under(self.eval.ground_truth) if self.eval.ground_truth else self.eval.ground_truth
+        if self.init_weights and (root / self.init_weights).exists() and not Path(self.init_weights).is_absolute():
+            self.init_weights = str(root / self.init_weights)
         return self

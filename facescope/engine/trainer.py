@@ -92,6 +92,11 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    if config.init_weights and str(config.init_weights).endswith(".onnx") and not config.runtime.freeze_bn_stats:
+        raise FacescopeError(
+            "ONNX weights have their BatchNorm folded into the convolutions (statistics are gone); "
+            "fine-tune them with runtime.freeze_bn_stats=true"
+        )
     if config.runtime.sync_bn and info.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     wrapped: nn.Module = model
