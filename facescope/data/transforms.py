@@ -218,3 +218,110 @@ def scrfd_train_transforms(
     if photometric:
         steps.append(PhotoMetricDistortion())
     return Compose(steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pytorch_Retinaface (biubug6) training augmentation: crop -> distort -> pad to square -> mirror -> resize.
+# ---------------------------------------------------------------------------------------------
+
+RETINAFACE_CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
+_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+
+
+class InsideSquareCrop:
+    """The port's ``_crop``: a square of ``scale * short_side`` placed fully inside the image, accepted
+    when at least one face lies entirely inside it; faces whose centre is inside are kept and clipped,
+    landmarks are clamped to the crop. After 250 rejected draws the image is kept whole and flagged
+    for :class:`PadToSquare`."""
+
+    def __init__(self, scales: Sequence[float] = RETINAFACE_CROP_SCALES, tries: int = 250) -> None:
+        self.scales = tuple(float(s) for s in scales)
+        self.tries = tries
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = sample.image.shape[:2]
+        boxes = sample.boxes
+        centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+        for _ in range(self.tries):
+            side = int(float(rng.choice(self.scales)) * min(height, width))
+            left = 0 if width == side else int(rng.integers(0, width - side))
+            top = 0 if height == side else int(rng.integers(0, height - side))
+            right, bottom = left + side, top + side
+            fully_inside = (boxes[:, 0] >= left) & (boxes[:, 1] >= top) & (boxes[:, 2] <= right) & (boxes[:, 3] <= bottom)
+            centre_inside = (centers[:, 0] > left) & (centers[:, 1] > top) & (centers[:, 0] < right) & (centers[:, 1] < bottom)
+            if fully_inside.any():  # (a face fully inside also has its centre inside)
+                return self._crop(sample.select(centre_inside), left, top, side)
+        return replace(sample, image=sample.image)  # unchanged; PadToSquare will square it
+
+    @staticmethod
+    def _crop(sample: Sample, left: int, top: int, side: int) -> Sample:
+        offset = np.array([left, top], np.float32)
+        boxes = sample.boxes.copy()
+        boxes[:, :2] = np.maximum(boxes[:, :2], offset) - offset
+        boxes[:, 2:] = np.minimum(boxes[:, 2:], offset + side) - offset
+        landmarks = np.clip(sample.landmarks - offset, 0, side)
+        image = sample.image[top : top + side, left : left + side]
+        keep = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) > 0
+        return Sample(image, boxes[keep], landmarks[keep], sample.landmark_valid[keep])
+
+
+class PadToSquare:
+    """Pad a non-square image to a square at the top-left with ``fill`` (the port pads with its BGR mean)."""
+
+    def __init__(self, fill: tuple[float, float, float] = (104.0, 117.0, 123.0)) -> None:
+        self.fill = fill
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = sample.image.shape[:2]
+        if height == width:
+            return sample
+        side = max(height, width)
+        canvas = np.empty((side, side, 3), sample.image.dtype)
+        canvas[:] = self.fill
+        canvas[:height, :width] = sample.image
+        return replace(sample, image=canvas)
+
+
+class Uint8ColorJitter:
+    """The port's ``_distort`` on uint8 pixels: brightness +-32, contrast x[0.5, 1.5], saturation
+    x[0.5, 1.5], hue +-18 (OpenCV's 0..180 scale, wrapped), each with probability 0.5, with contrast
+    either first or last; values are clipped to 0..255 at every step."""
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        image = sample.image.astype(np.float32)
+        contrast_last = bool(rng.integers(2))
+        if rng.integers(2):
+            image = np.clip(image + rng.uniform(-32, 32), 0, 255)
+        if not contrast_last and rng.integers(2):
+            image = np.clip(image * rng.uniform(0.5, 1.5), 0, 255)
+        hsv = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+        if rng.integers(2):
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
+        if rng.integers(2):
+            hsv[..., 0] = np.mod(hsv[..., 0] + rng.integers(-18, 18), 180)
+        image = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+        if contrast_last and rng.integers(2):
+            image = np.clip(image * rng.uniform(0.5, 1.5), 0, 255)
+        return replace(sample, image=image)
+
+
+class RandomInterpolationResize(Resize):
+    """Resize to ``size x size`` with an interpolation drawn from linear, cubic, area, nearest, Lanczos."""
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        height, width = sample.image.shape[:2]
+        interpolation = _INTERPOLATIONS[int(rng.integers(len(_INTERPOLATIONS)))]
+        image = cv2.resize(sample.image, (self.size, self.size), interpolation=interpolation)
+        scale = np.array([self.size / width, self.size / height], np.float32)
+        return Sample(image, sample.boxes * np.tile(scale, 2), sample.landmarks * scale, sample.landmark_valid)
+
+
+def retinaface_train_transforms(
+    image_size: int = 640, crop_scales: Sequence[float] = RETINAFACE_CROP_SCALES, flip_prob: float = 0.5, photometric: bool = True
+) -> Compose:
+    """The Pytorch_Retinaface training augmentation (mean subtraction happens when the tensor is built)."""
+    steps: list[object] = [InsideSquareCrop(crop_scales)]
+    if photometric:
+        steps.append(Uint8ColorJitter())
+    steps += [PadToSquare(), RandomFlip(flip_prob), RandomInterpolationResize(image_size)]
+    return Compose(steps)

@@ -17,6 +17,8 @@ class DataConfig:
         train_annotations: annotation file (see :mod:`facescope.data.records` for the formats).
         train_images: folder the image paths in the annotation file are relative to.
         format: ``scrfd`` (labelv2.txt), ``retinaface`` (label.txt), ``wider`` (official txt), ``jsonl``.
+        pipeline: augmentation recipe: ``scrfd`` (square crops incl. SR, mmdet photometric) or
+            ``retinaface`` (Pytorch_Retinaface: inside crops, uint8 jitter, pad, mirror, random interpolation).
         skip_missing_images: train on the images that exist (e.g. a subset), instead of failing.
         min_face_size: drop faces smaller than this (pixels) before augmentation.
         crop_scales: RandomSquareCrop scale set; SR ``[0.3 ... 2.0]`` or baseline ``[0.3 ... 1.0]``.
@@ -28,6 +30,7 @@ class DataConfig:
     train_annotations: str = "data/widerface/train/labelv2.txt"
     train_images: str = "data/widerface/train/images"
     format: Literal["scrfd", "retinaface", "wider", "jsonl"] = "scrfd"
+    pipeline: Literal["scrfd", "retinaface"] = "scrfd"
     skip_missing_images: bool = False
     min_face_size: float = 0.0
     image_size: int = 640

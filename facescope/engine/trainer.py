@@ -22,7 +22,7 @@ from facescope import __version__
 from facescope.config import dump_yaml, to_dict
 from facescope.data.dataset import Batch, FaceDataset, ShardedSampler, collate
 from facescope.data.records import drop_empty, read_annotations
-from facescope.data.transforms import scrfd_train_transforms
+from facescope.data.transforms import retinaface_train_transforms, scrfd_train_transforms
 from facescope.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from facescope.engine.config import TrainConfig
 from facescope.engine.distributed import DistInfo, all_ranks_agree, barrier, cleanup, init_distributed
@@ -135,9 +135,12 @@ def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
     records = drop_empty(present, data.min_face_size)
     if not records:
         raise DataError(f"no training images with faces in {data.train_annotations}")
-    transforms = scrfd_train_transforms(
-        data.crop_scales, data.image_size, data.clip_border, data.pad_value, data.flip_prob, data.photometric
-    )
+    if data.pipeline == "retinaface":
+        transforms = retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)
+    else:
+        transforms = scrfd_train_transforms(
+            data.crop_scales, data.image_size, data.clip_border, data.pad_value, data.flip_prob, data.photometric
+        )
     return FaceDataset(records, transforms, model.input_spec, seed=config.runtime.seed)
 
 

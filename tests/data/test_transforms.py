@@ -93,3 +93,14 @@ def test_photometric_distortion_is_deterministic_per_rng():
     a = PhotoMetricDistortion()(synthetic_sample(), np.random.default_rng(5)).image
     b = PhotoMetricDistortion()(synthetic_sample(), np.random.default_rng(5)).image
     assert np.array_equal(a, b) and not np.array_equal(a, synthetic_sample().image)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_retinaface_pipeline_keeps_annotations_on_their_pixels(seed):
+    from facescope.data.transforms import retinaface_train_transforms
+
+    out = retinaface_train_transforms(image_size=320, photometric=False)(synthetic_sample(), np.random.default_rng(seed))
+    assert out.image.shape == (320, 320, 3) and len(out.boxes) >= 1
+    for box in out.boxes:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        assert close(pixel(out.image, cx, cy), RED, tol=60) or any(close(pixel(out.image, cx, cy), c, 60) for c in COLORS)
