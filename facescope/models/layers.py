@@ -89,6 +89,16 @@ class Scale(nn.Module):
         return x * self.scale
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """Kaiming-normal (fan-out) conv weights and unit/zero BatchNorm affine: from-scratch backbone init."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def conv_bn_act(
     in_channels: int, out_channels: int, stride: int, kernel_size: int = 3, negative_slope: float | None = None
 ) -> nn.Sequential:

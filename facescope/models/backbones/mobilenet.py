@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from facescope.models.layers import conv_bn_act, conv_dw
+from facescope.models.layers import conv_bn_act, conv_dw, init_conv_bn
 
 
 class MobileNetV1(nn.Module):
@@ -41,12 +41,7 @@ class MobileNetV1(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming-normal convs, unit BN (training from scratch, as the official code)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)

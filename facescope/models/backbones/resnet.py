@@ -7,6 +7,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from facescope.models.layers import init_conv_bn
+
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
@@ -112,12 +114,7 @@ class ResNetV1e(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming convs, unit norms, zero-initialised last norm of each residual block."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         for m in self.modules():
             if isinstance(m, (BasicBlock, Bottleneck)):
                 nn.init.zeros_(m.last_norm().weight)
