@@ -1,0 +1,1 @@
+"""Evaluation: WIDER FACE (official protocol), FDDB, AFW/PASCAL faces, landmarks."""
