@@ -87,6 +87,7 @@ class WiderFaceResult:
         ap_per_iou: subset -> ``ndarray[10]`` APs behind ``challenge_map``.
         notes: degenerate cases met (missing files, equal scores...), one line each.
         name: method label for tables and plots.
+        image_keys: the evaluated images (``"<event>/<name>"``), in official order.
     """
 
     ap: dict[str, float]
@@ -101,6 +102,7 @@ class WiderFaceResult:
     ap_per_iou: dict[str, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
     name: str = ""
+    image_keys: list[str] = field(default_factory=list)
 
     @property
     def is_full(self) -> bool:
@@ -357,6 +359,7 @@ def evaluate_widerface(
         ap_per_iou=per_iou if challenge else None,
         notes=notes,
         name=name,
+        image_keys=gt.keys,
     )
 
 
