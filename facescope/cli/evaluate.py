@@ -85,6 +85,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         raise FacescopeError("pass exactly one of --images (run a detector) and --predictions (evaluate files)")
     if args.images and not args.out:
         raise FacescopeError("--out is required with --images (prediction files and reports are written there)")
+    compare = [_parse_compare(spec) for spec in args.compare]
     gt = load_ground_truth(args.gt)
     if args.images:
         result = _run_detector(args, gt)
@@ -96,7 +97,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         )
     if distributed_rank_world()[0] != 0:
         return 0
-    results = [result, *_compare_results(args.compare, gt, result, not args.no_challenge)]
+    results = [result, *_compare_results(compare, gt, result, not args.no_challenge)]
     _print_result(result)
     if len(results) > 1 or result.notes:
         from facescope.eval.reports import format_results_table
@@ -112,10 +113,11 @@ def run_widerface(args: argparse.Namespace) -> int:
 
 
 def _run_detector(args: argparse.Namespace, gt):  # noqa: ANN001, ANN202 - lazy imports
-    from facescope.eval.widerface_runner import evaluate_detector_on_widerface, find_wider_images
+    from facescope.eval.widerface_runner import distributed_rank_world, evaluate_detector_on_widerface, find_wider_images
 
     images, _ = find_wider_images(args.images, gt)
-    if len(images) < len(gt):
+    is_rank0 = distributed_rank_world()[0] == 0
+    if len(images) < len(gt) and is_rank0:
         print(
             f"{BANNER}\nMINI-BENCHMARK: only {len(images)} of the {len(gt)} WIDER FACE val images are present under "
             f"{args.images}.\nThe APs below cover those images only and are NOT comparable with full-val "
@@ -124,31 +126,46 @@ def _run_detector(args: argparse.Namespace, gt):  # noqa: ANN001, ANN202 - lazy 
         )
     detector = make_detector(args)
     identity = f"{detector.describe()}; weights {args.weights or 'release'}"
-    print(f"detector: {identity}", file=sys.stderr)
-    logging.getLogger("facescope.eval").addFilter(lambda record: not record.getMessage().startswith("MINI-BENCHMARK"))
-    return evaluate_detector_on_widerface(
-        detector,
-        args.images,
-        gt,
-        args.out,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        challenge=not args.no_challenge,
-        name=args.name or args.model,
-        write_report=False,
-        detector_id=identity,
-    )
+    if is_rank0:
+        print(f"detector: {identity}", file=sys.stderr)
+    logger = logging.getLogger("facescope.eval")
+    banner_printed = _DropMiniBenchmarkWarning()  # the banner above already said it
+    logger.addFilter(banner_printed)
+    try:
+        return evaluate_detector_on_widerface(
+            detector,
+            args.images,
+            gt,
+            args.out,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            challenge=not args.no_challenge,
+            name=args.name or args.model,
+            write_report=False,
+            detector_id=identity,
+        )
+    finally:
+        logger.removeFilter(banner_printed)
 
 
-def _compare_results(specs: list[str], gt, main, challenge: bool) -> list:  # noqa: ANN001
+class _DropMiniBenchmarkWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("MINI-BENCHMARK")
+
+
+def _parse_compare(spec: str) -> tuple[str, str]:
+    name, sep, folder = spec.partition("=")
+    if not sep or not name or not folder:
+        raise FacescopeError(f"--compare expects NAME=DIR, got '{spec}'")
+    return name, folder
+
+
+def _compare_results(specs: list[tuple[str, str]], gt, main, challenge: bool) -> list:  # noqa: ANN001
     """Evaluate ``NAME=DIR`` folders on the same images as the main result."""
     from facescope.eval.widerface_runner import evaluate_predictions_on_widerface
 
     results = []
-    for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise FacescopeError(f"--compare expects NAME=DIR, got '{spec}'")
+    for name, folder in specs:
         subset = gt.restrict_to(main.image_keys) if main.partial else gt
         results.append(evaluate_predictions_on_widerface(folder, subset, missing="error", challenge=challenge, name=name))
     return results

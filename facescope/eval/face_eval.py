@@ -195,10 +195,10 @@ def read_face_eval_detections(path: str) -> dict[str, np.ndarray]:
         if not parts:
             continue
         try:
+            if len(parts) < 6:
+                raise ValueError
             score, x1, y1, x2, y2 = (float(v) for v in parts[1:6])
         except ValueError:
             raise DataError(f"{path}:{number}: expected 'image_id score x1 y1 x2 y2': '{line.strip()}'") from None
-        if len(parts) < 6:
-            raise DataError(f"{path}:{number}: expected 'image_id score x1 y1 x2 y2': '{line.strip()}'")
         result.setdefault(parts[0], []).append([x1, y1, x2, y2, score])
     return {k: np.array(v, dtype=np.float64).reshape(-1, 5) for k, v in result.items()}

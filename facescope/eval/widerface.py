@@ -371,8 +371,8 @@ def _apply_missing_policy(
     count = f"{len(missing_keys)} of {len(gt.images)} images have no predictions (e.g. '{missing_keys[0]}')"
     if policy == "error":
         raise DataError(
-            f"{count}; pass missing='empty' to count them as images without detections (official MATLAB "
-            "behaviour) or missing='skip' to evaluate only the predicted images (mini-benchmark)"
+            f"{count}; pass missing='empty' (--missing empty) to count them as images without detections (official "
+            "MATLAB behaviour) or missing='skip' (--missing skip) to evaluate only the predicted images (mini-benchmark)"
         )
     if policy == "empty":
         notes.append(f"{count}: counted as images without detections")
