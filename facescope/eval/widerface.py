@@ -383,17 +383,3 @@ def _apply_missing_policy(
         return gt.restrict_to(present)
     raise ValueError(f"missing must be 'error', 'empty' or 'skip', got {policy!r}")
 
-
-def evaluate_prediction_folder(
-    predictions_dir: str,
-    gt: WiderGroundTruth,
-    *,
-    missing: MissingPolicy = "error",
-    challenge: bool = True,
-    name: str = "",
-) -> WiderFaceResult:
-    """Read an official prediction folder (``<dir>/<event>/<name>.txt``) and evaluate it."""
-    from facescope.eval.widerface_io import read_prediction_folder
-
-    predictions, _ = read_prediction_folder(predictions_dir, gt.keys)
-    return evaluate_widerface(predictions, gt, missing=missing, challenge=challenge, name=name)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from facescope.errors import DataError
-from facescope.eval.widerface import WiderFaceResult, evaluate_widerface
+from facescope.eval.widerface import MissingPolicy, WiderFaceResult, evaluate_widerface
 from facescope.eval.widerface_io import (
     WiderGroundTruth,
     atomic_write_text,
@@ -321,7 +321,7 @@ def evaluate_predictions_on_widerface(
     predictions_dir: str | Path,
     gt: str | Path | WiderGroundTruth,
     *,
-    missing: str = "error",
+    missing: MissingPolicy = "error",
     challenge: bool = True,
     name: str = "",
 ) -> WiderFaceResult:
@@ -332,4 +332,4 @@ def evaluate_predictions_on_widerface(
     """
     ground_truth = load_ground_truth(gt)
     predictions, _ = read_prediction_folder(predictions_dir, ground_truth.keys)
-    return evaluate_widerface(predictions, ground_truth, missing=missing, challenge=challenge, name=name)  # type: ignore[arg-type]
+    return evaluate_widerface(predictions, ground_truth, missing=missing, challenge=challenge, name=name)

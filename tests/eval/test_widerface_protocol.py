@@ -165,11 +165,9 @@ def test_degenerate_cases() -> None:
 
 @pytest.mark.shared
 def test_yolov7_face_predictions_give_the_published_aps(shared_data) -> None:
-    from facescope.eval.widerface import evaluate_prediction_folder
-    from facescope.eval.widerface_io import read_wider_mat
+    from facescope.eval.widerface_runner import evaluate_predictions_on_widerface
 
-    gt = read_wider_mat(shared_data / "widerface/ground_truth")
-    result = evaluate_prediction_folder(str(shared_data / "widerface/predictions/yolov7_face"), gt)
+    result = evaluate_predictions_on_widerface(shared_data / "widerface/predictions/yolov7_face", shared_data / "widerface/ground_truth")
     assert result.mode == "full" and result.num_images == 3226
     assert abs(result.ap["easy"] - 0.9324932633835993) <= 1e-9
     assert abs(result.ap["medium"] - 0.9127942909886333) <= 1e-9
