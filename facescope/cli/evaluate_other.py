@@ -69,7 +69,7 @@ def run_fddb(args: argparse.Namespace) -> int:
     print(f"  TPR at 1000 FP: discrete {result.tpr_at_fp(1000):.6f}, continuous {result.tpr_at_fp(1000, 'continuous'):.6f}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        result.write_roc_files(out / "")
+        result.write_roc_files(out)
         plot_fddb_roc([result], out / "roc_discrete.png")
         plot_fddb_roc([result], out / "roc_continuous.png", kind="continuous")
         summary = {

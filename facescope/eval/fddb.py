@@ -264,9 +264,10 @@ class FDDBResult:
         rows = np.flatnonzero(self.false_positives < max_false_positives)
         return float(tpr[rows[0]]) if rows.size else 0.0
 
-    def write_roc_files(self, prefix: str | Path) -> tuple[Path, Path]:
-        """``<prefix>DiscROC.txt`` (``TPR FP threshold``) and ``<prefix>ContROC.txt`` (``TPR FP``)."""
-        disc, cont = Path(f"{prefix}DiscROC.txt"), Path(f"{prefix}ContROC.txt")
+    def write_roc_files(self, out_dir: str | Path, prefix: str = "") -> tuple[Path, Path]:
+        """``<out_dir>/<prefix>DiscROC.txt`` (``TPR FP threshold``) and ``<prefix>ContROC.txt``
+        (``TPR FP``), as the official tool writes them."""
+        disc, cont = Path(out_dir) / f"{prefix}DiscROC.txt", Path(out_dir) / f"{prefix}ContROC.txt"
         disc_lines = [f"{t:.9g} {int(f)} {s:.9g}" for t, f, s in zip(self.tpr_discrete, self.false_positives, self.thresholds)]
         cont_lines = [f"{t:.9g} {int(f)}" for t, f in zip(self.tpr_continuous, self.false_positives)]
         atomic_write_text(disc, "\n".join(disc_lines) + "\n")

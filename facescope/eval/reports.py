@@ -68,6 +68,8 @@ def result_to_json(result: WiderFaceResult, with_curves: bool = True) -> dict[st
     """``WiderFaceResult.to_dict()`` plus, optionally, the PR curves (NaN precision -> null)."""
     payload = result.to_dict()
     payload["ap"] = {k: (None if math.isnan(v) else v) for k, v in payload["ap"].items()}
+    if payload["challenge_map"] is not None:
+        payload["challenge_map"] = {k: (None if math.isnan(v) else v) for k, v in payload["challenge_map"].items()}
     if result.ap_per_iou is not None:
         payload["ap_per_iou"] = {s: _finite_or_none(v) for s, v in result.ap_per_iou.items()}
     if with_curves:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facescope.cli import main
@@ -69,3 +70,38 @@ def test_eval_reports_missing_prediction_files(shared_data: Path, tmp_path: Path
     assert "MINI-BENCHMARK, 1 of 3226 images" in capsys.readouterr().out
     assert main(["eval", "widerface", "--predictions", str(tmp_path / "preds"), "--gt", gt, "--compare", "oops"]) == 2
     assert "--compare expects NAME=DIR" in capsys.readouterr().err
+
+
+def test_eval_fddb_on_a_detection_file(tmp_path: Path, capsys) -> None:
+    import cv2
+
+    (tmp_path / "pics/2002/08").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "pics/2002/08/img_1.jpg"), np.zeros((80, 100, 3), np.uint8))
+    (tmp_path / "ellipses.txt").write_text("2002/08/img_1\n1\n20 12 1.5707963 50 40 1\n")
+    (tmp_path / "dets.txt").write_text("2002/08/img_1\n2\n38 20 24 40 0.9\n0 0 5 5 0.3\n")
+    argv = ["eval", "fddb", "--ellipses", str(tmp_path / "ellipses.txt"), "--images", str(tmp_path / "pics"),
+            "--detections", str(tmp_path / "dets.txt"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    assert "TPR at 1000 FP: discrete 1.000000" in capsys.readouterr().out
+    assert (tmp_path / "out/DiscROC.txt").read_text().splitlines() == ["1 1 0.3", "1 0 0.9"]
+    assert (tmp_path / "out/roc_discrete.png").is_file()
+
+
+@pytest.mark.shared
+def test_eval_landmarks_against_its_own_detections(shared_data: Path, scrfd_onnx, tmp_path: Path, capsys) -> None:
+    """Labels made from the detector's own output: every face matched, NME 0."""
+    from facescope.eval.widerface_io import LabeledImage, write_retinaface_labels
+    from facescope.inference.detector import Detector
+
+    image = shared_data / "images/crowd/t1.jpg"
+    faces = Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps"]).detect(image)
+    boxes, _, landmarks = faces.numpy()
+    label = LabeledImage(image.name, boxes.astype(float), landmarks.astype(float), np.ones((len(boxes), 5), bool))
+    write_retinaface_labels([label], tmp_path / "label.txt")
+    argv = ["eval", "landmarks", "--labels", str(tmp_path / "label.txt"), "--images", str(image.parent),
+            "--model", "scrfd_500m_kps", "--weights", str(scrfd_onnx["scrfd_500m_kps"]), "--preset", "default",
+            "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{len(boxes)} of {len(boxes)} annotated faces detected" in out and "mean NME 0.0000" in out
+    assert (tmp_path / "out/ced.png").is_file()

@@ -103,7 +103,8 @@ def test_end_to_end_one_image(tmp_path: Path) -> None:
     np.testing.assert_array_equal(result.false_positives, [1, 0])
     np.testing.assert_array_equal(result.tpr_discrete, [1, 1])
     np.testing.assert_allclose(result.tpr_continuous, [iou, iou])
-    disc, cont = result.write_roc_files(tmp_path / "m")
+    disc, cont = result.write_roc_files(tmp_path, prefix="m")
+    assert disc.name == "mDiscROC.txt"
     assert disc.read_text().splitlines()[0] == "1 1 0.3"
     assert cont.read_text().splitlines()[1] == f"{iou:.9g} 0"
     assert plot_fddb_roc([result], tmp_path / "roc.png").stat().st_size > 0
