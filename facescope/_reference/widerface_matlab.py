@@ -34,7 +34,9 @@ def _box_overlap(gt_x1y1x2y2: list[list[float]], box: list[float]) -> list[float
     return out
 
 
-def _image_evaluation(pred: list[list[float]], gt: list[list[float]], ignore: list[int], iou_thresh: float):
+def _image_evaluation(
+    pred: list[list[float]], gt: list[list[float]], ignore: list[int], iou_thresh: float
+) -> tuple[list[int], list[int]]:
     """Returns ``(pred_recall, proposal_list)`` of one image (``image_evaluation`` in evaluation.m)."""
     gt_boxes = [[x, y, x + w, y + h] for x, y, w, h in gt]
     recall_list = [0] * len(gt)
@@ -54,7 +56,9 @@ def _image_evaluation(pred: list[list[float]], gt: list[list[float]], ignore: li
     return pred_recall, proposal_list
 
 
-def _image_pr_info(thresh_num: int, pred: list[list[float]], proposal_list: list[int], pred_recall: list[int]):
+def _image_pr_info(
+    thresh_num: int, pred: list[list[float]], proposal_list: list[int], pred_recall: list[int]
+) -> list[tuple[int, int]]:
     info = []
     for t in range(1, thresh_num + 1):
         thresh = 1 - t / thresh_num

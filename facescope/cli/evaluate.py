@@ -7,8 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.errors import FacescopeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.eval.widerface import WiderFaceResult
+    from facescope.eval.widerface_io import WiderGroundTruth
 
 EXAMPLES = """examples:
   # score a detector on WIDER FACE val (all 3,226 images = the official numbers)
@@ -112,7 +118,7 @@ def run_widerface(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_detector(args: argparse.Namespace, gt):  # noqa: ANN001, ANN202 - lazy imports
+def _run_detector(args: argparse.Namespace, gt: WiderGroundTruth) -> WiderFaceResult:
     from facescope.eval.widerface_runner import distributed_rank_world, evaluate_detector_on_widerface, find_wider_images
 
     images, _ = find_wider_images(args.images, gt)
@@ -160,7 +166,9 @@ def _parse_compare(spec: str) -> tuple[str, str]:
     return name, folder
 
 
-def _compare_results(specs: list[tuple[str, str]], gt, main, challenge: bool) -> list:  # noqa: ANN001
+def _compare_results(
+    specs: list[tuple[str, str]], gt: WiderGroundTruth, main: WiderFaceResult, challenge: bool
+) -> list[WiderFaceResult]:
     """Evaluate ``NAME=DIR`` folders on the same images as the main result."""
     from facescope.eval.widerface_runner import evaluate_predictions_on_widerface
 
@@ -171,7 +179,7 @@ def _compare_results(specs: list[tuple[str, str]], gt, main, challenge: bool) ->
     return results
 
 
-def _print_result(result) -> None:  # noqa: ANN001
+def _print_result(result: WiderFaceResult) -> None:
     where = "full val" if result.is_full else f"MINI-BENCHMARK, {result.num_images} of {result.split_size} images"
     print(f"WIDER FACE val AP ({where}), {result.name}:")
     for subset in ("easy", "medium", "hard"):

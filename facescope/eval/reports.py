@@ -97,7 +97,8 @@ def write_results(results: Sequence[WiderFaceResult], out_dir: str | Path, with_
     return paths
 
 
-def _new_figure(size: tuple[float, float] = (5.5, 4.5)):  # noqa: ANN202 - matplotlib types
+def _new_figure(size: tuple[float, float] = (5.5, 4.5)) -> Any:
+    """A matplotlib ``Figure`` on its own Agg canvas (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -83,7 +83,8 @@ class WiderFaceResult:
         mode: ``"full"`` (all images of the split) or ``"mini-benchmark"`` (a subset of the
             images: never comparable to published full-val numbers).
         challenge_map: subset -> mean AP over IoU 0.50:0.05:0.95 (the WIDER Face Challenge
-            metric; RetinaFace Tab. 3 quotes the hard subset), or None if not computed.
+            metric; RetinaFace Tab. 3 quotes the hard subset), or None if not computed. This
+            protocol run at ten IoU thresholds; the challenge server's code is not public.
         ap_per_iou: subset -> ``ndarray[10]`` APs behind ``challenge_map``.
         notes: degenerate cases met (missing files, equal scores...), one line each.
         name: method label for tables and plots.
@@ -341,9 +342,9 @@ def evaluate_widerface(
             notes.append(f"{subset}: no face in the keep lists of the evaluated images; AP is NaN")
         subset_curves = {iou: _subset_curve(table, kept, ranks, iou, thresholds) for iou in ious}
         curves[subset] = subset_curves[iou_threshold]
-        ap[subset] = voc_ap(curves[subset].recall, curves[subset].precision)
-        if challenge:
-            per_iou[subset] = np.array([voc_ap(subset_curves[i].recall, subset_curves[i].precision) for i in CHALLENGE_IOUS])
+        subset_ap = {iou: voc_ap(c.recall, c.precision) for iou, c in subset_curves.items()}
+        ap[subset] = subset_ap[iou_threshold]
+        per_iou[subset] = np.array([subset_ap[iou] for iou in CHALLENGE_IOUS]) if challenge else None
     split_size = gt.split_size if gt.split_size is not None else len(gt.images)
     mode = "full" if len(gt.images) == split_size else "mini-benchmark"
     return WiderFaceResult(

@@ -13,10 +13,14 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facescope.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.structures import FaceTargets
 
 SUBSETS: tuple[str, ...] = ("easy", "medium", "hard")
 ATTRIBUTE_NAMES: tuple[str, ...] = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
@@ -310,7 +314,7 @@ class LabeledImage:
     landmark_valid: np.ndarray
     size: tuple[int, int] | None = None
 
-    def to_face_targets(self):  # noqa: ANN201 - torch imported lazily
+    def to_face_targets(self) -> FaceTargets:
         """As :class:`facescope.structures.FaceTargets` (float32 tensors)."""
         import torch
 
