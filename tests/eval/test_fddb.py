@@ -23,6 +23,7 @@ from facescope.eval.fddb import (
     read_fddb_detections,
     read_fddb_ellipses,
     read_fddb_fold,
+    rectangle_iou_matrix,
     rectangle_mask,
     rectangles_to_ellipses,
     write_fddb_detections,
@@ -54,6 +55,15 @@ def test_pixel_iou_of_masks() -> None:
     b = rectangle_mask(np.array([2.0, 2.0, 3.0, 3.0]), 10, 10)  # 16 pixels, 2x2 shared
     c = rectangle_mask(np.array([6.0, 6.0, 1.0, 1.0]), 10, 10)
     np.testing.assert_allclose(pixel_iou_matrix([a], [a, b, c]), [[1.0, 4 / 28, 0.0]], atol=1e-15)
+
+
+def test_rectangle_iou_by_integral_images_equals_drawn_masks() -> None:
+    rng = np.random.default_rng(3)
+    gt = [ellipse_mask(np.array([rng.uniform(3, 30), rng.uniform(3, 20), rng.uniform(-3, 3), *rng.uniform(-5, 75, 2)]), 60, 70)
+          for _ in range(4)]
+    rects = np.column_stack([rng.uniform(-20, 70, (50, 2)), rng.uniform(-10, 40, (50, 2))])  # some inverted / outside
+    drawn = [rectangle_mask(r, 60, 70) for r in rects]
+    np.testing.assert_allclose(rectangle_iou_matrix(gt, rects), pixel_iou_matrix(gt, drawn), rtol=0, atol=1e-15)
 
 
 def test_hungarian_matching_beats_greedy() -> None:
