@@ -6,12 +6,40 @@ Example:
     >>> faces = detector.detect("photo.jpg")        # Detections: boxes [N,4], scores [N], landmarks [N,5,2]
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from facescope.errors import FacescopeError
-from facescope.inference import Detector, draw_detections
-from facescope.models import create_model, list_models
-from facescope.structures import Detections, FaceTargets
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.inference import Detector, draw_detections
+    from facescope.models import create_model, list_models
+    from facescope.structures import Detections, FaceTargets
 
 __version__ = "0.1.0"
+
+# Imported on first use, so that torch-free parts (the evaluators, `facescope eval --predictions`)
+# start without loading torch.
+_LAZY_ATTRIBUTES = {
+    "Detections": "facescope.structures",
+    "FaceTargets": "facescope.structures",
+    "Detector": "facescope.inference",
+    "draw_detections": "facescope.inference",
+    "create_model": "facescope.models",
+    "list_models": "facescope.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facescope' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Detections",
@@ -22,3 +50,7 @@ __all__ = [
     "draw_detections",
     "list_models",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_ATTRIBUTES))

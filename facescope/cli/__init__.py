@@ -17,11 +17,12 @@ EXAMPLES = """examples:
   facescope detect photos/ --model scrfd_500m_kps --out annotated/ --json faces.json
   facescope models
   facescope info scrfd_2.5g --size 1280x720
+  facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, models, train
+    from facescope.cli import detect, evaluate, models, train
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, models, train):
+    for module in (detect, evaluate, train, models):
         module.register(subparsers)
     return parser
 

@@ -19,7 +19,6 @@ Malformed lines raise :class:`~facescope.errors.DataError` naming ``file:line`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,112 +63,46 @@ class FaceRecord:
 
 
 def read_annotations(path: str | Path, image_root: str | Path, format: AnnotationFormat) -> list[FaceRecord]:
-    """Read an annotation file; image paths are resolved against ``image_root``."""
+    """Read an annotation file; image paths are resolved against ``image_root``.
+
+    The WIDER FACE text formats are parsed by :mod:`facescope.eval.widerface_io` (one parser for
+    training and evaluation); this function turns them into :class:`FaceRecord` objects.
+    """
     path, image_root = Path(path), Path(image_root)
     if not path.is_file():
         raise DataError(f"annotation file not found: {path}")
-    readers: dict[str, Callable[[Path, Path], list[FaceRecord]]] = {
-        "retinaface": _read_hash_blocks_retinaface,
-        "scrfd": _read_hash_blocks_scrfd,
-        "wider": _read_wider_txt,
-        "jsonl": _read_jsonl,
-    }
-    if format not in readers:
-        raise DataError(f"unknown annotation format '{format}'; use one of {sorted(readers)}")
-    return readers[format](path, image_root)
+    if format == "retinaface" or format == "scrfd":
+        return _from_labeled_images(path, image_root, "xywh" if format == "retinaface" else "xyxy")
+    if format == "wider":
+        return _from_wider_txt(path, image_root)
+    if format == "jsonl":
+        return _read_jsonl(path, image_root)
+    raise DataError(f"unknown annotation format '{format}'; use one of ['jsonl', 'retinaface', 'scrfd', 'wider']")
 
 
-def _numbers(text: str, path: Path, line_no: int) -> list[float]:
-    try:
-        return [float(v) for v in text.split()]
-    except ValueError:
-        raise DataError(f"{path}:{line_no}: expected numbers, got '{text.strip()}'")
+def _from_labeled_images(path: Path, image_root: Path, box_format: str) -> list[FaceRecord]:
+    from facescope.eval.widerface_io import read_retinaface_labels
+
+    return [
+        FaceRecord(
+            image_root / image.path,
+            image.boxes.astype(np.float32),
+            image.landmarks.astype(np.float32),
+            image.landmark_valid.copy(),
+        )
+        for image in read_retinaface_labels(path, box_format)
+    ]
 
 
-def _landmarks_from_triplets(values: list[float]) -> list[float] | None:
-    """5 x (x, y, flag) -> 10 coordinates with NaN for missing points (x < 0 marks missing)."""
-    if len(values) < 15:
-        return None
-    points = []
-    for k in range(5):
-        x, y = values[3 * k], values[3 * k + 1]
-        points += [np.nan, np.nan] if x < 0 or y < 0 else [x, y]
-    return None if all(np.isnan(points)) else points
+def _from_wider_txt(path: Path, image_root: Path) -> list[FaceRecord]:
+    from facescope.eval.widerface_io import read_wider_txt
 
-
-def _hash_blocks(path: Path) -> Iterator[tuple[int, str, list[tuple[int, str]]]]:
-    """Yield ``(line_no, header, [(line_no, face_line), ...])`` for ``# header`` blocks."""
-    header, header_no, rows = None, 0, []
-    with open(path) as f:
-        for line_no, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith("#"):
-                if header is not None:
-                    yield header_no, header, rows
-                header, header_no, rows = line[1:].strip(), line_no, []
-            elif header is None:
-                raise DataError(f"{path}:{line_no}: face line before any '# image' header: '{line}'")
-            else:
-                rows.append((line_no, line))
-    if header is not None:
-        yield header_no, header, rows
-
-
-def _read_hash_blocks_retinaface(path: Path, image_root: Path) -> list[FaceRecord]:
     records = []
-    for _, header, rows in _hash_blocks(path):
-        faces = []
-        for line_no, line in rows:
-            values = _numbers(line, path, line_no)
-            if len(values) < 4:
-                raise DataError(f"{path}:{line_no}: a face needs at least 'x y w h', got '{line}'")
-            x, y, w, h = values[:4]
-            faces.append(([x, y, x + w, y + h], _landmarks_from_triplets(values[4:19])))
-        records.append(FaceRecord.from_faces(image_root / header.split()[0], faces))
-    return records
-
-
-def _read_hash_blocks_scrfd(path: Path, image_root: Path) -> list[FaceRecord]:
-    records = []
-    for header_no, header, rows in _hash_blocks(path):
-        if not header:
-            raise DataError(f"{path}:{header_no}: empty image header")
-        faces = []
-        for line_no, line in rows:
-            values = _numbers(line, path, line_no)
-            if len(values) < 4:
-                raise DataError(f"{path}:{line_no}: a face needs at least 'x1 y1 x2 y2', got '{line}'")
-            faces.append((values[:4], _landmarks_from_triplets(values[4:19])))
-        records.append(FaceRecord.from_faces(image_root / header.split()[0], faces))
-    return records
-
-
-def _read_wider_txt(path: Path, image_root: Path) -> list[FaceRecord]:
-    lines = [(i, raw.strip()) for i, raw in enumerate(open(path), start=1)]
-    lines = [(i, text) for i, text in lines if text]
-    records, cursor = [], 0
-    while cursor < len(lines):
-        name_no, name = lines[cursor]
-        if cursor + 1 >= len(lines):
-            raise DataError(f"{path}:{name_no}: image '{name}' has no face count line")
-        count_no, count_text = lines[cursor + 1]
-        try:
-            count = int(count_text)
-        except ValueError:
-            raise DataError(f"{path}:{count_no}: expected a face count, got '{count_text}'")
-        rows = lines[cursor + 2 : cursor + 2 + max(count, 1)]
-        faces = []
-        for line_no, line in rows[:count]:
-            values = _numbers(line, path, line_no)
-            if len(values) < 4:
-                raise DataError(f"{path}:{line_no}: a face needs 'x y w h ...', got '{line}'")
-            x, y, w, h = values[:4]
-            if w > 0 and h > 0:
-                faces.append(([x, y, x + w, y + h], None))
-        records.append(FaceRecord.from_faces(image_root / name, faces))
-        cursor += 2 + max(count, 1)
+    for image in read_wider_txt(path).images:
+        boxes = image.boxes[(image.boxes[:, 2] > 0) & (image.boxes[:, 3] > 0)].astype(np.float32)
+        boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x1, y1, x2, y2
+        faces = [(list(box), None) for box in boxes]
+        records.append(FaceRecord.from_faces(image_root / image.event / f"{image.name}.jpg", faces))
     return records
 
 

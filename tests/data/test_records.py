@@ -47,11 +47,11 @@ def test_jsonl_custom_format(tmp_path):
 def test_malformed_lines_name_file_line_and_text(tmp_path):
     bad = tmp_path / "label.txt"
     bad.write_text("# a.jpg\n10 20 thirty 40\n")
-    with pytest.raises(DataError, match=r"label.txt:2: expected numbers, got '10 20 thirty 40'"):
+    with pytest.raises(DataError, match=r"label.txt:2: not a list of numbers: '10 20 thirty 40'"):
         read_annotations(bad, tmp_path, "retinaface")
     orphan = tmp_path / "orphan.txt"
     orphan.write_text("1 2 3 4\n")
-    with pytest.raises(DataError, match=r"orphan.txt:1: face line before any '# image' header"):
+    with pytest.raises(DataError, match=r"orphan.txt:1: expected a '# <image path>' header line: '1 2 3 4'"):
         read_annotations(orphan, tmp_path, "scrfd")
     jsonl = tmp_path / "x.jsonl"
     jsonl.write_text('{"image": "a.jpg"}\n')

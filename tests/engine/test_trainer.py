@@ -76,3 +76,20 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tiny_da
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].is_floating_point())
     # Same maths, different summation order (gradient all-reduce): agreement to float32 rounding.
     assert worst < 1e-5, worst
+
+
+@pytest.mark.shared
+def test_periodic_widerface_validation_is_logged(tiny_dataset, tmp_path, shared_data):
+    import json
+
+    config = tiny_config(tiny_dataset, tmp_path)
+    config.optim.epochs = 1
+    config.eval.images = str(shared_data / "widerface/WIDER_val/images")
+    config.eval.ground_truth = str(shared_data / "widerface/ground_truth")
+    config.eval.interval = 1
+    fit(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evaluation = [r for r in records if "val_ap_hard" in r]
+    assert len(evaluation) == 1 and evaluation[0]["val_full_val"] == 0.0  # 38 of 3,226 images: mini-benchmark
+    assert 0.0 <= evaluation[0]["val_ap_easy"] <= 1.0
+    assert len(list((tmp_path / "val_epoch_1" / "predictions").rglob("*.txt"))) == 38
