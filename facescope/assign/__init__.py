@@ -1,0 +1,1 @@
+"""Assignment of anchors to ground-truth faces (pure functions on boxes)."""
