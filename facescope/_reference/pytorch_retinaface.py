@@ -196,10 +196,15 @@ def decode_landm(pre: Tensor, priors: Tensor, variances: list[float]) -> Tensor:
     return torch.cat([priors[:, :2] + pre[:, 2 * k : 2 * k + 2] * variances[0] * priors[:, 2:] for k in range(5)], dim=1)
 
 
-def py_cpu_nms(dets: np.ndarray, thresh: float) -> list[int]:
+def _descending(scores: np.ndarray, stable_ties: bool) -> np.ndarray:
+    """The official ``scores.argsort()[::-1]``; ``stable_ties`` orders exactly equal scores by index."""
+    return np.argsort(-scores, kind="stable") if stable_ties else scores.argsort()[::-1]
+
+
+def py_cpu_nms(dets: np.ndarray, thresh: float, stable_ties: bool = False) -> list[int]:
     x1, y1, x2, y2, scores = (dets[:, i] for i in range(5))
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = scores.argsort()[::-1]
+    order = _descending(scores, stable_ties)
     keep = []
     while order.size > 0:
         i = order[0]
@@ -226,9 +231,14 @@ class PytorchRetinaFaceReference:
         name: ``"mobilenet0.25"`` or ``"Resnet50"``.
         weights: the ``.pth`` file (a ``module.`` prefix is removed, as ``remove_prefix`` does).
         flow: ``"test_widerface"`` (no top-k) or ``"detect"`` (top 5000 / keep 750).
+        stable_ties: the official code sorts scores with numpy's unstable ``argsort``, so boxes with
+            exactly equal scores (common near 1.0 in float32) are visited in an order that depends
+            on the numpy build, and NMS may keep a different one of two tied, overlapping boxes.
+            True visits ties in prior-index order instead, as facescope does; nothing else changes.
     """
 
-    def __init__(self, name: str, weights: str | Path, flow: str = "test_widerface") -> None:
+    def __init__(self, name: str, weights: str | Path, flow: str = "test_widerface", stable_ties: bool = False) -> None:
+        self.stable_ties = stable_ties
         self.cfg = CONFIGS[name]
         self.net = OfficialRetinaFace(name)
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -254,12 +264,12 @@ class PytorchRetinaFaceReference:
         landmarks = (decode_landm(landms.data.squeeze(0), priors, self.cfg["variance"]) * scale_landm).numpy()
         inds = np.where(scores > confidence_threshold)[0]
         boxes, landmarks, scores = boxes[inds], landmarks[inds], scores[inds]
-        order = scores.argsort()[::-1]
+        order = _descending(scores, self.stable_ties)
         if self.flow == "detect":
             order = order[:5000]
         boxes, landmarks, scores = boxes[order], landmarks[order], scores[order]
         dets = np.hstack((boxes, scores[:, np.newaxis])).astype(np.float32, copy=False)
-        keep = py_cpu_nms(dets, nms_threshold)
+        keep = py_cpu_nms(dets, nms_threshold, self.stable_ties)
         dets, landmarks = dets[keep, :], landmarks[keep]
         if self.flow == "detect":
             dets, landmarks = dets[:750, :], landmarks[:750, :]
