@@ -116,6 +116,7 @@ def load_mesh_topology(path: str | Path) -> MeshTopology:
                 torch.from_numpy(np.stack([get(f"up{l}_rows"), get(f"up{l}_cols")]).astype(np.int64)),
                 torch.from_numpy(get(f"up{l}_values").astype(np.float32)),
                 (counts[l + 1], counts[l]),
+                check_invariants=True,  # indices come from a file: refuse out-of-range ones
             ).coalesce()
             for l in range(levels - 1)
         )
@@ -183,6 +184,6 @@ def _subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
         ab, bc, ca = middle(a, b), middle(b, c), middle(c, a)
         new_faces += [[a, ab, ca], [b, bc, ab], [c, ca, bc], [ab, bc, ca]]
     up = torch.sparse_coo_tensor(
-        torch.tensor([rows, cols]), torch.tensor(values, dtype=torch.float32), (len(new_vertices), n)
+        torch.tensor([rows, cols]), torch.tensor(values, dtype=torch.float32), (len(new_vertices), n), check_invariants=True
     ).coalesce()
     return np.array(new_vertices), np.array(new_faces, dtype=np.int64), up

@@ -27,7 +27,7 @@ def graph_laplacian(edges: Tensor, num_vertices: int) -> Tensor:
     diag = torch.arange(num_vertices).repeat(2, 1)
     indices = torch.cat([both.T, diag], dim=1)
     values = torch.cat([-torch.ones(both.shape[0], dtype=torch.float64), degree])
-    return torch.sparse_coo_tensor(indices, values, (num_vertices, num_vertices)).coalesce()
+    return torch.sparse_coo_tensor(indices, values, (num_vertices, num_vertices), check_invariants=True).coalesce()
 
 
 def largest_eigenvalue(laplacian: Tensor) -> float:
@@ -49,7 +49,7 @@ def scaled_laplacian(laplacian: Tensor, lambda_max: float | None = None) -> Tens
     lam = largest_eigenvalue(laplacian) if lambda_max is None else float(lambda_max)
     if lam <= 0:
         lam = 2.0  # a graph without edges: L = 0, any positive scale gives L~ = -I
-    eye = torch.sparse_coo_tensor(torch.arange(n).repeat(2, 1), torch.ones(n, dtype=torch.float64), (n, n))
+    eye = torch.sparse_coo_tensor(torch.arange(n).repeat(2, 1), torch.ones(n, dtype=torch.float64), (n, n), check_invariants=True)
     return ((laplacian * (2.0 / lam)) - eye).coalesce().to(torch.float32)
 
 
