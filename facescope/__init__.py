@@ -8,6 +8,7 @@ Example:
 
 from facescope.errors import FacescopeError
 from facescope.inference import Detector, draw_detections
+from facescope.inference.align import align
 from facescope.models import create_model, list_models
 from facescope.structures import Detections, FaceTargets
 
@@ -18,6 +19,7 @@ __all__ = [
     "Detector",
     "FaceTargets",
     "FacescopeError",
+    "align",
     "create_model",
     "draw_detections",
     "list_models",
