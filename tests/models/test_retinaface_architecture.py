@@ -129,3 +129,14 @@ def test_postprocess_returns_detections_in_input_pixels():
     with torch.no_grad():
         dets = model.postprocess(model(torch.randn(2, 3, 64, 96)), (64, 96), RETINAFACE_PRESETS["official"].postprocess)
     assert len(dets) == 2 and all(isinstance(d, Detections) and d.landmarks is not None for d in dets)
+
+
+def test_mnet_release_is_the_shared_official_file_and_loads_from_the_cache():
+    from facescope.models.retinaface import RETINAFACE_MNET025_WEIGHTS
+    from facescope.models.weights import copy_into_cache, file_sha256
+
+    path = shared_path(MNET_WEIGHTS)
+    assert file_sha256(path) == RETINAFACE_MNET025_WEIGHTS.sha256
+    copy_into_cache(path, RETINAFACE_MNET025_WEIGHTS)  # what an offline user does; nothing is downloaded
+    model = create_model("retinaface_mnet025", "pretrained")
+    assert torch.equal(model.state_dict()["BboxHead.0.conv1x1.weight"], read_state_dict(path)["BboxHead.0.conv1x1.weight"])
