@@ -7,12 +7,11 @@ import torchvision
 from facescope.errors import WeightsError
 from facescope.models import create_model
 from facescope.models.backbones import TorchvisionResNetBody, load_backbone_pretrain
-from tests.conftest import shared_path
 
 
 @pytest.mark.shared
-def test_mobilenet_pretrain_tar_loads_into_the_body_without_fc():
-    path = shared_path("weights/retinaface/mobilenetV1X0.25_pretrain.tar")
+def test_mobilenet_pretrain_tar_loads_into_the_body_without_fc(retinaface_backbone_pretrain):
+    path = retinaface_backbone_pretrain
     model = create_model("retinaface_mnet025")
     fpn_before = model.fpn.state_dict()["output1.0.weight"].clone()
     dropped = load_backbone_pretrain(model.body, path)

@@ -11,9 +11,6 @@ from facescope.models.layers import DeformableConv2d
 from facescope.models.retinaface import RETINAFACE_PRESETS, build_retinaface_paper, paper_anchor_sizes
 from facescope.models.weights import read_state_dict
 from facescope.structures import Detections
-from tests.conftest import shared_path
-
-MNET_WEIGHTS = "weights/retinaface/mobilenet0.25_Final.pth"
 
 
 @pytest.mark.parametrize(
@@ -27,8 +24,8 @@ def test_parameter_counts_and_macs_match_the_official_port(name, params, vga_gma
     assert count_macs(model, (480, 640)).gmacs == pytest.approx(vga_gmacs, abs=5e-4)
 
 
-def test_official_checkpoint_has_exactly_our_keys_and_loads():
-    path = shared_path(MNET_WEIGHTS)
+def test_official_checkpoint_has_exactly_our_keys_and_loads(retinaface_mnet_weights):
+    path = retinaface_mnet_weights
     state = read_state_dict(path)
     model = create_model("retinaface_mnet025")
     ours = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
@@ -38,11 +35,11 @@ def test_official_checkpoint_has_exactly_our_keys_and_loads():
     assert torch.equal(loaded.state_dict()["LandmarkHead.2.conv1x1.bias"], state["LandmarkHead.2.conv1x1.bias"])
 
 
-def test_dataparallel_prefixed_checkpoint_loads_identically(tmp_path):
-    state = torch.load(shared_path(MNET_WEIGHTS), map_location="cpu", weights_only=True)
+def test_dataparallel_prefixed_checkpoint_loads_identically(retinaface_mnet_weights, tmp_path):
+    state = torch.load(retinaface_mnet_weights, map_location="cpu", weights_only=True)
     prefixed = tmp_path / "module_prefixed.pth"
     torch.save({"module." + k: v for k, v in state.items()}, prefixed)
-    a = create_model("retinaface_mnet025", shared_path(MNET_WEIGHTS)).state_dict()
+    a = create_model("retinaface_mnet025", retinaface_mnet_weights).state_dict()
     b = create_model("retinaface_mnet025", prefixed).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -131,11 +128,11 @@ def test_postprocess_returns_detections_in_input_pixels():
     assert len(dets) == 2 and all(isinstance(d, Detections) and d.landmarks is not None for d in dets)
 
 
-def test_mnet_release_is_the_shared_official_file_and_loads_from_the_cache():
+def test_mnet_release_is_the_shared_official_file_and_loads_from_the_cache(retinaface_mnet_weights):
     from facescope.models.retinaface import RETINAFACE_MNET025_WEIGHTS
     from facescope.models.weights import copy_into_cache, file_sha256
 
-    path = shared_path(MNET_WEIGHTS)
+    path = retinaface_mnet_weights
     assert file_sha256(path) == RETINAFACE_MNET025_WEIGHTS.sha256
     copy_into_cache(path, RETINAFACE_MNET025_WEIGHTS)  # what an offline user does; nothing is downloaded
     model = create_model("retinaface_mnet025", "pretrained")

@@ -23,7 +23,6 @@ from facescope._reference.pytorch_retinaface import PytorchRetinaFaceReference
 from facescope.inference.detector import Detector
 from facescope.models import create_model
 from facescope.structures import Detections
-from tests.conftest import shared_path
 
 pytestmark = pytest.mark.shared
 
@@ -31,8 +30,8 @@ BOX_TOL, SCORE_TOL = 0.01, 1e-5
 
 
 @pytest.fixture(scope="module")
-def mnet_weights() -> Path:
-    return shared_path("weights/retinaface/mobilenet0.25_Final.pth")
+def mnet_weights(retinaface_mnet_weights) -> Path:
+    return retinaface_mnet_weights
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +84,24 @@ def assert_equal_up_to_borderline_nms(expected: tuple[np.ndarray, np.ndarray], g
     return len(differing)
 
 
-def _images(count_wider: int | None, count_photos: int | None) -> list[Path]:
-    wider = sorted(shared_path("widerface/WIDER_val/images").rglob("*.jpg"))
-    photos = sorted(shared_path("images/photos").glob("*.jpg"))
-    return [shared_path("images/crowd/t1.jpg")] + wider[:count_wider] + photos[:count_photos]
+def _images(shared: Path, count_wider: int | None, count_photos: int | None) -> list[Path]:
+    wider = sorted((shared / "widerface/WIDER_val/images").rglob("*.jpg"))
+    photos = sorted((shared / "images/photos").glob("*.jpg"))
+    return [shared / "images/crowd/t1.jpg"] + wider[:count_wider] + photos[:count_photos]
 
 
-def test_official_preset_equals_official_pipeline(oracle, detector):
+def test_official_preset_equals_official_pipeline(oracle, detector, shared_data):
     total = 0
-    for path in _images(5, 4):
+    for path in _images(shared_data, 5, 4):
         image = cv2.imread(str(path))
         total += assert_same_detections(oracle.detect(image), detector.detect(image, color_order="bgr"))
     assert total > 1000  # low-threshold (0.02) detections: many per image
 
 
 @pytest.mark.slow
-def test_official_preset_equals_official_pipeline_on_all_shared_images(oracle, detector):
-    paths = _images(None, None) + sorted(shared_path("images/crowd").glob("*.jpg")) + sorted(shared_path("images/fddb").glob("*.jpg"))
+def test_official_preset_equals_official_pipeline_on_all_shared_images(oracle, detector, shared_data):
+    others = sorted((shared_data / "images/crowd").glob("*.jpg")) + sorted((shared_data / "images/fddb").glob("*.jpg"))
+    paths = sorted(set(_images(shared_data, None, None) + others))
     flips = 0
     for path in paths:
         image = cv2.imread(str(path))
@@ -109,8 +109,8 @@ def test_official_preset_equals_official_pipeline_on_all_shared_images(oracle, d
     assert flips <= 4  # measured: 2 (one borderline pair and its cascade, in crowd/selfie.jpg)
 
 
-def test_official_detect_preset_applies_top_k_and_keep_top_k(mnet_weights):
-    image = cv2.imread(str(shared_path("images/photos/17.jpg")))  # ~2,850 detections before keep_top_k
+def test_official_detect_preset_applies_top_k_and_keep_top_k(mnet_weights, shared_data):
+    image = cv2.imread(str(shared_data / "images/photos/17.jpg"))  # ~2,850 detections before keep_top_k
     oracle = PytorchRetinaFaceReference("mobilenet0.25", mnet_weights, flow="detect", stable_ties=True)
     got = Detector("retinaface_mnet025", mnet_weights, preset="official_detect").detect(image, color_order="bgr")
     assert assert_same_detections(oracle.detect(image), got) == 750
