@@ -274,3 +274,77 @@ class PytorchRetinaFaceReference:
         if self.flow == "detect":
             dets, landmarks = dets[:750, :], landmarks[:750, :]
         return dets, landmarks
+
+
+# --- training loss (utils/box_utils.py match/encode, layers/modules/multibox_loss.py) -----------
+
+
+def _point_form(priors: Tensor) -> Tensor:
+    return torch.cat((priors[:, :2] - priors[:, 2:] / 2, priors[:, :2] + priors[:, 2:] / 2), 1)
+
+
+def _jaccard(box_a: Tensor, box_b: Tensor) -> Tensor:
+    max_xy = torch.min(box_a[:, None, 2:], box_b[None, :, 2:])
+    min_xy = torch.max(box_a[:, None, :2], box_b[None, :, :2])
+    inter = torch.clamp(max_xy - min_xy, min=0).prod(2)
+    area_a = ((box_a[:, 2] - box_a[:, 0]) * (box_a[:, 3] - box_a[:, 1]))[:, None]
+    area_b = ((box_b[:, 2] - box_b[:, 0]) * (box_b[:, 3] - box_b[:, 1]))[None, :]
+    return inter / (area_a + area_b - inter)
+
+
+def _match(threshold: float, truths: Tensor, priors: Tensor, variances: list[float], labels: Tensor, landms: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One image: ``(loc_t [N,4], conf_t [N], landm_t [N,10])`` as the port's ``match``."""
+    num_priors = priors.shape[0]
+    overlaps = _jaccard(truths, _point_form(priors))
+    best_prior_overlap, best_prior_idx = overlaps.max(1)
+    valid_gt = best_prior_overlap >= 0.2
+    if best_prior_idx[valid_gt].shape[0] <= 0:
+        return torch.zeros(num_priors, 4), torch.zeros(num_priors, dtype=torch.long), torch.zeros(num_priors, 10)
+    best_truth_overlap, best_truth_idx = overlaps.max(0)
+    best_truth_overlap.index_fill_(0, best_prior_idx[valid_gt], 2)
+    for j in range(best_prior_idx.shape[0]):  # the unfiltered list, as the port
+        best_truth_idx[best_prior_idx[j]] = j
+    matches = truths[best_truth_idx]
+    conf = labels[best_truth_idx].long()
+    conf[best_truth_overlap < threshold] = 0
+    g_cxcy = ((matches[:, :2] + matches[:, 2:]) / 2 - priors[:, :2]) / (variances[0] * priors[:, 2:])
+    g_wh = torch.log((matches[:, 2:] - matches[:, :2]) / priors[:, 2:]) / variances[1]
+    points = landms[best_truth_idx].view(num_priors, 5, 2)
+    landm = (points - priors[:, None, :2]) / (variances[0] * priors[:, None, 2:])
+    return torch.cat([g_cxcy, g_wh], 1), conf, landm.reshape(num_priors, 10)
+
+
+def multibox_loss(
+    predictions: tuple[Tensor, Tensor, Tensor], priors: Tensor, targets: list[Tensor], negpos_ratio: int = 7
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``MultiBoxLoss(2, 0.35, True, 0, True, 7, 0.35, False)``: returns ``(loss_l, loss_c, loss_landm)``.
+
+    Args:
+        predictions: ``(loc [B,N,4], conf logits [B,N,2], landm [B,N,10])``.
+        priors: ``[N, 4]`` normalised (cx, cy, w, h).
+        targets: per image ``[M, 15]``: normalised x1, y1, x2, y2, 10 landmark values, label (1 or -1).
+    """
+    loc_data, conf_data, landm_data = predictions
+    matched = [_match(0.35, t[:, :4], priors, [0.1, 0.2], t[:, 14], t[:, 4:14]) for t in targets]
+    loc_t, conf_t, landm_t = (torch.stack(parts) for parts in zip(*matched))
+    pos1 = conf_t > 0
+    n1 = max(pos1.long().sum().item(), 1)
+    loss_landm = F.smooth_l1_loss(landm_data[pos1], landm_t[pos1], reduction="sum")
+    pos = conf_t != 0
+    conf_t[pos] = 1
+    loss_l = F.smooth_l1_loss(loc_data[pos], loc_t[pos], reduction="sum")
+    batch_conf = conf_data.reshape(-1, 2)
+    x_max = batch_conf.detach().max()
+    lse = torch.log(torch.sum(torch.exp(batch_conf - x_max), 1, keepdim=True)) + x_max
+    loss_c = (lse - batch_conf.gather(1, conf_t.view(-1, 1))).detach()
+    loss_c[pos.view(-1, 1)] = 0
+    loss_c = loss_c.view(conf_t.shape[0], -1)
+    _, loss_idx = loss_c.sort(1, descending=True)
+    _, idx_rank = loss_idx.sort(1)
+    num_pos = pos.long().sum(1, keepdim=True)
+    num_neg = torch.clamp(negpos_ratio * num_pos, max=pos.shape[1] - 1)
+    neg = idx_rank < num_neg.expand_as(idx_rank)
+    selected = (pos | neg)
+    loss_c = F.cross_entropy(conf_data[selected].view(-1, 2), conf_t[selected], reduction="sum")
+    n = max(num_pos.sum().item(), 1)
+    return loss_l / n, loss_c / n, loss_landm / n1

@@ -225,13 +225,13 @@ class RetinaFacePaper(_RetinaFaceBase):
         params = torch.cat(outputs.extras["dense_params"], dim=1)  # [B, N, P]
         images = outputs.extras["images"]
         batch_idx, anchor_idx = (labels == 1).nonzero(as_tuple=True)
-        if batch_idx.numel() > self.max_pixel_anchors:
+        if batch_idx.numel() > self.max_pixel_anchors:  # render a random subset of the positives
             pick = torch.randperm(batch_idx.numel(), device=batch_idx.device)[: self.max_pixel_anchors]
             batch_idx, anchor_idx = batch_idx[pick], anchor_idx[pick]
-        boxes = torch.stack(
-            [targets[int(b)].boxes[int(gt_indices[b, a])] for b, a in zip(batch_idx, anchor_idx)]
-        ) if batch_idx.numel() else images.new_zeros((0, 4))
-        pixel = self.dense_branch.pixel_loss(images, batch_idx, boxes.to(images), params[batch_idx, anchor_idx])
+        boxes = images.new_zeros((batch_idx.numel(), 4))  # the matched faces: the crops to reproduce
+        for i, (b, a) in enumerate(zip(batch_idx.tolist(), anchor_idx.tolist())):
+            boxes[i] = targets[b].boxes[int(gt_indices[b, a])]
+        pixel = self.dense_branch.pixel_loss(images, batch_idx, boxes, params[batch_idx, anchor_idx])
         return {"loss_pixel": self.pixel_weight * pixel}
 
 
