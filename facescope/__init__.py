@@ -15,6 +15,7 @@ from facescope.errors import FacescopeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.inference import Detector, draw_detections
+    from facescope.inference.align import align
     from facescope.models import create_model, list_models
     from facescope.structures import Detections, FaceTargets
 
@@ -27,6 +28,7 @@ _LAZY_ATTRIBUTES = {
     "FaceTargets": "facescope.structures",
     "Detector": "facescope.inference",
     "draw_detections": "facescope.inference",
+    "align": "facescope.inference.align",
     "create_model": "facescope.models",
     "list_models": "facescope.models",
 }
@@ -46,6 +48,7 @@ __all__ = [
     "Detector",
     "FaceTargets",
     "FacescopeError",
+    "align",
     "create_model",
     "draw_detections",
     "list_models",

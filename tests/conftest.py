@@ -56,3 +56,15 @@ def scrfd_onnx() -> dict[str, Path]:
 def wider_val_images() -> list[Path]:
     """The 38 real WIDER FACE val images."""
     return sorted(shared_path("widerface/WIDER_val/images").rglob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def retinaface_mnet_weights() -> Path:
+    """The official Pytorch_Retinaface ``mobilenet0.25_Final.pth``."""
+    return shared_path("weights/retinaface/mobilenet0.25_Final.pth")
+
+
+@pytest.fixture(scope="session")
+def retinaface_backbone_pretrain() -> Path:
+    """Pytorch_Retinaface's ImageNet ``mobilenetV1X0.25_pretrain.tar``."""
+    return shared_path("weights/retinaface/mobilenetV1X0.25_pretrain.tar")

@@ -1,1 +1,1 @@
-"""Label assignment: pure functions mapping priors and ground truth to matched indices."""
+"""Label assignment: pure functions mapping priors and ground truth to matched indices (ATSS, max-IoU)."""

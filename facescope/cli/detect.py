@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   facescope detect photo.jpg --out annotated.jpg --json faces.json
   facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx
   facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
+  facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
 """
 
 
@@ -34,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", help="write the detections as JSON to this file")
     parser.add_argument("--no-scores", action="store_true", help="do not print scores on the annotated image")
     parser.add_argument("--quiet", action="store_true", help="do not list faces on stdout")
+    parser.add_argument(
+        "--crops", help="save every face aligned to the ArcFace 5-point template as CROPS/<image>_<i>.png"
+    )
+    parser.add_argument("--crop-size", type=int, default=112, help="side of the aligned crops (default 112)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -43,12 +48,16 @@ def run(args: argparse.Namespace) -> int:
     if not source.exists():
         raise FacescopeError(f"no such file or folder: {source}")
     detector = make_detector(args)
+    if args.crops and not detector.model.has_landmarks:
+        raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
     if source.is_dir():
         return _run_folder(detector, source, args)
     return _run_image(detector, source, args)
 
 
-def _detect_one(detector: Any, path: Path, out: Path | None, show_scores: bool) -> dict[str, Any]:
+def _detect_one(
+    detector: Any, path: Path, out: Path | None, show_scores: bool, crops: tuple[Path, int] | None = None
+) -> dict[str, Any]:
     from facescope.inference.image_io import read_image
     from facescope.inference.visualize import draw_detections, write_image
 
@@ -56,12 +65,32 @@ def _detect_one(detector: Any, path: Path, out: Path | None, show_scores: bool) 
     detections = detector.detect(image, color_order="bgr")
     if out is not None:
         write_image(str(out), draw_detections(image, detections, show_scores=show_scores))
+    if crops is not None:
+        _write_crops(image, detections, *crops)
     height, width = image.shape[:2]
     return {"width": width, "height": height, **detections.to_dict()}
 
 
+def _write_crops(image: Any, detections: Any, prefix: Path, size: int) -> None:
+    """Aligned faces as ``<prefix>_<i>.png``, in the detector's (descending score) order."""
+    from facescope.inference.align import align
+    from facescope.inference.visualize import write_image
+
+    for i, crop in enumerate(align(image, detections, size)):
+        write_image(f"{prefix}_{i}.png", crop)
+
+
+def _crop_target(args: argparse.Namespace, relative: Path) -> tuple[Path, int] | None:
+    if not args.crops:
+        return None
+    if args.crop_size <= 0:
+        raise FacescopeError(f"--crop-size must be positive, got {args.crop_size}")
+    return Path(args.crops) / relative.with_suffix(""), args.crop_size
+
+
 def _run_image(detector: Any, path: Path, args: argparse.Namespace) -> int:
-    record = _detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores)
+    crops = _crop_target(args, Path(path.name))
+    record = _detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores, crops)
     if not args.quiet:
         print(f"{path}: {len(record['faces'])} faces ({detector.describe()})")
         for i, face in enumerate(record["faces"]):
@@ -84,7 +113,8 @@ def _run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
     for path in tqdm(paths, desc="detect", unit="img", disable=args.quiet):
         relative = path.relative_to(folder)
         try:
-            record = _detect_one(detector, path, out_dir / relative if out_dir else None, not args.no_scores)
+            out = out_dir / relative if out_dir else None
+            record = _detect_one(detector, path, out, not args.no_scores, _crop_target(args, relative))
         except ImageReadError as exc:
             failures += 1
             print(f"facescope: warning: {exc}", file=sys.stderr)

@@ -92,11 +92,22 @@ class Detector:
             yield self.detect(image, color_order=color_order)
 
     def _detect_bgr(self, images: list[np.ndarray]) -> list[Detections]:
-        batch, resized = preprocess_batch(images, self.preset, self.model)
-        input_hw = (int(batch.shape[2]), int(batch.shape[3]))
-        predictions = self.backend(batch)
-        detections = self.model.decode(predictions, input_hw, self.preset.postprocess)
-        return [to_original(d.to("cpu"), r) for d, r in zip(detections, resized)]
+        """Images whose network inputs differ in size (``"original"`` resizing) run as separate
+        batches, so no image is padded beyond its own input size and results do not depend on
+        what else is in the batch."""
+        resized = [resize_image(image, self.preset.resize, self.model.input_spec) for image in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, item in enumerate(resized):
+            groups.setdefault(item.input_hw, []).append(i)
+        results: list[Detections | None] = [None] * len(images)
+        for members in groups.values():
+            group = [resized[i] for i in members]
+            batch = to_tensor(group, self.model.input_spec, self.preset.resize.pad_value)
+            input_hw = (int(batch.shape[2]), int(batch.shape[3]))
+            detections = self.model.decode(self.backend(batch), input_hw, self.preset.postprocess)
+            for i, dets, item in zip(members, detections, group):
+                results[i] = to_original(dets.to("cpu"), item)
+        return [r for r in results if r is not None]
 
     def describe(self) -> str:
         """One line naming the model, backend and settings."""
@@ -104,7 +115,7 @@ class Detector:
         size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
         return (
             f"{self.model_name} [{self.backend.name}] preset '{self.preset_name}': {size}, "
-            f"score >= {post.score_thresh}, NMS {post.nms_thresh}"
+            f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
         )
 
 

@@ -1,1 +1,1 @@
-"""Loss functions (pure functions on tensors)."""
+"""Training losses shared by detector families (pure functions on tensors)."""

@@ -125,3 +125,55 @@ def conv_dw(in_channels: int, out_channels: int, stride: int, negative_slope: fl
         nn.BatchNorm2d(out_channels),
         act(),
     )
+
+
+class DeformableConv2d(nn.Module):
+    """A deformable convolution (DCNv1) with its own learned offsets.
+
+    ``offset`` is a plain conv predicting ``2 * k * k`` offsets per position from the input; it
+    starts at zero, so an untrained block computes exactly the regular convolution of ``conv``
+    (torchvision's ``DeformConv2d``).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding: as for ``nn.Conv2d``.
+        bias: whether ``conv`` has a bias.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 1, bias: bool = False
+    ) -> None:
+        super().__init__()
+        from torchvision.ops import DeformConv2d
+
+        self.offset = nn.Conv2d(in_channels, 2 * kernel_size * kernel_size, kernel_size, stride, padding, bias=True)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.conv = DeformConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x, self.offset(x))
+
+
+def conv_bn(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    negative_slope: float | None = None,
+    activation: bool = True,
+    deformable: bool = False,
+) -> nn.Sequential:
+    """``Sequential(conv no-bias, BN[, LeakyReLU(negative_slope) or ReLU])`` with keys ``0, 1[, 2]``.
+
+    ``deformable=True`` swaps the conv for :class:`DeformableConv2d` (keys ``0.offset``, ``0.conv``).
+    """
+    padding = kernel_size // 2
+    conv: nn.Module
+    if deformable:
+        conv = DeformableConv2d(in_channels, out_channels, kernel_size, stride, padding)
+    else:
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+    layers = [conv, nn.BatchNorm2d(out_channels)]
+    if activation:
+        layers.append(nn.ReLU(inplace=True) if negative_slope is None else nn.LeakyReLU(negative_slope, inplace=True))
+    return nn.Sequential(*layers)

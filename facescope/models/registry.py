@@ -83,6 +83,7 @@ def register_model(
 
 def _ensure_builtin_models() -> None:
     # Importing the family modules runs their @register_model decorators.
+    import facescope.models.retinaface  # noqa: F401
     import facescope.models.scrfd  # noqa: F401
 
 

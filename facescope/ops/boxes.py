@@ -23,11 +23,17 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, pixel_offset: float
 
     Returns:
         ``Tensor[K]`` int64 indices into ``boxes``.
+
+    Boxes with exactly equal scores are visited in index order (a stable sort), so the result is
+    deterministic; torchvision's own sort leaves the order of ties unspecified.
     """
     if pixel_offset:
         # IoU under the +1 convention equals the continuous IoU of boxes grown by one pixel.
         boxes = torch.cat([boxes[:, :2], boxes[:, 2:] + pixel_offset], dim=1)
-    return torchvision.ops.nms(boxes, scores, iou_threshold)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    # Strictly decreasing stand-in scores make torchvision visit the boxes in exactly this order.
+    ranks = torch.arange(order.numel(), 0, -1, device=boxes.device, dtype=boxes.dtype)
+    return order[torchvision.ops.nms(boxes[order], ranks, iou_threshold)]
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:

@@ -53,7 +53,9 @@ def test_forward_does_not_depend_on_training_mode_flag(name):
     """forward returns the same structure in train and eval mode (only BN statistics differ)."""
     model = create_model(name)
     with torch.no_grad():
-        eval_out = model.eval()(torch.zeros(1, 3, 64, 64))
-        train_out = model.train()(torch.zeros(1, 3, 64, 64))
+        # Two images: a stride-64 level (RetinaFace paper P6) is 1x1 at 64x64, and batch-norm in
+        # training mode needs more than one value per channel.
+        eval_out = model.eval()(torch.zeros(2, 3, 64, 64))
+        train_out = model.train()(torch.zeros(2, 3, 64, 64))
     assert type(eval_out) is type(train_out)
     assert [t.shape for t in eval_out.box_regs] == [t.shape for t in train_out.box_regs]

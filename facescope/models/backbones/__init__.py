@@ -2,5 +2,7 @@
 
 from facescope.models.backbones.mobilenet import MobileNetV1
 from facescope.models.backbones.resnet import ResNetV1e
+from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1, load_backbone_pretrain
+from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
 
-__all__ = ["MobileNetV1", "ResNetV1e"]
+__all__ = ["MobileNetV1", "ResNetV1e", "RetinaFaceMobileNetV1", "TorchvisionResNetBody", "load_backbone_pretrain"]
