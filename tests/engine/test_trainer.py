@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from facescope.engine.checkpoint import load_checkpoint
 from facescope.engine.trainer import TrainingDiverged, build_trainer, fit, restore, run
 from facescope.engine.distributed import DistInfo
-from conftest import tiny_config
+from engine_testing import tiny_config
 
 
 def final_weights(path):
