@@ -235,6 +235,8 @@ class InsideSquareCrop:
     for :class:`PadToSquare`."""
 
     def __init__(self, scales: Sequence[float] = RETINAFACE_CROP_SCALES, tries: int = 250) -> None:
+        if not scales or not all(0 < s <= 1 for s in scales):
+            raise ValueError(f"crops inside the image need scales in (0, 1], got {list(scales)}")
         self.scales = tuple(float(s) for s in scales)
         self.tries = tries
 

@@ -98,10 +98,21 @@ class RuntimeConfig:
 
 @dataclass
 class TrainConfig:
-    """A complete training recipe."""
+    """A complete training recipe.
+
+    Attributes:
+        model: registry name.
+        init_weights: whole-model weights to start from (path, release tag or ``pretrained``).
+        backbone_weights: ImageNet classification checkpoint for the backbone (e.g. Pytorch_Retinaface's
+            ``mobilenetV1X0.25_pretrain.tar`` or a torchvision ResNet file); the classifier is dropped.
+        loss: overrides of the model's loss settings (fields of its ``loss_config`` dataclass, e.g.
+            ``{box_weight: 2.0}``).
+    """
 
     model: str
     init_weights: str | None = None
+    backbone_weights: str | None = None
+    loss: dict[str, float | int | bool | None] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -120,6 +131,8 @@ class TrainConfig:
         self.data.train_images = under(self.data.train_images) or self.data.train_images
         self.eval.images = under(self.eval.images) if self.eval.images else self.eval.images
         self.eval.ground_truth = under(self.eval.ground_truth) if self.eval.ground_truth else self.eval.ground_truth
-        if self.init_weights and (root / self.init_weights).exists() and not Path(self.init_weights).is_absolute():
-            self.init_weights = str(root / self.init_weights)
+        for name in ("init_weights", "backbone_weights"):
+            value = getattr(self, name)
+            if value and not Path(value).is_absolute() and (root / value).exists():
+                setattr(self, name, str(root / value))
         return self

@@ -28,7 +28,7 @@ from facescope.engine.config import TrainConfig
 from facescope.engine.distributed import DistInfo, all_ranks_agree, barrier, cleanup, init_distributed
 from facescope.engine.logger import MetricsLogger
 from facescope.engine.schedule import learning_rate
-from facescope.errors import DataError, FacescopeError
+from facescope.errors import ConfigError, DataError, FacescopeError
 from facescope.models.base import DenseFaceDetector
 from facescope.models.registry import create_model
 
@@ -92,6 +92,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    configure_model(model, config)
     if config.init_weights and str(config.init_weights).endswith(".onnx") and not config.runtime.freeze_bn_stats:
         raise FacescopeError(
             "ONNX weights have their BatchNorm folded into the convolutions (statistics are gone); "
@@ -121,6 +122,30 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     return Trainer(config, info, device, model, wrapped, dataset, sampler, loader, optimizer, scaler, logger, TrainState())
 
 
+def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
+    """Apply the recipe's loss overrides and ImageNet backbone initialisation to a fresh model."""
+    import dataclasses
+
+    from facescope.errors import suggest
+
+    if config.loss:
+        current = getattr(model, "loss_config", None)
+        if current is None:
+            raise ConfigError(f"model '{config.model}' has no loss settings to override")
+        fields = {f.name for f in dataclasses.fields(current)}
+        for key in config.loss:
+            if key not in fields:
+                raise ConfigError(f"unknown loss setting 'loss.{key}' for {config.model}{suggest(key, fields)}")
+        model.loss_config = dataclasses.replace(current, **config.loss)
+    if config.backbone_weights:
+        from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+
+        body = getattr(model, "body", None) or getattr(model, "backbone", None)
+        if body is None:
+            raise ConfigError(f"model '{config.model}' has no backbone to initialise")
+        load_backbone_pretrain(body, config.backbone_weights)
+
+
 def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
     """Read the annotations, drop images without faces, attach the augmentation pipeline."""
     data = config.data
@@ -136,6 +161,8 @@ def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
     if not records:
         raise DataError(f"no training images with faces in {data.train_annotations}")
     if data.pipeline == "retinaface":
+        if max(data.crop_scales) > 1:
+            raise ConfigError(f"data.pipeline 'retinaface' crops inside the image: data.crop_scales must be <= 1, got {list(data.crop_scales)}")
         transforms = retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)
     else:
         transforms = scrfd_train_transforms(

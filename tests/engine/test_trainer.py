@@ -93,3 +93,25 @@ def test_periodic_widerface_validation_is_logged(tiny_dataset, tmp_path, shared_
     assert len(evaluation) == 1 and evaluation[0]["val_full_val"] == 0.0  # 38 of 3,226 images: mini-benchmark
     assert 0.0 <= evaluation[0]["val_ap_easy"] <= 1.0
     assert len(list((tmp_path / "val_epoch_1" / "predictions").rglob("*.txt"))) == 38
+
+
+def test_retinaface_trains_through_the_engine_with_its_pipeline_and_backbone(tiny_dataset, tmp_path, shared_data):
+    config = tiny_config(tiny_dataset, tmp_path, max_iters=2)
+    config.model = "retinaface_mnet025"
+    config.data.pipeline = "retinaface"
+    config.data.crop_scales = (0.6, 0.8, 1.0)
+    config.backbone_weights = str(shared_data / "weights/retinaface/mobilenetV1X0.25_pretrain.tar")
+    config.loss = {"box_weight": 1.0}
+    last = fit(config, progress=False)
+    records = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 2 and all("loss_cls" in r and "NaN" not in r for r in records)
+    assert load_checkpoint(last)["config"]["loss"] == {"box_weight": 1.0}
+
+
+def test_unknown_loss_setting_is_a_config_error(tiny_dataset, tmp_path):
+    from facescope.errors import ConfigError
+
+    config = tiny_config(tiny_dataset, tmp_path, max_iters=1)
+    config.loss = {"box_wieght": 1.0}
+    with pytest.raises(ConfigError, match=r"unknown loss setting 'loss.box_wieght'.*did you mean 'box_weight'"):
+        fit(config, progress=False)
