@@ -158,7 +158,7 @@ def multibox_loss(
         config: weights and OHEM settings.
 
     Returns:
-        ``{"loss_cls", "loss_box"[, "loss_landmark"]}``, each already multiplied by its weight; their
+        ``{"cls", "box"[, "landmark"]}``, each already multiplied by its weight; their
         sum is the training loss.
     """
     positive = matched.labels == POSITIVE
@@ -169,12 +169,12 @@ def multibox_loss(
     hard_negative = ohem_negative_mask(ce, matched.labels, config.neg_pos_ratio, config.min_negatives)
     loss_cls = ce[positive | hard_negative].sum() / num_pos
     loss_box = smooth_l1_sum(box_regs[positive], matched.box_targets[positive], config.smooth_l1_beta) / num_pos
-    losses = {"loss_cls": config.cls_weight * loss_cls, "loss_box": config.box_weight * loss_box}
+    losses = {"cls": config.cls_weight * loss_cls, "box": config.box_weight * loss_box}
     if landmark_regs is not None:
         weights = matched.landmark_weights[positive]
         num_with_landmarks = (weights.sum(dim=1) > 0).sum().clamp(min=1).to(box_regs.dtype)
         landmark_sum = smooth_l1_sum(
             landmark_regs[positive], matched.landmark_targets[positive], config.smooth_l1_beta, weights
         )
-        losses["loss_landmark"] = config.landmark_weight * landmark_sum / num_with_landmarks
+        losses["landmark"] = config.landmark_weight * landmark_sum / num_with_landmarks
     return losses

@@ -95,7 +95,7 @@ class _RetinaFaceBase(DenseFaceDetector):
         return torch.softmax(cls_logits, dim=-1)[..., 1]
 
     def loss(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> dict[str, Tensor]:
-        """Weighted ``loss_cls``, ``loss_box``, ``loss_landmark`` (and ``loss_pixel``); their sum is the loss.
+        """Weighted ``cls``, ``box``, ``landmark`` (and ``pixel``); their sum is the loss.
 
         Args:
             outputs: this model's forward outputs for a ``[B, 3, H, W]`` batch.
@@ -173,7 +173,7 @@ class RetinaFacePaper(_RetinaFaceBase):
     Args:
         depth: ResNet depth (50 or 152).
         deformable: deformable 3x3 convs in the lateral connections and context modules.
-        dense_branch: optional mesh-decoder branch; adds ``loss_pixel`` to the losses.
+        dense_branch: optional mesh-decoder branch; adds ``pixel`` to the losses.
         loss_config: matching, OHEM and loss weights (default: the paper's).
         pixel_weight: weight of the dense pixel loss (0.01 in the paper).
         max_pixel_anchors: positive anchors per batch rendered for the pixel loss.
@@ -232,7 +232,7 @@ class RetinaFacePaper(_RetinaFaceBase):
         for i, (b, a) in enumerate(zip(batch_idx.tolist(), anchor_idx.tolist())):
             boxes[i] = targets[b].boxes[int(gt_indices[b, a])]
         pixel = self.dense_branch.pixel_loss(images, batch_idx, boxes, params[batch_idx, anchor_idx])
-        return {"loss_pixel": self.pixel_weight * pixel}
+        return {"pixel": self.pixel_weight * pixel}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,21 +55,21 @@ def test_multibox_loss_hand_computed():
     box_regs = torch.tensor([[[1.0, 0.0, 0.0, 0.5], [9.0, 9.0, 9.0, 9.0]]])  # P1's regression is ignored
     landmark_regs = torch.zeros(1, 2, 10)
     losses = multibox_loss(cls_logits, box_regs, landmark_regs, matched, PORT_LOSS)
-    assert losses["loss_cls"].item() == pytest.approx(3 * math.log(2))  # (log 2 + log 4) / 1 positive
-    assert losses["loss_box"].item() == pytest.approx(2.0 * (0.5 + 0.125))  # loc weight 2
-    assert losses["loss_landmark"].item() == pytest.approx(5 * 0.5)  # five x-deltas of 1
+    assert losses["cls"].item() == pytest.approx(3 * math.log(2))  # (log 2 + log 4) / 1 positive
+    assert losses["box"].item() == pytest.approx(2.0 * (0.5 + 0.125))  # loc weight 2
+    assert losses["landmark"].item() == pytest.approx(5 * 0.5)  # five x-deltas of 1
 
 
 def test_landmark_loss_skips_unannotated_points_and_weights_apply():
     matched = match_targets(_two_priors(), DeltaCoder((0.1, 0.2)), [_face([True, True, True, False, False])], PORT_LOSS)
     config = MultiBoxLossConfig(cls_weight=0.5, box_weight=0.25, landmark_weight=0.1)
     losses = multibox_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2, 4), torch.zeros(1, 2, 10), matched, config)
-    assert losses["loss_landmark"].item() == pytest.approx(0.1 * 3 * 0.5)
-    assert losses["loss_box"].item() == 0.0
-    assert losses["loss_cls"].item() == pytest.approx(0.5 * 2 * math.log(2))
+    assert losses["landmark"].item() == pytest.approx(0.1 * 3 * 0.5)
+    assert losses["box"].item() == 0.0
+    assert losses["cls"].item() == pytest.approx(0.5 * 2 * math.log(2))
 
 
 def test_faces_without_any_landmark_give_zero_landmark_loss():
     matched = match_targets(_two_priors(), DeltaCoder((0.1, 0.2)), [_face([False] * 5)], PORT_LOSS)
     losses = multibox_loss(torch.zeros(1, 2, 2), torch.ones(1, 2, 4), torch.ones(1, 2, 10), matched, PORT_LOSS)
-    assert losses["loss_landmark"].item() == 0.0 and losses["loss_box"].item() > 0
+    assert losses["landmark"].item() == 0.0 and losses["box"].item() > 0

@@ -52,12 +52,12 @@ def test_loss_equals_the_ports_multibox_loss():
     normalised = torch.cat([priors.centers, priors.sizes], 1) / size  # (cx, cy, w, h) / image size
     predictions = (torch.cat(outputs.box_regs, 1), torch.cat(outputs.cls_logits, 1), torch.cat(outputs.landmark_regs, 1))
     loss_l, loss_c, loss_landm = port_multibox_loss(predictions, normalised, [_port_target(t, size) for t in targets])
-    assert ours["loss_box"].item() == pytest.approx(2.0 * loss_l.item(), rel=1e-5)
-    assert ours["loss_cls"].item() == pytest.approx(loss_c.item(), rel=1e-5)
-    assert ours["loss_landmark"].item() == pytest.approx(loss_landm.item(), rel=1e-5)
+    assert ours["box"].item() == pytest.approx(2.0 * loss_l.item(), rel=1e-5)
+    assert ours["cls"].item() == pytest.approx(loss_c.item(), rel=1e-5)
+    assert ours["landmark"].item() == pytest.approx(loss_landm.item(), rel=1e-5)
     assert loss_l.item() > 0 and loss_landm.item() > 0
     # The crafted faces matter: without the port's quirks the losses differ.
     for change in ({"retarget_below_floor": False}, {"force_match_min_iou": None}):
         with_loss_config(model, **change)
-        assert model.loss(outputs, targets, (size, size))["loss_box"].item() != pytest.approx(2.0 * loss_l.item(), rel=1e-5)
+        assert model.loss(outputs, targets, (size, size))["box"].item() != pytest.approx(2.0 * loss_l.item(), rel=1e-5)
         model.loss_config = PORT_LOSS

@@ -37,8 +37,8 @@ def test_empty_image_gives_zero_box_and_landmark_loss_and_a_face_gives_all_posit
     with_loss_config(model, min_negatives=3)  # the paper's rule for images without faces
     images = torch.randn(1, 3, size, size)  # (the paper's P6 must be > 1x1 for training-mode BN)
     empty = model.loss(model(images), [_no_face()], (size, size))
-    assert empty["loss_box"].item() == 0.0 and empty["loss_landmark"].item() == 0.0
-    assert empty["loss_cls"].item() > 0
+    assert empty["box"].item() == 0.0 and empty["landmark"].item() == 0.0
+    assert empty["cls"].item() > 0
     one = model.loss(model(images), [_one_face()], (size, size))
     assert all(v.item() > 0 for v in one.values()), one
 
@@ -52,7 +52,7 @@ def test_port_rule_an_image_without_faces_contributes_nothing():
 def test_face_without_landmarks_trains_boxes_only():
     model = create_model("retinaface_mnet025").train()
     losses = model.loss(model(torch.randn(1, 3, 64, 64)), [_one_face(valid=False)], (64, 64))
-    assert losses["loss_landmark"].item() == 0.0 and losses["loss_box"].item() > 0
+    assert losses["landmark"].item() == 0.0 and losses["box"].item() > 0
 
 
 def _train(model: torch.nn.Module, images: torch.Tensor, targets: list[FaceTargets], steps: int) -> list[dict[str, float]]:
@@ -81,9 +81,9 @@ def _check_paper_training(deformable: bool, size: int, steps: int, tmp_path) -> 
     targets = [FaceTargets(t.boxes * size / 128, t.landmarks * size / 128, t.landmark_valid) for t in _paper_targets()]
     before = model.head.dense_conv.weight.detach().clone()
     history = _train(model, images, targets, steps=steps)
-    assert set(history[0]) == {"loss_cls", "loss_box", "loss_landmark", "loss_pixel"}
+    assert set(history[0]) == {"cls", "box", "landmark", "pixel"}
     assert all(torch.isfinite(torch.tensor(v)) for step in history for v in step.values())
-    assert all(step["loss_pixel"] > 0 and step["loss_landmark"] > 0 for step in history)
+    assert all(step["pixel"] > 0 and step["landmark"] > 0 for step in history)
     assert not torch.equal(before, model.head.dense_conv.weight)  # the pixel loss reaches the head
 
 
