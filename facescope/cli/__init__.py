@@ -21,7 +21,7 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, models
+    from facescope.cli import detect, export, models
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, models):
+    for module in (detect, models, export):
         module.register(subparsers)
     return parser
 
