@@ -22,17 +22,26 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """Eager PyTorch."""
+    """Eager PyTorch on an inference-optimised copy of the model (BatchNorm folded into the convs,
+    channels-last layout; see :mod:`facescope.inference.optimize`). The caller's model is untouched.
+    ``optimize=False`` runs the model as it is."""
 
     name = "torch"
 
-    def __init__(self, model: DenseFaceDetector, device: torch.device) -> None:
-        self.model = model
+    def __init__(self, model: DenseFaceDetector, device: torch.device, optimize: bool = True) -> None:
+        from facescope.inference.optimize import optimize_for_inference
+
         self.device = device
+        channels_last = device.type == "cpu"
+        self.model = optimize_for_inference(model, channels_last) if optimize else model.eval()
+        self.channels_last = optimize and channels_last and self.model is not model
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> DensePredictions:
-        return self.model.activate(self.model(batch.to(self.device)))
+        batch = batch.to(self.device)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.model.activate(self.model(batch))
 
 
 class OnnxRuntimeBackend:
