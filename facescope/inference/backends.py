@@ -63,6 +63,8 @@ class OnnxRuntimeBackend:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # errors only: official files annotate 640x640 output shapes and warn at any other size
+        options.log_severity_level = 3
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
