@@ -65,7 +65,7 @@ def requirements(kind: str) -> list[str]:
     """Python modules a pipeline kind imports (probed before running it)."""
     return {
         "facescope": ["torch", "onnxruntime", "facescope"],
-        "reference": ["onnxruntime", "facescope"],
+        "reference": ["onnxruntime", "cv2"],
         "yunet": ["cv2:FaceDetectorYN"],
         "mtcnn": ["torch", "torchvision"],
         "blazeface": ["cv2", "ai_edge_litert|tflite_runtime|tensorflow"],
@@ -87,9 +87,15 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
 
 
 def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
-    from facescope._reference.insightface_scrfd import InsightfaceSCRFD
+    import importlib.util
 
-    reference = InsightfaceSCRFD(spec.weights, input_size=(640, 640), threads=threads)
+    # Load the file on its own: importing the facescope package would pull in torch, which the
+    # reference pipeline (numpy + OpenCV + onnxruntime) does not need (it would inflate its RSS).
+    path = Path(__file__).resolve().parents[1] / "facescope" / "_reference" / "insightface_scrfd.py"
+    module_spec = importlib.util.spec_from_file_location("insightface_scrfd_reference", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    reference = module.InsightfaceSCRFD(spec.weights, input_size=(640, 640), threads=threads)
     thresh = ACCURACY_SCORE if accuracy else 0.5
 
     def detect(bgr: np.ndarray) -> np.ndarray:

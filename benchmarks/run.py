@@ -52,9 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer-python", default=os.environ.get("FACESCOPE_BENCH_PEER_PYTHON"),
                         help="second interpreter for peers whose packages are missing here (e.g. a venv with "
                              "opencv 4.x for Haar and ai-edge-litert for BlazeFace)")
+    parser.add_argument("--paired-runs", type=int, default=60, help="alternating runs per pipeline for the target ratios (0 = skip)")
     parser.add_argument("--skip-accuracy", action="store_true", help="no AP mini-benchmark")
     parser.add_argument("--stream-frames", type=int, default=1000, help="frames for the streaming RSS benchmark (0 = skip)")
     parser.add_argument("--report-only", action="store_true", help="re-score AP from saved predictions and rewrite the reports")
+    parser.add_argument("--paired-only", action="store_true", help="re-measure only the paired target ratios of a saved run")
     return parser.parse_args(argv)
 
 
@@ -139,6 +141,24 @@ def measure_latency(args: argparse.Namespace, specs: list[PipelineSpec], pythons
     return rows
 
 
+def measure_paired(args: argparse.Namespace, specs: list[PipelineSpec], pythons: dict[str, str], image: Path) -> list[dict]:
+    """Load-robust ratios for the target rows: candidate and reference alternate frame by frame in
+    one fresh process (``--paired-runs`` each)."""
+    from benchmarks.report import TARGETS
+
+    by_name = {s.name: s for s in specs}
+    rows = []
+    for name, reference, size, threads, _, _ in TARGETS:
+        if name not in by_name or reference not in by_name or name not in pythons or reference not in pythons:
+            continue
+        result = worker(pythons[name], "paired", by_name[name], threads, "--reference-spec", json.dumps(by_name[reference].to_dict()),
+                        "--size", size, "--image", str(image), "--runs", str(args.paired_runs), "--warmup", str(args.warmup))
+        rows.append({"name": name, "reference": reference, "size": size, "threads": threads, **result})
+        shown = f"x{result['ratio']:.2f} ({result['median_ms']:.1f} vs {result['reference_median_ms']:.1f} ms)" if "ratio" in result else result["error"]
+        print(f"  paired {name} vs {reference} {size} {threads}t: {shown}")
+    return rows
+
+
 def measure_accuracy(args: argparse.Namespace, specs: list[PipelineSpec], pythons: dict[str, str]) -> dict[str, dict]:
     """Predictions of every runnable row on the WIDER val images (threads: the largest requested)."""
     images = args.shared / "widerface" / "WIDER_val" / "images"
@@ -196,8 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "benchmark.json"
+    if args.paired_only:
+        results = json.loads(json_path.read_text())
+        specs = [PipelineSpec(**{k: v for k, v in s.items() if k != "python"}) for s in results["specs"]]
+        pythons = {s["name"]: s["python"] for s in results["specs"] if s.get("python")}
+        results["paired"] = measure_paired(args, specs, pythons, Path(results["settings"]["image"]))
+        write_reports(results, args.out)
+        return 0
     if args.report_only:
         results = json.loads(json_path.read_text())
+        if (args.out / "stream.json").exists():  # a later `stream.py --json` run replaces the stream section
+            results["stream"] = json.loads((args.out / "stream.json").read_text())
         score_accuracy(args.out, args.shared, results["accuracy"])
         write_reports(results, args.out)
         return 0
@@ -213,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     pythons, skipped = choose_interpreters(specs, args.peer_python)
     print(f"latency: {len(args.sizes)} sizes x {len(args.threads)} thread counts, {args.runs} runs after {args.warmup} warm-up")
     latency = measure_latency(args, specs, pythons, args.image)
+    print("paired target ratios")
+    paired = measure_paired(args, specs, pythons, args.image) if args.paired_runs > 0 else []
     accuracy = {} if args.skip_accuracy else measure_accuracy(args, specs, pythons)
     score_accuracy(args.out, args.shared, accuracy)
     print("streaming")
@@ -225,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "exports": export_reports,
         "latency": latency,
+        "paired": paired,
         "accuracy": accuracy,
         "stream": stream,
     }

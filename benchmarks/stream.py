@@ -102,10 +102,14 @@ def stream_cli(weights: Path, source: np.ndarray, count: int, warmup: int) -> di
             time.sleep(0.05)
         process.wait()
         progress.join()
-    measured = [s for s in samples if s[1] >= warmup]
-    if process.returncode not in (0, 1) or len(measured) < 2:
+    # while images are being processed: after warm-up, before the last image (exit and teardown
+    # change the RSS of a finishing process)
+    measured = [s for s in samples if warmup <= s[1] < count]
+    if process.returncode not in (0, 1) or len(measured) < 10:
         return {"label": "facescope detect DIR", "error": f"exit {process.returncode}: {progress.tail()}"}
-    after_warmup, end = measured[0][2], measured[-1][2]
+    # medians of the first and last five samples (50 ms apart) smooth transient allocations
+    after_warmup = float(np.median([s[2] for s in measured[:5]]))
+    end = float(np.median([s[2] for s in measured[-5:]]))
     return {
         "label": "facescope detect DIR (onnxruntime, 1 thread, default preset)",
         "frames": count,
@@ -114,6 +118,7 @@ def stream_cli(weights: Path, source: np.ndarray, count: int, warmup: int) -> di
         "rss_after_warmup_mb": after_warmup,
         "rss_end_mb": end,
         "last_sample_images": measured[-1][1],
+        "rss_definition": "median of the first / last 5 samples (50 ms apart) between warm-up and the last image",
         "rss_max_mb": max(s[2] for s in samples),
         "growth_percent": 100 * (end - after_warmup) / after_warmup,
         "samples": samples[:: max(1, len(samples) // 100)],

@@ -2,6 +2,7 @@
 
     python benchmarks/worker.py probe     --spec JSON
     python benchmarks/worker.py latency   --spec JSON --threads 1 --size 640x480 --image PATH --runs 20 --warmup 3
+    python benchmarks/worker.py paired    --spec JSON --reference-spec JSON --threads 1 --size 640x480 --image PATH
     python benchmarks/worker.py accuracy  --spec JSON --threads 2 --images DIR --predictions DIR
 
 Prints one JSON object on the last line of stdout. The orchestrator (``run.py``) sets
@@ -95,6 +96,25 @@ def latency(spec: PipelineSpec, threads: int, size: tuple[int, int], image: Path
     }
 
 
+def paired(spec: PipelineSpec, other: PipelineSpec, threads: int, size: tuple[int, int], image: Path, runs: int, warmup: int) -> dict:
+    """``spec`` and ``other`` (the reference) in one process, frames alternating between them, so a
+    load change on a shared machine hits both alike: the ratio of medians is load-robust."""
+    import cv2
+
+    frame = cv2.resize(cv2.imread(str(image)), size, interpolation=cv2.INTER_AREA)
+    pipelines = [build(spec, threads), build(other, threads)]
+    times: list[list[float]] = [[], []]
+    for index in range(warmup + runs):
+        order = (0, 1) if index % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            pipelines[which](frame)
+            if index >= warmup:
+                times[which].append(time.perf_counter() - start)
+    medians = [float(np.median(t)) * 1000 for t in times]
+    return {"median_ms": medians[0], "reference_median_ms": medians[1], "ratio": medians[0] / medians[1], "runs": runs}
+
+
 def accuracy(spec: PipelineSpec, threads: int, images: Path, predictions: Path) -> dict:
     """Detect at the AP operating point on every image below ``images`` (WIDER layout) and write
     official-format prediction files ``predictions/<event>/<name>.txt``."""
@@ -118,8 +138,9 @@ def accuracy(spec: PipelineSpec, threads: int, images: Path, predictions: Path) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=("probe", "latency", "accuracy"))
+    parser.add_argument("task", choices=("probe", "latency", "paired", "accuracy"))
     parser.add_argument("--spec", required=True, help="PipelineSpec as JSON")
+    parser.add_argument("--reference-spec", help="PipelineSpec of the reference (task paired)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", default="640x480", help="frame WIDTHxHEIGHT")
     parser.add_argument("--image", type=Path)
@@ -134,6 +155,10 @@ def main() -> int:
     elif args.task == "latency":
         width, height = (int(v) for v in args.size.split("x"))
         result = latency(spec, args.threads, (width, height), args.image, args.runs, args.warmup)
+    elif args.task == "paired":
+        width, height = (int(v) for v in args.size.split("x"))
+        other = PipelineSpec(**json.loads(args.reference_spec))
+        result = paired(spec, other, args.threads, (width, height), args.image, args.runs, args.warmup)
     else:
         result = accuracy(spec, args.threads, args.images, args.predictions)
     print(json.dumps(result))

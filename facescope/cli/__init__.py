@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   facescope detect photos/ --model scrfd_500m_kps --out annotated/ --json faces.json
   facescope models
   facescope info scrfd_2.5g --size 1280x720
+  facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
 """
 
 
