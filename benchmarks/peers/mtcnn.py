@@ -60,8 +60,8 @@ class RNet(nn.Module):
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.prelu3(self.conv3(x))
-        # (B, C, H, W) -> (B, H, W, C) -> (B, H*W*C): the Caffe flattening order the weights expect
-        x = self.prelu4(self.dense4(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)))
+        # (B, C, H, W) -> (B, W, H, C) -> (B, W*H*C): the flattening order of the converted Caffe weights
+        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
         return self.dense5_2(x), F.softmax(self.dense5_1(x), dim=1)[:, 1]
 
 
@@ -84,8 +84,8 @@ class ONet(nn.Module):
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.pool3(self.prelu3(self.conv3(x)))
         x = self.prelu4(self.conv4(x))
-        # (B, C, H, W) -> (B, H, W, C) -> (B, H*W*C)
-        x = self.prelu5(self.dense5(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)))
+        # (B, C, H, W) -> (B, W, H, C) -> (B, W*H*C)
+        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
         return self.dense6_2(x), self.dense6_3(x), F.softmax(self.dense6_1(x), dim=1)[:, 1]
 
 
