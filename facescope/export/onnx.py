@@ -197,6 +197,9 @@ def export_onnx(
         _finish_graph(tmp, metadata, simplify)
         if verify:
             result.checks = verify_export(detector, tmp, _check_inputs(detector, (height, width), dynamic, verify_images), tolerance)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions of a new file
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
