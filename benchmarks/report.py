@@ -91,6 +91,15 @@ def target_lines(results: dict) -> list[str]:
     return lines
 
 
+def _load(env: dict) -> str:
+    def fmt(values: list[float]) -> str:
+        return "/".join(f"{v:.2f}" for v in values)
+
+    if "load_average_start" in env:
+        return f"{fmt(env['load_average_start'])} at the start and {fmt(env['load_average_end'])} at the end"
+    return f"{fmt(env['load_average'])} when the results were written"
+
+
 def markdown(results: dict) -> str:
     env = results["environment"]
     settings = results["settings"]
@@ -99,7 +108,7 @@ def markdown(results: dict) -> str:
         "",
         f"Command: `{results['command']}`",
         "",
-        f"Machine: {env['cpus']} CPUs, load average {', '.join(f'{v:.2f}' for v in env['load_average'])} at the start, "
+        f"Machine: {env['cpus']} CPUs, load average (1, 5, 15 min) {_load(env)}, "
         f"Python {env['python']}, torch {env['torch']}, onnxruntime {env['onnxruntime']}, OpenCV {env['cv2']}, numpy {env['numpy']} ({env['date']}).",
         "",
         f"Latency: frame `{Path(settings['image']).name}` resized to each size; median and p90 of {settings['runs']} runs after "
@@ -142,12 +151,13 @@ def plot(results: dict, path: Path) -> None:
     threads = min(results["settings"]["threads"])
     latency = {r["name"]: r["median_ms"] for r in results["latency"] if r["size"] == size and r["threads"] == threads and "median_ms" in r}
     accuracy = {n: e["ap"]["hard"] for n, e in results.get("accuracy", {}).items() if isinstance(e.get("ap"), dict)}
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     points = [(latency[n], accuracy[n], n) for n in latency if n in accuracy]
     if points:
-        for x, y, name in points:
-            ax.scatter(x, y)
-            ax.annotate(name.split("/", 1)[-1], (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
+        markers = "osD^v<>pP*Xh"
+        for index, (x, y, name) in enumerate(points):
+            ax.scatter(x, y, marker=markers[index % len(markers)], s=50, label=name)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_xscale("log")
         ax.set_ylabel("AP hard (38-image WIDER mini-benchmark)")
         ax.set_xlabel(f"median latency, ms ({SIZE_NAMES.get(size, size)}, {threads} thread, log scale)")
@@ -167,6 +177,9 @@ def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 

@@ -203,7 +203,7 @@ def environment() -> dict:
     import platform
 
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "load_average_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     for module in ("torch", "onnxruntime", "cv2", "numpy"):
         try:
             info[module] = __import__(module).__version__
@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: shared data not found at {args.shared} (set FACESCOPE_SHARED_DATA)", file=sys.stderr)
         return 2
     args.image = args.image or args.shared / "images" / "crowd" / "t1.jpg"
+    env = environment()
     print("exporting facescope models (parity-checked)")
     models = facescope_models(args.shared)
     exports, export_reports = export_models(models, args.out)
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = run_stream(args, models, exports)
     results = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
-        "environment": environment(),
+        "environment": dict(env, load_average_end=os.getloadavg()),
         "settings": {"runs": args.runs, "warmup": args.warmup, "sizes": args.sizes, "threads": args.threads, "image": str(args.image)},
         "specs": [dict(s.to_dict(), python=pythons.get(s.name)) for s in specs],
         "skipped": skipped,
