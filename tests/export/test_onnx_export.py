@@ -62,7 +62,8 @@ def test_every_registered_model_exports_with_parity(name, tmp_path):
     model = randomise(create_model(name))
     # the export's own 1e-3 check is replaced by the sharper relative bound below
     result = export_onnx(model, tmp_path / f"{name}.onnx", model_name=name, input_size=128, tolerance=0.1)
-    assert [c.input_shape for c in result.checks] == [(1, 3, 128, 128), (2, 3, 96, 128)]
+    first, second = (c.input_shape for c in result.checks)
+    assert first == (1, 3, 128, 128) and second[:2] == (2, 3) and second[2] != 128  # dynamic batch and height
     # Random weights are less well conditioned than trained ones (official SCRFD-500M-kps: < 1e-5),
     # so the bound is the float32 rounding of eager PyTorch itself: the export adds no error of its own.
     noise_floor = float32_rounding_error(model, normalised_batch([synthetic_scene(128, 128, seed=0)], model))
