@@ -33,7 +33,6 @@ from benchmarks.report import write_reports  # noqa: E402
 
 WORKER = REPO / "benchmarks" / "worker.py"
 DEFAULT_SIZES = ("640x480", "1920x1080")
-SIZE_NAMES = {"640x480": "VGA", "1920x1080": "HD"}
 OFFICIAL_SCRFD = {"scrfd_500m_kps": "weights/scrfd/scrfd_500m_kps.onnx", "scrfd_2.5g_kps": "weights/scrfd/scrfd_2.5g_kps.onnx"}
 RETINAFACE_WEIGHTS = "weights/retinaface/mobilenet0.25_Final.pth"
 
