@@ -18,11 +18,13 @@ EXAMPLES = """examples:
   facescope models
   facescope info scrfd_2.5g --size 1280x720
   facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
+  facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
+  facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, models, train
+    from facescope.cli import detect, evaluate, export, models, train
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, models):
+    for module in (detect, evaluate, train, export, models):
         module.register(subparsers)
     return parser
 

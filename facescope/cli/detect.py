@@ -109,24 +109,59 @@ def _run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
     if not paths:
         raise FacescopeError(f"no images found in {folder}")
     out_dir = Path(args.out) if args.out else None
-    records, failures, total_faces = [], 0, 0
-    for path in tqdm(paths, desc="detect", unit="img", disable=args.quiet):
-        relative = path.relative_to(folder)
-        try:
-            out = out_dir / relative if out_dir else None
-            record = _detect_one(detector, path, out, not args.no_scores, _crop_target(args, relative))
-        except ImageReadError as exc:
-            failures += 1
-            print(f"facescope: warning: {exc}", file=sys.stderr)
-            records.append({"image": str(relative), "error": str(exc)})
-            continue
-        total_faces += len(record["faces"])
-        records.append({"image": str(relative), **record})
+    failures, total_faces = 0, 0
+    # records go straight to the JSON file: memory stays flat over thousands of images
+    with _JsonArrayWriter(Path(args.json) if args.json else None, {"root": str(folder), "model": detector.model_name}, "images") as writer:
+        for path in tqdm(paths, desc="detect", unit="img", disable=args.quiet):
+            relative = path.relative_to(folder)
+            try:
+                out = out_dir / relative if out_dir else None
+                record = _detect_one(detector, path, out, not args.no_scores, _crop_target(args, relative))
+            except ImageReadError as exc:
+                failures += 1
+                print(f"facescope: warning: {exc}", file=sys.stderr)
+                writer.append({"image": str(relative), "error": str(exc)})
+                continue
+            total_faces += len(record["faces"])
+            writer.append({"image": str(relative), **record})
     if not args.quiet:
         print(f"{len(paths)} images, {total_faces} faces, {failures} unreadable ({detector.describe()})")
-    if args.json:
-        _write_json(Path(args.json), {"root": str(folder), "model": detector.model_name, "images": records})
     return 1 if failures else 0
+
+
+class _JsonArrayWriter:
+    """Writes ``{**header, key: [item, ...]}`` item by item into a temporary file next to ``path``,
+    renamed over ``path`` only when complete (an interrupted run never leaves half a file).
+    With ``path=None`` items are dropped."""
+
+    def __init__(self, path: Path | None, header: dict[str, Any], key: str) -> None:
+        self.path, self.header, self.key = path, header, key
+        self._file: Any = None
+        self._count = 0
+
+    def __enter__(self) -> _JsonArrayWriter:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp")
+            opening = json.dumps(self.header)[:-1]  # '{"root": ..., "model": ...' without the closing brace
+            self._file.write(f"{opening}, {json.dumps(self.key)}: [")
+        return self
+
+    def append(self, item: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(("," if self._count else "") + "\n " + json.dumps(item))
+            self._count += 1
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._file is None:
+            return
+        if exc_type is None:
+            self._file.write("\n]}\n")
+            self._file.close()
+            os.replace(self._file.name, self.path)
+        else:
+            self._file.close()
+            os.unlink(self._file.name)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

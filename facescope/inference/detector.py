@@ -69,7 +69,8 @@ class Detector:
         self.model = _build(model, weights_path, self.device, backend)
         self.preset_name = preset
         self.preset = _preset(self.model, preset).with_overrides(score_thresh, nms_thresh, input_size)
-        self.backend: Backend = make_backend(backend, self.model, weights_path, self.device, threads)
+        arch = model if isinstance(model, str) else None
+        self.backend: Backend = make_backend(backend, self.model, weights_path, self.device, threads, arch)
         self.batch_size = max(int(batch_size), 1)
 
     def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:

@@ -80,21 +80,31 @@ def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: floa
 
     Each image sits at the top-left; the rest (letterbox border, size-divisor padding, and
     padding to the largest image of the batch) holds ``pad_value`` (a pixel value, normalised
-    like the pixels).
+    like the pixels). Values are ``(float32(pixel) - mean) * float32(1 / std)`` in the model's
+    colour order, computed by OpenCV's ``blobFromImage`` (colour swap, mean subtraction, scaling
+    and the HWC -> CHW transpose in one pass).
     """
     height = max(r.input_hw[0] for r in images)
     width = max(r.input_hw[1] for r in images)
-    batch = np.full((len(images), height, width, 3), pad_value, dtype=np.float32)
-    for i, item in enumerate(images):
-        h, w = item.image.shape[:2]
-        batch[i, :h, :w] = item.image
-    if input_spec.color == "rgb":
-        batch = batch[..., ::-1]
     mean = np.asarray(input_spec.mean, dtype=np.float32)
     inv_std = (1.0 / np.asarray(input_spec.std, dtype=np.float64)).astype(np.float32)
-    # (B, H, W, 3) -> (B, 3, H, W)
-    normalised = ((batch - mean) * inv_std).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(normalised))
+    uniform_scale = bool(np.all(inv_std == inv_std[0]))
+    batch = np.empty((len(images), 3, height, width), dtype=np.float32)
+    # the normalised pad value, per channel: (3,) -> (1, 3, 1, 1)
+    batch[...] = ((np.float32(pad_value) - mean) * inv_std).reshape(1, 3, 1, 1)
+    for i, item in enumerate(images):
+        h, w = item.image.shape[:2]
+        blob = cv2.dnn.blobFromImage(
+            item.image,
+            scalefactor=float(inv_std[0]) if uniform_scale else 1.0,
+            mean=tuple(float(m) for m in mean),
+            swapRB=input_spec.color == "rgb",
+            crop=False,
+        )  # (1, 3, h, w) float32 in the model's colour order
+        if not uniform_scale:
+            blob *= inv_std.reshape(1, 3, 1, 1)
+        batch[i, :, :h, :w] = blob[0]
+    return torch.from_numpy(batch)
 
 
 def to_original(detections: Detections, resized: ResizedImage) -> Detections:

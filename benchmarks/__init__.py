@@ -1,0 +1,1 @@
+"""facescope benchmarks: speed, memory and mini-benchmark accuracy against the peers (see README.md)."""

@@ -1,0 +1,1 @@
+"""Re-implementations of peer detectors whose packages do not install on this Python / torch."""
