@@ -181,6 +181,7 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old: facescope exports need opset >= {MIN_OPSET}")
     detector, name = _load(model, weights, model_name)
+    opset = _opset_for(detector, opset, explicit=opset != MIN_OPSET)
     width, height = (input_size, input_size) if isinstance(input_size, int) else input_size
     divisor = detector.input_spec.size_divisor
     if width <= 0 or height <= 0 or width % divisor or height % divisor:
@@ -212,6 +213,44 @@ def _load(model: str | DenseFaceDetector, weights: str | Path | None, model_name
             raise ExportError("pass weights either inside the model or as weights=, not both")
         return model.eval(), model_name or type(model).__name__
     return create_model(model, weights, progress=True).eval(), model_name or model
+
+
+DEFORM_CONV_OPSET = 19  # ONNX DeformConv
+
+
+def _opset_for(detector: DenseFaceDetector, opset: int, explicit: bool) -> int:
+    """Deformable convolutions (RetinaFace paper variant) need ONNX's DeformConv, added in opset 19."""
+    from torchvision.ops import DeformConv2d
+
+    if not any(isinstance(m, DeformConv2d) for m in detector.modules()):
+        return opset
+    if opset < DEFORM_CONV_OPSET and explicit:
+        raise ExportError(f"this model has deformable convolutions, which need opset >= {DEFORM_CONV_OPSET} (got {opset})")
+    _register_deform_conv_symbolic()
+    return max(opset, DEFORM_CONV_OPSET)
+
+
+def _register_deform_conv_symbolic() -> None:
+    """Map ``torchvision::deform_conv2d`` to ONNX ``DeformConv`` (inputs X, W, offset, B[, mask])."""
+    from torch.onnx import symbolic_helper
+
+    def const(value: object, name: str) -> int:
+        return symbolic_helper._get_const(value, "i", name)
+
+    def deform_conv2d(g, x, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, offset_groups, use_mask):  # noqa: ANN001, ANN202
+        inputs = [x, weight, offset, bias] + ([mask] if symbolic_helper._get_const(use_mask, "b", "use_mask") else [])
+        pad = [const(pad_h, "pad_h"), const(pad_w, "pad_w")]
+        return g.op(
+            "DeformConv",
+            *inputs,
+            strides_i=[const(stride_h, "stride_h"), const(stride_w, "stride_w")],
+            pads_i=pad + pad,
+            dilations_i=[const(dil_h, "dil_h"), const(dil_w, "dil_w")],
+            group_i=const(groups, "groups"),
+            offset_group_i=const(offset_groups, "offset_groups"),
+        )
+
+    torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", deform_conv2d, DEFORM_CONV_OPSET)
 
 
 def _trace_to_file(detector: DenseFaceDetector, path: Path, input_hw: tuple[int, int], opset: int, dynamic: bool) -> None:

@@ -5,58 +5,26 @@ and never touch the caller's model: the backend runs an optimised copy."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from facescope.models.base import DenseFaceDetector, DenseOutputs
+from facescope.models.tracing import trace_conv_calls
 
 PROBE_HW = (64, 64)  # input of the tracing forward pass; any multiple of the size divisor works
 PARITY_TOLERANCE = 1e-4  # relative to each output's largest value; folding changes only float rounding
 
 
-@dataclass
-class _ConvBnPair:
-    conv_name: str
-    bn_name: str
-
-
-def find_conv_bn_pairs(model: nn.Module, probe: Tensor) -> list[_ConvBnPair]:
-    """Convolutions whose output feeds exactly one BatchNorm and nothing else uses (found by running
-    ``probe`` through the model with hooks, so any architecture is covered)."""
-    names = {module: name for name, module in model.named_modules()}
-    conv_calls: dict[str, int] = {}
-    producer: dict[int, tuple[Tensor, str]] = {}  # id(conv output) -> (the tensor, kept alive; conv name)
-    pairs: dict[str, str] = {}
-    consumers: dict[str, int] = {}
-
-    def on_conv(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
-        name = names[module]
-        conv_calls[name] = conv_calls.get(name, 0) + 1
-        producer[id(output)] = (output, name)
-
-    def on_norm(module: nn.Module, inputs: tuple, _output: Tensor) -> None:
-        found = producer.get(id(inputs[0]))
-        if found is not None and found[0] is inputs[0]:
-            pairs[found[1]] = names[module]
-            consumers[found[1]] = consumers.get(found[1], 0) + 1
-
-    handles = []
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(on_conv))
-        elif isinstance(module, nn.BatchNorm2d):
-            handles.append(module.register_forward_hook(on_norm))
-    try:
-        with torch.no_grad():
-            model(probe)
-    finally:
-        for handle in handles:
-            handle.remove()
-    # a conv called more than once (shared across levels) or feeding several norms cannot be folded
-    return [_ConvBnPair(c, b) for c, b in pairs.items() if conv_calls[c] == 1 and consumers[c] == 1]
+def find_conv_bn_pairs(model: nn.Module, probe: Tensor) -> list[tuple[str, str]]:
+    """``(conv name, BatchNorm name)`` pairs that can be folded: the convolution is called once and
+    its output feeds exactly one BatchNorm (found by tracing ``probe``, so any architecture works)."""
+    calls = trace_conv_calls(model, probe)
+    times_called: dict[str, int] = {}
+    for call in calls:
+        times_called[call.name] = times_called.get(call.name, 0) + 1
+    return [(c.name, c.norm_name) for c in calls if c.norm_name and c.num_norms == 1 and times_called[c.name] == 1]
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -67,11 +35,10 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 def fold_batchnorm(model: nn.Module, probe: Tensor) -> nn.Module:
     """A copy of ``model`` (eval mode) with every foldable BatchNorm merged into its convolution."""
     folded = copy.deepcopy(model).eval()
-    for pair in find_conv_bn_pairs(folded, probe):
-        conv = folded.get_submodule(pair.conv_name)
-        norm = folded.get_submodule(pair.bn_name)
-        _set_submodule(folded, pair.conv_name, fuse_conv_bn_eval(conv, norm))
-        _set_submodule(folded, pair.bn_name, nn.Identity())
+    for conv_name, norm_name in find_conv_bn_pairs(folded, probe):
+        conv, norm = folded.get_submodule(conv_name), folded.get_submodule(norm_name)
+        _set_submodule(folded, conv_name, fuse_conv_bn_eval(conv, norm))
+        _set_submodule(folded, norm_name, nn.Identity())
     return folded
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from facescope.errors import WeightsError
+from facescope.models.tracing import ConvCall, trace_conv_calls
 
 _UNSUPPORTED_NORM_OPS = {"BatchNormalization", "InstanceNormalization", "GroupNormalization", "LayerNormalization"}
 
@@ -30,13 +31,6 @@ class _OnnxConv:
     stride: tuple[int, ...]
     group: int
     weight_name: str
-
-
-@dataclass
-class _TorchConv:
-    name: str
-    conv: nn.Conv2d
-    norm: nn.BatchNorm2d | None  # BatchNorm fed by this conv's output, if any
 
 
 def import_onnx_weights(model: nn.Module, path: str | Path, arch: str) -> None:
@@ -58,7 +52,8 @@ def import_onnx_weights(model: nn.Module, path: str | Path, arch: str) -> None:
     if bad_ops:
         raise WeightsError(f"ONNX weights {path} contain {bad_ops} nodes; only BN-folded exports can be imported")
     onnx_convs = [_onnx_conv(node, initializers) for node in graph.node if node.op_type == "Conv"]
-    torch_convs = _torch_convs_in_call_order(model)
+    # A conv shared by several levels is called once per level, as it appears once per call in the graph.
+    torch_convs = trace_conv_calls(model, torch.zeros(1, 3, 64, 64))
     if len(onnx_convs) != len(torch_convs):
         raise WeightsError(
             f"ONNX weights {path} do not fit architecture '{arch}': {len(onnx_convs)} convolutions in the "
@@ -95,43 +90,7 @@ def _onnx_conv(node: object, initializers: dict[str, np.ndarray]) -> _OnnxConv:
     )
 
 
-def _torch_convs_in_call_order(model: nn.Module) -> list[_TorchConv]:
-    """Run the model once on a small input and list every Conv2d call (and the BN it feeds)."""
-    names = {m: n for n, m in model.named_modules()}
-    calls: list[_TorchConv] = []
-    conv_of_output: dict[int, _TorchConv] = {}
-
-    def on_conv(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        entry = _TorchConv(names[module], module, None)  # type: ignore[arg-type]
-        calls.append(entry)
-        conv_of_output[id(output)] = entry
-
-    def on_norm(module: nn.Module, inputs: tuple, _output: torch.Tensor) -> None:
-        entry = conv_of_output.get(id(inputs[0]))
-        if entry is not None:
-            entry.norm = module  # type: ignore[assignment]
-
-    handles = []
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(on_conv))
-        elif isinstance(module, nn.BatchNorm2d):
-            handles.append(module.register_forward_hook(on_norm))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, 3, 64, 64))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    # A conv shared by several levels is called once per level, as it appears once per call in
-    # the ONNX graph.
-    return calls
-
-
-def _check_pair(src: _OnnxConv, dst: _TorchConv, index: int, path: Path, arch: str) -> None:
+def _check_pair(src: _OnnxConv, dst: ConvCall, index: int, path: Path, arch: str) -> None:
     conv = dst.conv
     problems = []
     if tuple(src.weight.shape) != tuple(conv.weight.shape):
@@ -147,7 +106,7 @@ def _check_pair(src: _OnnxConv, dst: _TorchConv, index: int, path: Path, arch: s
         )
 
 
-def _copy_conv(src: _OnnxConv, dst: _TorchConv) -> None:
+def _copy_conv(src: _OnnxConv, dst: ConvCall) -> None:
     conv = dst.conv
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(src.weight.copy()))

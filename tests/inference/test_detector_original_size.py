@@ -25,10 +25,10 @@ def test_differently_sized_images_in_one_batch_give_the_single_image_results():
 
 
 def test_official_preset_feeds_the_original_size_unpadded():
-    model = create_model("retinaface_mnet025")
+    detector = Detector(create_model("retinaface_mnet025"), preset="official")
     seen = []
-    model.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape[2:])))
-    detector = Detector(model, preset="official")
+    network = detector.backend.model  # the (optimised) network the backend runs
+    network.register_forward_hook(lambda module, inputs, output: seen.append(tuple(inputs[0].shape[2:])))
     detector.detect_batch(_images(), color_order="bgr")
     assert sorted(seen) == [(37, 53), (64, 41)]
     assert "score > 0.02" in detector.describe()
