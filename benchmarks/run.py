@@ -61,13 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def facescope_models(shared: Path) -> dict[str, Path]:
     """Registry models benchmarked, with their official weights (RetinaFace covered once registered)."""
-    from facescope.models import get_model_entry, list_models
+    from facescope.models.registry import find_architectures_for
+    from facescope.models.weights import read_state_dict
 
     models = {name: shared / rel for name, rel in OFFICIAL_SCRFD.items() if (shared / rel).exists()}
     retinaface = shared / RETINAFACE_WEIGHTS
-    for name in list_models():
-        if get_model_entry(name).family == "retinaface" and retinaface.exists():
-            models[name] = retinaface
+    if retinaface.exists():  # every registered architecture this official checkpoint fits
+        shapes = {k: tuple(v.shape) for k, v in read_state_dict(retinaface).items()}
+        models.update({name: retinaface for name in find_architectures_for(shapes)})
     return models
 
 
