@@ -89,6 +89,8 @@ def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: floa
     mean = np.asarray(input_spec.mean, dtype=np.float32)
     inv_std = (1.0 / np.asarray(input_spec.std, dtype=np.float64)).astype(np.float32)
     uniform_scale = bool(np.all(inv_std == inv_std[0]))
+    if len(images) == 1 and uniform_scale and float(pad_value).is_integer() and 0 <= pad_value <= 255:
+        return torch.from_numpy(_single_blob(images[0], (height, width), mean, float(inv_std[0]), input_spec, int(pad_value)))
     batch = np.empty((len(images), 3, height, width), dtype=np.float32)
     # the normalised pad value, per channel: (3,) -> (1, 3, 1, 1)
     batch[...] = ((np.float32(pad_value) - mean) * inv_std).reshape(1, 3, 1, 1)
@@ -105,6 +107,20 @@ def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: floa
             blob *= inv_std.reshape(1, 3, 1, 1)
         batch[i, :, :h, :w] = blob[0]
     return torch.from_numpy(batch)
+
+
+def _single_blob(
+    item: ResizedImage, input_hw: tuple[int, int], mean: np.ndarray, scale: float, input_spec: InputSpec, pad: int
+) -> np.ndarray:
+    """One image: pad the uint8 image first, then a single ``blobFromImage`` pass (no float copy)."""
+    h, w = item.image.shape[:2]
+    canvas = item.image
+    if (h, w) != input_hw:
+        canvas = np.full((*input_hw, 3), pad, dtype=np.uint8)
+        canvas[:h, :w] = item.image
+    return cv2.dnn.blobFromImage(
+        canvas, scalefactor=scale, mean=tuple(float(m) for m in mean), swapRB=input_spec.color == "rgb", crop=False
+    )
 
 
 def to_original(detections: Detections, resized: ResizedImage) -> Detections:

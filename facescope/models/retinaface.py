@@ -65,6 +65,12 @@ RETINAFACE_PRESETS: dict[str, InferencePreset] = {
         ResizeSpec("original", size_divisor=1),
         PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
     ),
+    # The protocol of the published WIDER FACE numbers (the port evaluates at the original scale).
+    "widerface": InferencePreset(
+        "WIDER FACE protocol of the port (= 'official': test_widerface.py at the original size, score > 0.02)",
+        ResizeSpec("original", size_divisor=1),
+        PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
+    ),
     "official_detect": InferencePreset(
         "Pytorch_Retinaface detect.py: as 'official', plus top 5000 scores before NMS and at most 750 faces after",
         ResizeSpec("original", size_divisor=1),

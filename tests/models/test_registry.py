@@ -59,3 +59,13 @@ def test_forward_does_not_depend_on_training_mode_flag(name):
         train_out = model.train()(torch.zeros(2, 3, 64, 64))
     assert type(eval_out) is type(train_out)
     assert [t.shape for t in eval_out.box_regs] == [t.shape for t in train_out.box_regs]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_family_has_the_common_presets(name):
+    """`detect` uses 'default', parity tests 'official', `facescope eval widerface` 'widerface'."""
+    from facescope.models.registry import build_on_meta
+
+    presets = build_on_meta(name).presets
+    assert {"default", "official", "widerface"} <= set(presets)
+    assert presets["widerface"].postprocess.score_thresh <= 0.02  # AP needs the low-score tail
