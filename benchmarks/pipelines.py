@@ -20,6 +20,9 @@ DetectFn = Callable[[np.ndarray], np.ndarray]
 # Thresholds: "speed" = each detector's own default operating point; "accuracy" = low score
 # threshold for the AP mini-benchmark (WIDER protocol: score 0.02).
 ACCURACY_SCORE = 0.02
+# ``backend`` of a reference row that runs with facescope.allocator's glibc settings (a like-for-like
+# baseline: facescope's Detector applies them to its own process)
+REFERENCE_MALLOC_TUNED = "malloc-tuned"
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class PipelineSpec:
         kind: ``facescope``, ``reference``, ``yunet``, ``mtcnn``, ``blazeface`` or ``haar``.
         weights: model file (absolute path).
         model: facescope registry name (facescope and reference rows).
-        backend: facescope backend (``torch`` / ``onnxruntime``).
+        backend: facescope backend (``torch`` / ``onnxruntime``); for a reference row,
+            :data:`REFERENCE_MALLOC_TUNED` or empty.
         reference: name of the row this one's latency is divided by.
         note: one line shown in the table (what exactly runs).
     """
@@ -86,15 +90,24 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
     return detect
 
 
-def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
+def _load_module_file(relative: str, name: str):
+    """Import one file of the facescope package on its own: importing the package would pull in
+    torch, which the reference pipeline (numpy + OpenCV + onnxruntime) does not need (it would inflate
+    its RSS)."""
     import importlib.util
 
-    # Load the file on its own: importing the facescope package would pull in torch, which the
-    # reference pipeline (numpy + OpenCV + onnxruntime) does not need (it would inflate its RSS).
-    path = Path(__file__).resolve().parents[1] / "facescope" / "_reference" / "insightface_scrfd.py"
-    module_spec = importlib.util.spec_from_file_location("insightface_scrfd_reference", path)
+    path = Path(__file__).resolve().parents[1] / "facescope" / relative
+    module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    return module
+
+
+def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
+    if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope's Detector applies to itself
+        if not _load_module_file("allocator.py", "facescope_allocator").tune_cpu_allocator():
+            raise RuntimeError("glibc malloc tuning not available in this process")
+    module = _load_module_file("_reference/insightface_scrfd.py", "insightface_scrfd_reference")
     reference = module.InsightfaceSCRFD(spec.weights, input_size=(640, 640), threads=threads)
     thresh = ACCURACY_SCORE if accuracy else 0.5
 
@@ -177,6 +190,8 @@ def default_specs(shared: Path, exports: dict[str, Path], facescope_models: dict
         reference = f"reference/{model}" if is_scrfd_onnx else reference_500m
         if is_scrfd_onnx:
             specs.append(PipelineSpec(reference, "reference", str(weights), model, note="insightface model_zoo pipeline (numpy + onnxruntime), official ONNX"))
+            specs.append(PipelineSpec(f"reference-malloc/{model}", "reference", str(weights), model, REFERENCE_MALLOC_TUNED, reference,
+                                      "the reference pipeline with facescope.allocator's glibc malloc settings"))
         specs.append(PipelineSpec(f"facescope/{model}/torch", "facescope", str(weights), model, "torch", reference, "Detector, eager PyTorch (BN folded, channels-last)"))
         if model in exports:
             specs.append(PipelineSpec(f"facescope/{model}/onnxruntime", "facescope", str(exports[model]), model, "onnxruntime", reference, "Detector, onnxruntime on this run's `facescope export`"))

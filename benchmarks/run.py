@@ -149,6 +149,8 @@ def measure_paired(args: argparse.Namespace, specs: list[PipelineSpec], pythons:
     by_name = {s.name: s for s in specs}
     rows = []
     for name, reference, size, threads, _, _ in TARGETS:
+        if not reference.startswith("reference-malloc/"):
+            continue  # one process shares one allocator setting: paired runs compare like with like only
         if name not in by_name or reference not in by_name or name not in pythons or reference not in pythons:
             continue
         result = worker(pythons[name], "paired", by_name[name], threads, "--reference-spec", json.dumps(by_name[reference].to_dict()),
@@ -164,8 +166,8 @@ def measure_accuracy(args: argparse.Namespace, specs: list[PipelineSpec], python
     images = args.shared / "widerface" / "WIDER_val" / "images"
     results = {}
     for spec in specs:
-        if spec.name not in pythons or spec.name.endswith("onnxruntime-official"):
-            continue  # the official file through our backend equals the torch row (tested)
+        if spec.name not in pythons or spec.name.endswith("onnxruntime-official") or spec.name.startswith("reference-malloc/"):
+            continue  # the official file through our backend equals the torch row (tested); malloc settings change no output
         folder = args.out / "predictions" / spec.name.replace("/", "__")
         result = worker(pythons[spec.name], "accuracy", spec, max(args.threads), "--images", str(images), "--predictions", str(folder))
         results[spec.name] = {"predictions": str(folder.relative_to(args.out)), **result}

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from facescope import __version__
+from facescope.allocator import tune_cpu_allocator
 from facescope.config import dump_yaml, to_dict
 from facescope.data.dataset import Batch, FaceDataset, ShardedSampler, collate
 from facescope.data.records import drop_empty, read_annotations
@@ -89,6 +90,8 @@ def fit(config: TrainConfig, resume: str | Path | None = None, progress: bool = 
 def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, progress: bool = True) -> Trainer:
     """Model, data, optimizer and logger for ``config`` on this rank."""
     torch.manual_seed(config.runtime.seed)
+    if device.type == "cpu":
+        tune_cpu_allocator()  # reuse freed activation buffers across steps (see facescope.allocator)
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)

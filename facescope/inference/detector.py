@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from facescope.allocator import tune_cpu_allocator
 from facescope.errors import FacescopeError, WeightsError, suggest
 from facescope.inference.backends import Backend, make_backend
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
@@ -65,6 +66,8 @@ class Detector:
             torch.set_num_threads(int(threads))
         self.model_name = model if isinstance(model, str) else type(model).__name__
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()  # reuse freed buffers across frames (see facescope.allocator)
         weights_path = _weights_path(model, weights, progress)
         self.model = _build(model, weights_path, self.device, backend)
         self.preset_name = preset
