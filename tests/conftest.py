@@ -19,6 +19,17 @@ def shared_path(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """Detectors set PyTorch's process-wide thread count (threads=, the onnxruntime backend: 1);
+    later tests get the count back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_path("")

@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from facescope import Detector
@@ -60,7 +61,9 @@ def test_batch_matches_single_and_original_size(scrfd_onnx, wider_val_images):
 def test_onnxruntime_backend_equals_torch(scrfd_onnx, shared_data):
     path = shared_data / "images/crowd/t1.jpg"
     torch_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"]).detect(path)
-    ort_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"], backend="onnxruntime", threads=1).detect(path)
+    torch.set_num_threads(2)
+    ort_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"], backend="onnxruntime", threads=2).detect(path)
+    assert torch.get_num_threads() == 1  # decode + NMS only: no PyTorch thread pool competing with onnxruntime's
     assert len(torch_dets) == len(ort_dets) == 6
     assert np.abs(torch_dets.boxes.numpy() - ort_dets.boxes.numpy()).max() < 0.01
 
