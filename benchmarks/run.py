@@ -7,7 +7,8 @@
 Every (pipeline, frame size, threads) latency measurement runs in a fresh subprocess
 (``benchmarks/worker.py``) with ``OMP/MKL/OPENBLAS_NUM_THREADS`` and the framework's own thread
 setting at the requested count; each reports the median and p90 of ``--runs`` timed detections after
-``--warmup`` untimed ones, and the process's peak RSS. Latency is frame in (BGR numpy, already
+``--warmup`` untimed ones, and the process's peak RSS. Each configuration is measured ``--blocks`` times,
+round-robin over all configurations; the table shows the median of the block medians. Latency is frame in (BGR numpy, already
 decoded) to detections out, pre- and post-processing included. Ratios divide by the reference
 pipeline (insightface model_zoo SCRFD on the official ONNX file) of the same frame size and thread
 count, measured in the same run. Writes ``benchmark.json``, ``benchmark.md`` and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -44,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shared", type=Path, default=Path(default_shared), help="shared data folder (FACESCOPE_SHARED_DATA)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per measurement (>= 20 for the README table)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    parser.add_argument("--blocks", type=int, default=3, help="fresh processes per configuration, round-robin (median of block medians)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), help="frame sizes WIDTHxHEIGHT")
     parser.add_argument("--image", type=Path, help="frame source (default: shared images/crowd/t1.jpg, resized)")
@@ -125,20 +128,44 @@ def choose_interpreters(specs: list[PipelineSpec], peer_python: str | None) -> t
 
 
 def measure_latency(args: argparse.Namespace, specs: list[PipelineSpec], pythons: dict[str, str], image: Path) -> list[dict]:
-    rows = []
-    for spec in specs:
-        if spec.name not in pythons:
-            continue
-        for size in args.sizes:
-            for threads in args.threads:
-                start = time.perf_counter()
-                result = worker(pythons[spec.name], "latency", spec, threads, "--size", size, "--image", str(image),
-                                "--runs", str(args.runs), "--warmup", str(args.warmup))
-                rows.append({"name": spec.name, "size": size, "threads": threads, **result})
-                shown = f"median {result['median_ms']:.1f} ms, p90 {result['p90_ms']:.1f} ms, peak RSS {result['peak_rss_mb']:.0f} MiB" \
-                    if "median_ms" in result else result["error"]
-                print(f"  {spec.name:45s} {size:>9s} {threads}t: {shown} ({time.perf_counter() - start:.0f} s)")
-    return rows
+    """Every (pipeline, size, threads) configuration ``--blocks`` times, each time in a fresh process
+    with ``--runs`` timed detections; the blocks go round-robin over all configurations, so a burst of
+    load on a shared machine hits one block of a configuration, not all of them. The reported median
+    is the median of the block medians (robust to one disturbed block), p90 pools all runs."""
+    configs = [(spec, size, threads) for spec in specs if spec.name in pythons for size in args.sizes for threads in args.threads]
+    blocks: dict[tuple[str, str, int], list[dict]] = {}
+    for block in range(args.blocks):
+        print(f" block {block + 1}/{args.blocks}")
+        for spec, size, threads in configs:
+            start = time.perf_counter()
+            result = worker(pythons[spec.name], "latency", spec, threads, "--size", size, "--image", str(image),
+                            "--runs", str(args.runs), "--warmup", str(args.warmup))
+            blocks.setdefault((spec.name, size, threads), []).append(result)
+            shown = f"median {result['median_ms']:.1f} ms, p90 {result['p90_ms']:.1f} ms, peak RSS {result['peak_rss_mb']:.0f} MiB" \
+                if "median_ms" in result else result["error"]
+            print(f"  {spec.name:45s} {size:>9s} {threads}t: {shown} ({time.perf_counter() - start:.0f} s)")
+    return [{"name": name, "size": size, "threads": threads, **combine_blocks(results)} for (name, size, threads), results in blocks.items()]
+
+
+def combine_blocks(results: list[dict]) -> dict:
+    """One row from the blocks of a configuration: median of block medians, p90 over all runs, the
+    largest peak RSS; an error if any block failed."""
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        return {"error": errors[0]}
+    times = [t for r in results for t in r["times_ms"]]
+    return {
+        "median_ms": float(statistics.median(r["median_ms"] for r in results)),
+        "block_medians_ms": [r["median_ms"] for r in results],
+        "p90_ms": float(statistics.quantiles(times, n=10)[-1]) if len(times) > 1 else times[0],
+        "min_ms": min(times),
+        "runs": len(times),
+        "blocks": len(results),
+        "warmup": results[0]["warmup"],
+        "faces": results[-1]["faces"],
+        "load_s": float(statistics.median(r["load_s"] for r in results)),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+    }
 
 
 def measure_paired(args: argparse.Namespace, specs: list[PipelineSpec], pythons: dict[str, str], image: Path) -> list[dict]:
@@ -254,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "command": "python " + " ".join([str(Path(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
         "environment": dict(env, load_average_end=os.getloadavg()),
-        "settings": {"runs": args.runs, "warmup": args.warmup, "sizes": args.sizes, "threads": args.threads, "image": str(args.image)},
+        "settings": {"runs": args.runs, "blocks": args.blocks, "warmup": args.warmup, "sizes": args.sizes, "threads": args.threads, "image": str(args.image)},
         "specs": [dict(s.to_dict(), python=pythons.get(s.name)) for s in specs],
         "skipped": skipped,
         "exports": export_reports,

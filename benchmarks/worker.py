@@ -86,6 +86,7 @@ def latency(spec: PipelineSpec, threads: int, size: tuple[int, int], image: Path
         "p90_ms": float(np.percentile(ms, 90)),
         "min_ms": float(ms.min()),
         "mean_ms": float(ms.mean()),
+        "times_ms": [round(float(t), 4) for t in ms],
         "runs": runs,
         "warmup": warmup,
         "faces": faces,

@@ -13,6 +13,7 @@ sys.path.insert(0, str(REPO))  # `benchmarks/` lives at the repo root, outside t
 from benchmarks.accuracy import NOT_AVAILABLE, mini_benchmark_ap  # noqa: E402
 from benchmarks.pipelines import PipelineSpec  # noqa: E402
 from benchmarks.report import add_ratios, markdown, write_reports  # noqa: E402
+from benchmarks.run import combine_blocks  # noqa: E402
 
 
 def synthetic_results() -> dict:
@@ -41,7 +42,7 @@ def test_ratios_verdicts_and_reports(tmp_path):
     assert [r["ratio"] for r in results["latency"]] == [1.0, 0.9, 2.0]
     text = markdown(results)
     assert "36.0 ms vs reference 40.0 ms = ×0.90 (target ≤ ×1.0): **met**" in text
-    assert "80.0 ms vs reference 40.0 ms = ×2.00 (target ≤ ×1.5): **MISSED by 33%**" in text
+    assert "80.0 ms vs reference 40.0 ms = ×2.00 (target ≤ ×1.5): **MISSED by 33.3%**" in text
     assert "50.0 ms vs 40.0 ms = ×1.25: **met**" in text  # the paired ratio
     assert "= +6.00% (target ≤ 5%): **MISSED**" in text
     assert "| `reference/scrfd_500m_kps` | 0.9000 | 0.8000 | 0.7000 | 10 |" in text
@@ -49,6 +50,19 @@ def test_ratios_verdicts_and_reports(tmp_path):
     write_reports(results, tmp_path)
     assert json.loads((tmp_path / "benchmark.json").read_text())["latency"][2]["ratio"] == 2.0
     assert (tmp_path / "speed_vs_accuracy.png").stat().st_size > 10_000
+
+
+def test_blocks_combine_to_the_median_of_block_medians():
+    block = {"warmup": 3, "faces": 6, "load_s": 1.0, "peak_rss_mb": 100.0}
+    results = [
+        {**block, "median_ms": 30.0, "times_ms": [29.0, 30.0, 31.0]},
+        {**block, "median_ms": 60.0, "times_ms": [59.0, 60.0, 61.0], "peak_rss_mb": 120.0},  # a disturbed block
+        {**block, "median_ms": 31.0, "times_ms": [30.0, 31.0, 32.0]},
+    ]
+    row = combine_blocks(results)
+    assert row["median_ms"] == 31.0 and row["block_medians_ms"] == [30.0, 60.0, 31.0]
+    assert row["runs"] == 9 and row["min_ms"] == 29.0 and row["peak_rss_mb"] == 120.0
+    assert combine_blocks([*results, {"error": "exit 1: boom"}]) == {"error": "exit 1: boom"}
 
 
 def test_ap_column_without_or_with_the_evaluator(tmp_path):
