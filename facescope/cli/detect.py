@@ -12,6 +12,7 @@ from typing import Any
 
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.errors import FacescopeError, ImageReadError
+from facescope.fileio import publish
 
 EXAMPLES = """examples:
   facescope detect photo.jpg                                   # print the faces
@@ -158,7 +159,7 @@ class _JsonArrayWriter:
         if exc_type is None:
             self._file.write("\n]}\n")
             self._file.close()
-            os.replace(self._file.name, self.path)
+            publish(self._file.name, self.path)
         else:
             self._file.close()
             os.unlink(self._file.name)
@@ -169,4 +170,4 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
         json.dump(payload, tmp, indent=1)
-    os.replace(tmp.name, path)
+    publish(tmp.name, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from facescope.errors import FacescopeError
+from facescope.fileio import publish
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,7 +44,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         tmp_path = Path(tmp.name)
     try:
         torch.save(payload, tmp_path)
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
     return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from facescope.eval.widerface import WiderFaceResult
 from facescope.eval.widerface_io import SUBSETS, atomic_write_text
+from facescope.fileio import publish
 
 
 def _percent(value: float | None) -> str:
@@ -112,7 +112,7 @@ def save_figure(figure: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
         figure.savefig(tmp, format="png", bbox_inches="tight")
-    os.replace(tmp.name, path)
+    publish(tmp.name, path)
 
 
 def plot_pr_curves(results: Sequence[WiderFaceResult], out_dir: str | Path, prefix: str = "pr") -> dict[str, Path]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facescope.errors import DataError
+from facescope.fileio import publish
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.structures import FaceTargets
@@ -537,4 +538,4 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as tmp:
         tmp.write(text)
-    os.replace(tmp.name, path)
+    publish(tmp.name, path)

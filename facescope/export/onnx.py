@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from facescope.errors import FacescopeError
+from facescope.fileio import publish
 from facescope.models.base import DenseFaceDetector
 from facescope.models.registry import create_model
 from facescope.models.spec import ResizeSpec
@@ -198,10 +199,7 @@ def export_onnx(
         _finish_graph(tmp, metadata, simplify)
         if verify:
             result.checks = verify_export(detector, tmp, _check_inputs(detector, (height, width), dynamic, verify_images), tolerance)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions of a new file
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return result

@@ -24,7 +24,6 @@ puts each new vertex at the midpoint of its edge) for tests and experiments.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor
 
 from facescope.errors import DataError
+from facescope.fileio import publish
 from facescope.ops.graph import edges_from_faces
 
 FORMAT = "facescope-mesh-topology-v1"
@@ -91,7 +91,7 @@ def save_mesh_topology(topology: MeshTopology, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    os.replace(tmp.name, path)
+    publish(tmp.name, path)
     return path
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from facescope.errors import WeightsError
+from facescope.fileio import publish
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> No
         tmp_path = Path(tmp.name)
     try:
         verify_sha256(tmp_path, spec.sha256)
-        os.replace(tmp_path, target)
+        publish(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -237,7 +238,7 @@ def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | 
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
         torch.save({"model": model.state_dict(), **(extra or {})}, tmp)
         tmp_path = Path(tmp.name)
-    os.replace(tmp_path, path)
+    publish(tmp_path, path)
     return path
 
 
