@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -24,24 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: `benchmarks` and `facescope`
 
+from benchmarks.memory import peak_rss_mb, rss_mb  # noqa: E402
 from benchmarks.pipelines import PipelineSpec, build, requirements  # noqa: E402
-
-
-def rss_mb() -> float:
-    """Current resident set size (Linux ``/proc``), MiB."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process image (``VmHWM``; unlike ``ru_maxrss`` it does not inherit the
-    parent's peak across fork + exec), MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def probe(spec: PipelineSpec) -> dict:

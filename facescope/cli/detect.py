@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.errors import FacescopeError, ImageReadError
-from facescope.fileio import publish
+from facescope.fileio import atomic_path, atomic_write_text
 
 EXAMPLES = """examples:
   facescope detect photo.jpg                                   # print the faces
@@ -137,13 +136,14 @@ class _JsonArrayWriter:
 
     def __init__(self, path: Path | None, header: dict[str, Any], key: str) -> None:
         self.path, self.header, self.key = path, header, key
-        self._file: Any = None
+        self._stack = ExitStack()
+        self._file: TextIO | None = None
         self._count = 0
 
     def __enter__(self) -> _JsonArrayWriter:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp")
+            tmp = self._stack.enter_context(atomic_path(self.path))
+            self._file = self._stack.enter_context(open(tmp, "w", encoding="utf-8"))
             opening = json.dumps(self.header)[:-1]  # '{"root": ..., "model": ...' without the closing brace
             self._file.write(f"{opening}, {json.dumps(self.key)}: [")
         return self
@@ -153,21 +153,13 @@ class _JsonArrayWriter:
             self._file.write(("," if self._count else "") + "\n " + json.dumps(item))
             self._count += 1
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self._file is None:
-            return
-        if exc_type is None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._file is not None and exc_type is None:
             self._file.write("\n]}\n")
-            self._file.close()
-            publish(self._file.name, self.path)
-        else:
-            self._file.close()
-            os.unlink(self._file.name)
+        # closes the file, then publishes it (or deletes it when the loop raised)
+        self._stack.__exit__(exc_type, exc, tb)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically, so an interrupted run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        json.dump(payload, tmp, indent=1)
-    publish(tmp.name, path)
+    atomic_write_text(path, json.dumps(payload, indent=1))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from facescope.errors import DataError
-from facescope.eval.widerface_io import atomic_write_text
+from facescope.fileio import atomic_write_text
 
 DBL_MAX = float(np.finfo(np.float64).max)
 REGION_VALUE = 10  # REGION_MASK_VALUE of the official code

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from facescope.eval.widerface import WiderFaceResult
-from facescope.eval.widerface_io import SUBSETS, atomic_write_text
-from facescope.fileio import publish
+from facescope.eval.widerface_io import SUBSETS
+from facescope.fileio import atomic_path, atomic_write_text
 
 
 def _percent(value: float | None) -> str:
@@ -109,10 +108,8 @@ def _new_figure(size: tuple[float, float] = (5.5, 4.5)) -> Any:
 
 def save_figure(figure: Any, path: Path) -> None:
     """Save a PNG atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+    with atomic_path(path, ".png") as tmp:
         figure.savefig(tmp, format="png", bbox_inches="tight")
-    publish(tmp.name, path)
 
 
 def plot_pr_curves(results: Sequence[WiderFaceResult], out_dir: str | Path, prefix: str = "pr") -> dict[str, Path]:

@@ -9,7 +9,6 @@ line raises :class:`~facescope.errors.DataError` naming ``file:line`` and the of
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facescope.errors import DataError
-from facescope.fileio import publish
+from facescope.fileio import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.structures import FaceTargets
@@ -531,11 +530,3 @@ def write_prediction_folder(root: str | Path, predictions: Mapping[str, np.ndarr
     for key, table in predictions.items():
         table = np.asarray(table, dtype=np.float64).reshape(-1, 5)
         write_prediction_file(prediction_path(root, key), key.rsplit("/", 1)[-1], table[:, :4], table[:, 4])
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as tmp:
-        tmp.write(text)
-    publish(tmp.name, path)

@@ -32,12 +32,12 @@ from facescope.errors import DataError
 from facescope.eval.widerface import MissingPolicy, WiderFaceResult, evaluate_widerface
 from facescope.eval.widerface_io import (
     WiderGroundTruth,
-    atomic_write_text,
     prediction_path,
     read_prediction_folder,
     read_wider_mat,
     write_prediction_file,
 )
+from facescope.fileio import atomic_write_text
 
 LOGGER = logging.getLogger("facescope.eval")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from facescope.errors import FacescopeError
-from facescope.fileio import publish
+from facescope.fileio import atomic_path
 from facescope.models.base import DenseFaceDetector
 from facescope.models.registry import create_model
 from facescope.models.spec import ResizeSpec
@@ -188,20 +186,13 @@ def export_onnx(
     if width <= 0 or height <= 0 or width % divisor or height % divisor:
         raise ExportError(f"input size {width}x{height} must be positive multiples of {divisor} for {name}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     metadata = export_metadata(detector, name, (height, width), dynamic)
     result = ExportResult(out, name, opset, output_names(detector), dynamic, simplify, metadata=metadata)
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out, ".onnx.tmp") as tmp:  # a failed check raises: no file is written
         _trace_to_file(detector, tmp, (height, width), opset, dynamic)
         _finish_graph(tmp, metadata, simplify)
         if verify:
             result.checks = verify_export(detector, tmp, _check_inputs(detector, (height, width), dynamic, verify_images), tolerance)
-        publish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 

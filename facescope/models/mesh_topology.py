@@ -24,7 +24,6 @@ puts each new vertex at the midpoint of its edge) for tests and experiments.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor
 
 from facescope.errors import DataError
-from facescope.fileio import publish
+from facescope.fileio import atomic_path
 from facescope.ops.graph import edges_from_faces
 
 FORMAT = "facescope-mesh-topology-v1"
@@ -88,10 +87,8 @@ def save_mesh_topology(topology: MeshTopology, path: str | Path) -> Path:
     arrays["template"] = topology.template.numpy().astype(np.float32)
     arrays["template_colors"] = topology.template_colors.numpy().astype(np.float32)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".npz") as tmp:
+    with atomic_path(path, ".npz") as tmp:
         np.savez(tmp, **arrays)
-    publish(tmp.name, path)
     return path
 
 

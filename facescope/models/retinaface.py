@@ -53,24 +53,21 @@ VARIANCES = (0.1, 0.2)
 # Pytorch_Retinaface feeds raw BGR pixels minus the ImageNet-Caffe mean, no std scaling, at any size.
 RETINAFACE_INPUT = InputSpec(mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0), color="bgr", size_divisor=1)
 
+_OFFICIAL_TEST = InferencePreset(
+    "Pytorch_Retinaface test_widerface.py: original size without padding, BGR - (104, 117, 123), "
+    "score > 0.02, numpy NMS 0.4 with +1 areas, no top-k",
+    ResizeSpec("original", size_divisor=1),
+    PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
+)
 RETINAFACE_PRESETS: dict[str, InferencePreset] = {
     "default": InferencePreset(
         "original image size, score >= 0.5, NMS 0.4 (+1 areas)",
         ResizeSpec("original", size_divisor=1),
         PostprocessSettings(score_thresh=0.5, nms_thresh=0.4, nms_pixel_offset=1.0),
     ),
-    "official": InferencePreset(
-        "Pytorch_Retinaface test_widerface.py: original size without padding, BGR - (104, 117, 123), "
-        "score > 0.02, numpy NMS 0.4 with +1 areas, no top-k",
-        ResizeSpec("original", size_divisor=1),
-        PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
-    ),
-    # The protocol of the published WIDER FACE numbers (the port evaluates at the original scale).
-    "widerface": InferencePreset(
-        "WIDER FACE protocol of the port (= 'official': test_widerface.py at the original size, score > 0.02)",
-        ResizeSpec("original", size_divisor=1),
-        PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
-    ),
+    "official": _OFFICIAL_TEST,
+    # The protocol of the published WIDER FACE numbers: the port evaluates with its test script.
+    "widerface": replace(_OFFICIAL_TEST, description="WIDER FACE protocol of the port (= 'official')"),
     "official_detect": InferencePreset(
         "Pytorch_Retinaface detect.py: as 'official', plus top 5000 scores before NMS and at most 750 faces after",
         ResizeSpec("original", size_divisor=1),

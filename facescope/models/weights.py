@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from facescope.errors import WeightsError
-from facescope.fileio import publish
+from facescope.fileio import atomic_path
 
 
 @dataclass(frozen=True)
@@ -117,19 +116,13 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
 
 
 def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = _read_url(url, progress)
     if url == spec.url and spec.archive_member is not None:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             payload = archive.read(spec.archive_member)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-        tmp.write(payload)
-        tmp_path = Path(tmp.name)
-    try:
-        verify_sha256(tmp_path, spec.sha256)
-        publish(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with atomic_path(target, ".part") as tmp:  # a hash mismatch raises: nothing reaches the cache
+        tmp.write_bytes(payload)
+        verify_sha256(tmp, spec.sha256)
 
 
 def _read_url(url: str, progress: bool) -> bytes:
@@ -234,11 +227,8 @@ def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str
 def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Atomically write ``{"model": state_dict, **extra}`` to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+    with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), **(extra or {})}, tmp)
-        tmp_path = Path(tmp.name)
-    publish(tmp_path, path)
     return path
 
 

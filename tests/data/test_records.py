@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from facescope.data.records import drop_empty, read_annotations

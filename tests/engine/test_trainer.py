@@ -8,7 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from facescope.engine.checkpoint import load_checkpoint
-from facescope.engine.trainer import TrainingDiverged, build_trainer, fit, restore, run
+from facescope.engine.trainer import TrainingDiverged, build_trainer, fit, run
 from facescope.engine.distributed import DistInfo
 from engine_testing import tiny_config
 

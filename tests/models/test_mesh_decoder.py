@@ -6,7 +6,7 @@ import torch
 
 from facescope.errors import DataError
 from facescope.losses.pixel import pixel_l1_loss
-from facescope.models.heads.mesh_decoder import ChebConv, DenseRegressionBranch, MeshDecoder
+from facescope.models.heads.mesh_decoder import ChebConv, DenseRegressionBranch
 from facescope.models.mesh_topology import icosphere_topology, load_mesh_topology, save_mesh_topology
 from facescope.ops.graph import graph_laplacian, scaled_laplacian
 
