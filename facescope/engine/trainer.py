@@ -30,6 +30,7 @@ from facescope.engine.distributed import DistInfo, all_ranks_agree, barrier, cle
 from facescope.engine.logger import MetricsLogger
 from facescope.engine.schedule import learning_rate
 from facescope.errors import ConfigError, DataError, FacescopeError
+from facescope.losses.criteria import Criterion, build_criterion
 from facescope.models.base import DenseFaceDetector
 from facescope.models.registry import create_model
 
@@ -56,6 +57,7 @@ class Trainer:
     device: torch.device
     model: DenseFaceDetector
     wrapped: nn.Module
+    criterion: Criterion
     dataset: FaceDataset
     sampler: ShardedSampler
     loader: DataLoader
@@ -96,6 +98,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)
     configure_model(model, config)
+    criterion = build_criterion(model, config.loss)  # an unknown loss key fails here, before any work
     if config.init_weights and str(config.init_weights).endswith(".onnx") and not config.runtime.freeze_bn_stats:
         raise FacescopeError(
             "ONNX weights have their BatchNorm folded into the convolutions (statistics are gone); "
@@ -122,24 +125,11 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     )
     scaler = torch.amp.GradScaler("cuda", enabled=config.runtime.amp and device.type == "cuda")
     logger = MetricsLogger(Path(config.runtime.out_dir), enabled=info.is_main)
-    return Trainer(config, info, device, model, wrapped, dataset, sampler, loader, optimizer, scaler, logger, TrainState())
+    return Trainer(config, info, device, model, wrapped, criterion, dataset, sampler, loader, optimizer, scaler, logger, TrainState())
 
 
 def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
-    """Apply the recipe's loss overrides and ImageNet backbone initialisation to a fresh model."""
-    import dataclasses
-
-    from facescope.errors import suggest
-
-    if config.loss:
-        current = getattr(model, "loss_config", None)
-        if current is None:
-            raise ConfigError(f"model '{config.model}' has no loss settings to override")
-        fields = {f.name for f in dataclasses.fields(current)}
-        for key in config.loss:
-            if key not in fields:
-                raise ConfigError(f"unknown loss setting 'loss.{key}' for {config.model}{suggest(key, fields)}")
-        model.loss_config = dataclasses.replace(current, **config.loss)
+    """Apply the recipe's ImageNet backbone initialisation to a fresh model."""
     if config.backbone_weights:
         from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
 
@@ -265,8 +255,8 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
     input_hw = (int(batch.images.shape[2]), int(batch.images.shape[3]))
     with torch.autocast(device.type, dtype=torch.float16, enabled=trainer.scaler.is_enabled()):
         outputs = trainer.wrapped(batch.images)
-    losses = trainer.model.loss(_float_outputs(outputs), batch.targets, input_hw)
-    total = sum(losses.values())
+    result = trainer.criterion(outputs.map(lambda t: t.float()), batch.targets, input_hw)
+    losses, total = result.losses, result.total
     _guard_finite(trainer, total, losses, lr)
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.scaler.scale(total).backward()
@@ -280,16 +270,6 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
     metrics = {"loss": float(total.detach()), "lr": lr, "grad_norm": grad_norm, "images": float(len(batch.targets))}
     metrics.update({f"loss_{name}": float(value.detach()) for name, value in losses.items()})
     return metrics
-
-
-def _float_outputs(outputs: Any) -> Any:
-    """Losses are computed in float32 even when the forward pass ran in float16."""
-    from facescope.models.base import DenseOutputs
-
-    if not isinstance(outputs, DenseOutputs):
-        return outputs
-    landmarks = [t.float() for t in outputs.landmark_regs] if outputs.landmark_regs is not None else None
-    return DenseOutputs([t.float() for t in outputs.cls_logits], [t.float() for t in outputs.box_regs], landmarks, outputs.extras)
 
 
 def _guard_finite(trainer: Trainer, total: torch.Tensor, losses: dict[str, torch.Tensor], lr: float) -> None:

@@ -7,7 +7,7 @@ losses. The three never depend on ``self.training``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,13 +32,27 @@ class DenseOutputs:
         cls_logits: ``[Tensor[B, N_l, C]]`` classification logits.
         box_regs: ``[Tensor[B, N_l, 4]]`` encoded boxes.
         landmark_regs: ``[Tensor[B, N_l, 10]]`` encoded landmarks, or None.
-        extras: family-specific training-time outputs (e.g. DSFD's first shot).
+        extras: family-specific training-time outputs (e.g. RetinaFace's dense-branch parameters).
+        aux: auxiliary shots (e.g. DSFD's first shot), each a :class:`DenseOutputs` over its own
+            anchor generator; decoding and export use this (final) shot only.
     """
 
     cls_logits: list[Tensor]
     box_regs: list[Tensor]
     landmark_regs: list[Tensor] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    aux: tuple[DenseOutputs, ...] = ()
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> DenseOutputs:
+        """Apply ``fn`` to every head tensor of every shot (e.g. ``lambda t: t.float()`` after AMP)."""
+        landmarks = [fn(t) for t in self.landmark_regs] if self.landmark_regs is not None else None
+        return DenseOutputs(
+            [fn(t) for t in self.cls_logits],
+            [fn(t) for t in self.box_regs],
+            landmarks,
+            self.extras,
+            tuple(shot.map(fn) for shot in self.aux),
+        )
 
 
 @dataclass
