@@ -1,4 +1,4 @@
-from facescope.data.dataset import ShardedSampler
+from facescope.engine.samplers import ShardedSampler
 
 
 def batches(sampler: ShardedSampler) -> list[list[int]]:
