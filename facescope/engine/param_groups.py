@@ -27,6 +27,7 @@ from facescope.config import require
 from facescope.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch import nn
 
 
@@ -93,6 +94,12 @@ def build_param_groups(model: nn.Module, rules: Sequence[ParamRule], weight_deca
         groups.append({"params": params, "weight_decay": weight_decay * rule.decay_mult})
         lr_mults.append(rule.lr_mult)
     return ParamGroups(groups, lr_mults, frozen)
+
+
+def set_group_learning_rates(optimizer: torch.optim.Optimizer, lr: float, lr_mults: Sequence[float]) -> None:
+    """The schedule's ``lr`` times each group's multiplier (groups in :class:`ParamGroups` order)."""
+    for group, lr_mult in zip(optimizer.param_groups, lr_mults, strict=True):
+        group["lr"] = lr * lr_mult
 
 
 def _first_match(name: str, rules: Sequence[ParamRule]) -> int | None:

@@ -28,7 +28,7 @@ from facescope.distributed import DistInfo, all_gather_cat, all_ranks_agree, bar
 from facescope.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from facescope.engine.config import TrainConfig
 from facescope.engine.logger import MetricsLogger
-from facescope.engine.param_groups import build_param_groups
+from facescope.engine.param_groups import build_param_groups, set_group_learning_rates
 from facescope.engine.samplers import TrainSampler, build_sampler
 from facescope.engine.schedule import learning_rate
 from facescope.errors import ConfigError, DataError, FacescopeError
@@ -277,8 +277,7 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
         config.optim.lr, state.global_step, state.epoch, config.optim.warmup_iters,
         config.optim.warmup_ratio, config.optim.milestones, config.optim.gamma,
     )  # fmt: skip
-    for group, lr_mult in zip(trainer.optimizer.param_groups, trainer.lr_mults):
-        group["lr"] = lr * lr_mult
+    set_group_learning_rates(trainer.optimizer, lr, trainer.lr_mults)
     batch = batch.to(device)
     input_hw = (int(batch.images.shape[2]), int(batch.images.shape[3]))
     with torch.autocast(device.type, dtype=torch.float16, enabled=trainer.scaler.is_enabled()):
