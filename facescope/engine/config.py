@@ -82,7 +82,13 @@ def _require_registered(name: str, registered: list[str], field_name: str) -> No
 
 @dataclass
 class OptimConfig:
-    """SGD with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy."""
+    """SGD with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy.
+
+    Attributes:
+        param_groups: :class:`~facescope.engine.param_groups.ParamRule` list: parameters matched by a
+            rule's pattern are frozen or get their own learning-rate / weight-decay multipliers (the
+            first matching rule wins; unmatched parameters use ``lr`` and ``weight_decay`` as they are).
+    """
 
     lr: float = 0.01
     momentum: float = 0.9
