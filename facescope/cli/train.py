@@ -2,7 +2,8 @@
 via torchrun).
 
 ``key=value`` overrides may come anywhere after the recipe, before, between or after the options;
-their errors name the command-line argument. Every recipe value is checked before any work starts.
+their errors name the command-line argument. Recipe values are range-checked when the recipe is read,
+before anything is built or written.
 """
 
 from __future__ import annotations
