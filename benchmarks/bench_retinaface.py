@@ -1,7 +1,7 @@
 """RetinaFace-MobileNet-0.25 inference time: facescope vs the official pipeline, same run, same images.
 
 Both use the official weights and the ``test_widerface.py`` settings (original size, score 0.02,
-NMS 0.4). The reference is :mod:`facescope._reference.pytorch_retinaface` (the official network,
+NMS 0.4). The reference is ``tests/oracles/pytorch_retinaface.py`` (the official network,
 Python ``PriorBox`` loops, numpy NMS). Reported: median wall time per image and the ratio.
 
     python benchmarks/bench_retinaface.py [--images N] [--threads T] [--repeats R]
@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import torch
 
-from facescope._reference.pytorch_retinaface import PytorchRetinaFaceReference
-from facescope.inference.detector import Detector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles (`tests/oracles/`)
+
+from facescope.inference.detector import Detector  # noqa: E402
+from oracles.pytorch_retinaface import PytorchRetinaFaceReference  # noqa: E402
 
 SHARED = Path(os.environ.get("FACESCOPE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

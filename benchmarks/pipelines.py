@@ -91,12 +91,12 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
 
 
 def _load_module_file(relative: str, name: str):
-    """Import one file of the facescope package on its own: importing the package would pull in
-    torch, which the reference pipeline (numpy + OpenCV + onnxruntime) does not need (it would inflate
-    its RSS)."""
+    """Import one file of the repository (path relative to its root) on its own: importing the facescope
+    package would pull in torch, which the reference pipeline (numpy + OpenCV + onnxruntime) does not need
+    (it would inflate its RSS)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "facescope" / relative
+    path = Path(__file__).resolve().parents[1] / relative
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -105,9 +105,9 @@ def _load_module_file(relative: str, name: str):
 
 def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
     if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope's Detector applies to itself
-        if not _load_module_file("allocator.py", "facescope_allocator").tune_cpu_allocator():
+        if not _load_module_file("facescope/allocator.py", "facescope_allocator").tune_cpu_allocator():
             raise RuntimeError("glibc malloc tuning not available in this process")
-    module = _load_module_file("_reference/insightface_scrfd.py", "insightface_scrfd_reference")
+    module = _load_module_file("tests/oracles/insightface_scrfd.py", "insightface_scrfd_reference")
     reference = module.InsightfaceSCRFD(spec.weights, input_size=(640, 640), threads=threads)
     thresh = ACCURACY_SCORE if accuracy else 0.5
 

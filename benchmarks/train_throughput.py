@@ -26,7 +26,7 @@ SHARED = Path(os.environ.get("FACESCOPE_SHARED_DATA", REPO.parent / "shared" / "
 
 def measure(model: str, batch_size: int, workers: int, steps: int) -> dict[str, float]:
     from facescope.engine.config import DataConfig, OptimConfig, RuntimeConfig, TrainConfig
-    from facescope.engine.distributed import DistInfo
+    from facescope.distributed import DistInfo
     from facescope.engine.trainer import build_trainer, train_step
 
     data = DataConfig(

@@ -7,7 +7,7 @@ the loop-for-loop transcription of the official MATLAB scripts on a slice of the
 Measured, in one run: (1) reading the four .mat files, (2) reading the 3,226 prediction files,
 (3) evaluating (AP at IoU 0.5 and the 10-IoU challenge mAP), (4) the same three steps end to end as
 `facescope eval widerface --predictions` in a fresh interpreter (includes Python start-up), and
-(5) the evaluator vs the MATLAB transcription (facescope._reference.widerface_matlab) on the
+(5) the evaluator vs the MATLAB transcription (tests/oracles/widerface_matlab.py) on the
 first N images, whose APs must agree to 1e-12. Run it on a quiet machine for final numbers.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the test oracles (`tests/oracles/`)
 
 EXPECTED = {  # the official protocol on these files (SOURCES.md)
     "yolov7_face": {"easy": 0.9324932633835993, "medium": 0.9127942909886333, "hard": 0.8297205022059916},
@@ -72,7 +73,7 @@ def main() -> int:
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     print(f"end to end `facescope eval widerface --predictions` (fresh interpreter): {time.perf_counter() - start:.3f} s")
 
-    from facescope._reference.widerface_matlab import matlab_widerface_ap
+    from oracles.widerface_matlab import matlab_widerface_ap
 
     keys = gt.keys[: args.oracle_images]
     small = gt.restrict_to(keys)

@@ -85,7 +85,8 @@ def _register_widerface(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def run_widerface(args: argparse.Namespace) -> int:
-    from facescope.eval.widerface_runner import distributed_rank_world, load_ground_truth
+    from facescope.distributed import rank_world
+    from facescope.eval.widerface_runner import load_ground_truth
 
     if bool(args.images) == bool(args.predictions):
         raise FacescopeError("pass exactly one of --images (run a detector) and --predictions (evaluate files)")
@@ -101,7 +102,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         result = evaluate_predictions_on_widerface(
             args.predictions, gt, missing=args.missing, challenge=not args.no_challenge, name=args.name or Path(args.predictions).name
         )
-    if distributed_rank_world()[0] != 0:
+    if rank_world()[0] != 0:
         return 0
     results = [result, *_compare_results(compare, gt, result, not args.no_challenge)]
     _print_result(result)
@@ -119,10 +120,11 @@ def run_widerface(args: argparse.Namespace) -> int:
 
 
 def _run_detector(args: argparse.Namespace, gt: WiderGroundTruth) -> WiderFaceResult:
-    from facescope.eval.widerface_runner import distributed_rank_world, evaluate_detector_on_widerface, find_wider_images
+    from facescope.distributed import rank_world
+    from facescope.eval.widerface_runner import evaluate_detector_on_widerface, find_wider_images
 
     images, _ = find_wider_images(args.images, gt)
-    is_rank0 = distributed_rank_world()[0] == 0
+    is_rank0 = rank_world()[0] == 0
     if len(images) < len(gt) and is_rank0:
         print(
             f"{BANNER}\nMINI-BENCHMARK: only {len(images)} of the {len(gt)} WIDER FACE val images are present under "

@@ -1,13 +1,13 @@
-"""Training dataset, batch collation and a deterministic, resumable, rank-sharded sampler."""
+"""Training dataset and batch collation (the samplers are in :mod:`facescope.engine.samplers`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from facescope.data.records import FaceRecord
 from facescope.data.transforms import Compose, Sample
@@ -18,13 +18,21 @@ from facescope.structures import FaceTargets
 
 @dataclass
 class Batch:
-    """A collated training batch: ``images`` ``Tensor[B, 3, H, W]`` normalised, one target per image."""
+    """A collated training batch.
+
+    Attributes:
+        images: ``Tensor[B, 3, H, W]`` normalised.
+        targets: one :class:`FaceTargets` per image.
+        indices: ``Tensor[B]`` int64 dataset index of each image (for the sampler's ``update``).
+    """
 
     images: torch.Tensor
     targets: list[FaceTargets]
+    indices: torch.Tensor
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.images.to(device, non_blocking=True), [t.to(device) for t in self.targets])
+        """Images and targets on ``device``; ``indices`` stay on the CPU (bookkeeping only)."""
+        return Batch(self.images.to(device, non_blocking=True), [t.to(device) for t in self.targets], self.indices)
 
 
 def normalise(image: np.ndarray, spec: InputSpec) -> torch.Tensor:
@@ -62,7 +70,8 @@ class FaceDataset(Dataset):
         image = read_image(record.image_path).astype(np.float32)
         return Sample(image, record.boxes.copy(), record.landmarks.copy(), record.landmark_valid.copy())
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, FaceTargets]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, FaceTargets, int]:
+        """``(image Tensor[3, H, W], targets, index)`` of item ``index`` in the current epoch."""
         rng = np.random.default_rng((self.seed, self.epoch, index))
         sample = self.transforms(self.load(index), rng)
         targets = FaceTargets(
@@ -70,60 +79,11 @@ class FaceDataset(Dataset):
             torch.from_numpy(sample.landmarks.astype(np.float32)),
             torch.from_numpy(sample.landmark_valid.astype(bool)),
         )
-        return normalise(sample.image, self.input_spec), targets
+        return normalise(sample.image, self.input_spec), targets, index
 
 
-def collate(items: list[tuple[torch.Tensor, FaceTargets]]) -> Batch:
+def collate(items: list[tuple[torch.Tensor, FaceTargets, int]]) -> Batch:
     """Stack same-size images; targets stay a list (faces per image vary)."""
-    return Batch(torch.stack([image for image, _ in items]), [targets for _, targets in items])
-
-
-class ShardedSampler(Sampler[int]):
-    """Epoch-seeded permutation, split across ranks, that can start mid-epoch.
-
-    Each epoch the indices are shuffled with ``seed + epoch``, padded (by repetition) to a multiple of
-    ``world_size * batch_size`` when ``drop_last`` is False, and rank ``r`` takes every
-    ``world_size``-th batch-slot: a global batch of ``world_size * batch_size`` consecutive indices is
-    split into per-rank batches, so N processes see exactly the global batches 1 process would.
-    ``start_batch`` skips batches already trained (exact resume).
-    """
-
-    def __init__(
-        self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True
-    ) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.shuffle = shuffle
-        self.epoch = 0
-        self.start_batch = 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch = epoch
-        self.start_batch = start_batch
-
-    def global_order(self) -> list[int]:
-        """This epoch's indices for all ranks, padded to whole global batches."""
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_samples, generator=generator).tolist()
-        else:
-            order = list(range(self.num_samples))
-        global_batch = self.batch_size * self.world_size
-        padding = (-len(order)) % global_batch
-        return order + (order * (padding // max(len(order), 1) + 1))[:padding]
-
-    def batches_per_epoch(self) -> int:
-        return len(self.global_order()) // (self.batch_size * self.world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        order = self.global_order()
-        global_batch = self.batch_size * self.world_size
-        for b in range(self.start_batch, len(order) // global_batch):
-            start = b * global_batch + self.rank * self.batch_size
-            yield from order[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch() - self.start_batch) * self.batch_size
+    images = torch.stack([image for image, _, _ in items])  # B x (3, H, W) -> (B, 3, H, W)
+    indices = torch.tensor([index for _, _, index in items], dtype=torch.int64)
+    return Batch(images, [targets for _, targets, _ in items], indices)

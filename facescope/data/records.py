@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from facescope.data.wider_annotations import read_retinaface_labels, read_wider_txt
 from facescope.errors import DataError
 
 AnnotationFormat = Literal["retinaface", "scrfd", "wider", "jsonl"]
@@ -65,8 +66,8 @@ class FaceRecord:
 def read_annotations(path: str | Path, image_root: str | Path, format: AnnotationFormat) -> list[FaceRecord]:
     """Read an annotation file; image paths are resolved against ``image_root``.
 
-    The WIDER FACE text formats are parsed by :mod:`facescope.eval.widerface_io` (one parser for
-    training and evaluation); this function turns them into :class:`FaceRecord` objects.
+    The WIDER FACE text formats are parsed by :mod:`facescope.data.wider_annotations` (one parser
+    for training and evaluation); this function turns them into :class:`FaceRecord` objects.
     """
     path, image_root = Path(path), Path(image_root)
     if not path.is_file():
@@ -81,8 +82,6 @@ def read_annotations(path: str | Path, image_root: str | Path, format: Annotatio
 
 
 def _from_labeled_images(path: Path, image_root: Path, box_format: str) -> list[FaceRecord]:
-    from facescope.eval.widerface_io import read_retinaface_labels
-
     return [
         FaceRecord(
             image_root / image.path,
@@ -95,8 +94,6 @@ def _from_labeled_images(path: Path, image_root: Path, box_format: str) -> list[
 
 
 def _from_wider_txt(path: Path, image_root: Path) -> list[FaceRecord]:
-    from facescope.eval.widerface_io import read_wider_txt
-
     records = []
     for image in read_wider_txt(path).images:
         boxes = image.boxes[(image.boxes[:, 2] > 0) & (image.boxes[:, 3] > 0)].astype(np.float32)

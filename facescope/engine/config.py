@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from facescope.config import FieldError, require
+from facescope.errors import ConfigError, suggest
 from facescope.data.transforms import SR_CROP_SCALES
+from facescope.engine.param_groups import ParamRule
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
@@ -17,20 +23,24 @@ class DataConfig:
         train_annotations: annotation file (see :mod:`facescope.data.records` for the formats).
         train_images: folder the image paths in the annotation file are relative to.
         format: ``scrfd`` (labelv2.txt), ``retinaface`` (label.txt), ``wider`` (official txt), ``jsonl``.
-        pipeline: augmentation recipe: ``scrfd`` (square crops incl. SR, mmdet photometric) or
-            ``retinaface`` (Pytorch_Retinaface: inside crops, uint8 jitter, pad, mirror, random interpolation).
+        pipeline: augmentation recipe, a name registered in :mod:`facescope.data.pipelines`: ``scrfd``
+            (square crops incl. SR, mmdet photometric) or ``retinaface`` (Pytorch_Retinaface: inside
+            crops, uint8 jitter, pad, mirror, random interpolation).
         skip_missing_images: train on the images that exist (e.g. a subset), instead of failing.
         min_face_size: drop faces smaller than this (pixels) before augmentation.
         crop_scales: RandomSquareCrop scale set; SR ``[0.3 ... 2.0]`` or baseline ``[0.3 ... 1.0]``.
         clip_border: clip boxes/landmarks to the crop.
         batch_size: images per process (per GPU).
         workers: data-loading worker processes per training process.
+        sampler: which images each step sees, a name registered in :mod:`facescope.engine.samplers`
+            (``sharded``: a seeded shuffle per epoch).
+        sampler_options: settings of that sampler (fields of its options dataclass).
     """
 
     train_annotations: str = "data/widerface/train/labelv2.txt"
     train_images: str = "data/widerface/train/images"
     format: Literal["scrfd", "retinaface", "wider", "jsonl"] = "scrfd"
-    pipeline: Literal["scrfd", "retinaface"] = "scrfd"
+    pipeline: str = "scrfd"
     skip_missing_images: bool = False
     min_face_size: float = 0.0
     image_size: int = 640
@@ -41,11 +51,44 @@ class DataConfig:
     photometric: bool = True
     batch_size: int = 8
     workers: int = 2
+    sampler: str = "sharded"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from facescope.data.pipelines import get_pipeline, list_pipelines
+        from facescope.engine.samplers import list_samplers, sampler_options
+
+        require(self.image_size >= 1, "image_size", f"must be a positive number of pixels, got {self.image_size}")
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        require(self.workers >= 0, "workers", f"must be >= 0, got {self.workers}")
+        require(self.min_face_size >= 0, "min_face_size", f"must be >= 0, got {self.min_face_size}")
+        require(0.0 <= self.flip_prob <= 1.0, "flip_prob", f"must be in [0, 1], got {self.flip_prob}")
+        require(len(self.crop_scales) > 0, "crop_scales", "must not be empty")
+        require(min(self.crop_scales) > 0, "crop_scales", f"must all be > 0, got {list(self.crop_scales)}")
+        _require_registered(self.pipeline, list_pipelines(), "pipeline")
+        get_pipeline(self.pipeline).check(self)
+        _require_registered(self.sampler, list_samplers(), "sampler")
+        try:
+            sampler_options(self.sampler, self.sampler_options)
+        except FieldError:
+            raise
+        except ConfigError as exc:
+            raise FieldError("sampler_options", f"do not fit sampler '{self.sampler}': {exc}") from None
+
+
+def _require_registered(name: str, registered: list[str], field_name: str) -> None:
+    require(name in registered, field_name, f"must be one of {registered} (registered names), got '{name}'{suggest(name, registered)}")
 
 
 @dataclass
 class OptimConfig:
-    """SGD with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy."""
+    """SGD with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy.
+
+    Attributes:
+        param_groups: :class:`~facescope.engine.param_groups.ParamRule` list: parameters matched by a
+            rule's pattern are frozen or get their own learning-rate / weight-decay multipliers (the
+            first matching rule wins; unmatched parameters use ``lr`` and ``weight_decay`` as they are).
+    """
 
     lr: float = 0.01
     momentum: float = 0.9
@@ -56,6 +99,18 @@ class OptimConfig:
     gamma: float = 0.1
     epochs: int = 640
     grad_clip: float | None = None
+    param_groups: list[ParamRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        require(self.warmup_iters >= 0, "warmup_iters", f"must be >= 0, got {self.warmup_iters}")
+        require(0 <= self.warmup_ratio <= 1, "warmup_ratio", f"must be in [0, 1], got {self.warmup_ratio}")
+        require(all(m >= 0 for m in self.milestones), "milestones", f"must be epochs >= 0, got {list(self.milestones)}")
+        require(self.gamma > 0, "gamma", f"must be > 0, got {self.gamma}")
+        require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", f"must be > 0 (or null: no clipping), got {self.grad_clip}")
 
 
 @dataclass
@@ -66,6 +121,9 @@ class EvalConfig:
     ground_truth: str | None = None
     interval: int = 0
     preset: str = "widerface"
+
+    def __post_init__(self) -> None:
+        require(self.interval >= 0, "interval", f"must be >= 0 epochs (0 = off), got {self.interval}")
 
 
 @dataclass
@@ -94,6 +152,13 @@ class RuntimeConfig:
     freeze_bn_stats: bool = False
     sync_bn: bool = False
     deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        require(bool(_DEVICE.fullmatch(self.device)), "device", f"must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+        require(self.max_iters is None or self.max_iters >= 1, "max_iters", f"must be >= 1 (or null: no limit), got {self.max_iters}")
+        require(self.log_interval >= 1, "log_interval", f"must be >= 1, got {self.log_interval}")
+        require(self.checkpoint_interval >= 0, "checkpoint_interval", f"must be >= 0 (0 = off), got {self.checkpoint_interval}")
+        require(self.checkpoint_every_iters >= 0, "checkpoint_every_iters", f"must be >= 0 (0 = off), got {self.checkpoint_every_iters}")
 
 
 @dataclass

@@ -11,19 +11,20 @@ from tqdm import tqdm
 
 
 class MetricsLogger:
-    """Writes ``metrics.jsonl`` (one object per logged step / evaluation) on the main rank only."""
+    """Writes ``metrics.jsonl`` (one object per logged step / evaluation) on the main rank only.
+
+    Files are created at the first record, so a run that fails while it is being set up (a bad
+    resume checkpoint, say) leaves nothing behind.
+    """
 
     def __init__(self, out_dir: Path, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.out_dir = out_dir
         self.path = out_dir / "metrics.jsonl"
         self._file = None
         self._tensorboard = None
         self._window: list[dict[str, float]] = []
         self._window_start = time.perf_counter()
-        if enabled:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a")
-            self._tensorboard = _tensorboard_writer(out_dir)
 
     def info(self, message: str) -> None:
         if self.enabled:
@@ -50,7 +51,10 @@ class MetricsLogger:
             self.info("validation " + ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float)))
 
     def _write(self, record: dict[str, Any]) -> None:
-        assert self._file is not None
+        if self._file is None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a")
+            self._tensorboard = _tensorboard_writer(self.out_dir)
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tensorboard is not None:
@@ -64,6 +68,7 @@ class MetricsLogger:
             self._file = None
         if self._tensorboard is not None:
             self._tensorboard.close()
+            self._tensorboard = None
 
 
 def _tensorboard_writer(out_dir: Path) -> Any:

@@ -11,7 +11,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -21,13 +20,16 @@ from torch.utils.data import DataLoader
 from facescope import __version__
 from facescope.allocator import tune_cpu_allocator
 from facescope.config import dump_yaml, to_dict
-from facescope.data.dataset import Batch, FaceDataset, ShardedSampler, collate
+from facescope.config import FieldError
+from facescope.data.dataset import Batch, FaceDataset, collate
+from facescope.data.pipelines import build_transforms
 from facescope.data.records import drop_empty, read_annotations
-from facescope.data.transforms import retinaface_train_transforms, scrfd_train_transforms
+from facescope.distributed import DistInfo, all_gather_cat, all_ranks_agree, barrier, cleanup, init_distributed
 from facescope.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from facescope.engine.config import TrainConfig
-from facescope.engine.distributed import DistInfo, all_ranks_agree, barrier, cleanup, init_distributed
 from facescope.engine.logger import MetricsLogger
+from facescope.engine.param_groups import build_param_groups, set_group_learning_rates
+from facescope.engine.samplers import TrainSampler, build_sampler
 from facescope.engine.schedule import learning_rate
 from facescope.errors import ConfigError, DataError, FacescopeError
 from facescope.losses.criteria import Criterion, build_criterion
@@ -59,9 +61,10 @@ class Trainer:
     wrapped: nn.Module
     criterion: Criterion
     dataset: FaceDataset
-    sampler: ShardedSampler
+    sampler: TrainSampler
     loader: DataLoader
     optimizer: torch.optim.Optimizer
+    lr_mults: list[float]  # per optimizer group: the schedule's lr times this (optim.param_groups)
     scaler: torch.amp.GradScaler
     logger: MetricsLogger
     state: TrainState
@@ -97,6 +100,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    check_image_size(config, model)
     configure_model(model, config)
     criterion = build_criterion(model, config.loss)  # an unknown loss key fails here, before any work
     if config.init_weights and str(config.init_weights).endswith(".onnx") and not config.runtime.freeze_bn_stats:
@@ -106,11 +110,16 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
         )
     if config.runtime.sync_bn and info.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    # Frozen parameters must have requires_grad=False before DDP registers its gradient hooks.
+    groups = build_param_groups(model, config.optim.param_groups, config.optim.weight_decay, config.model)
     wrapped: nn.Module = model
     if info.distributed:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     dataset = build_dataset(config, model)
-    sampler = ShardedSampler(len(dataset), config.data.batch_size, config.runtime.seed, info.rank, info.world_size)
+    sampler = build_sampler(
+        config.data.sampler, config.data.sampler_options, len(dataset), config.data.batch_size,
+        seed=config.runtime.seed, rank=info.rank, world_size=info.world_size,
+    )  # fmt: skip
     loader = DataLoader(
         dataset,
         batch_size=config.data.batch_size,
@@ -121,11 +130,23 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
         drop_last=False,
     )
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
+        groups.groups, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
     )
     scaler = torch.amp.GradScaler("cuda", enabled=config.runtime.amp and device.type == "cuda")
     logger = MetricsLogger(Path(config.runtime.out_dir), enabled=info.is_main)
-    return Trainer(config, info, device, model, wrapped, criterion, dataset, sampler, loader, optimizer, scaler, logger, TrainState())
+    return Trainer(
+        config, info, device, model, wrapped, criterion, dataset, sampler, loader, optimizer, groups.lr_mults, scaler, logger, TrainState()
+    )
+
+
+def check_image_size(config: TrainConfig, model: DenseFaceDetector) -> None:
+    """The training crops must fit the network's stride: ``data.image_size`` a multiple of its size divisor."""
+    divisor = model.input_spec.size_divisor
+    if config.data.image_size % divisor:
+        raise ConfigError(
+            f"data.image_size must be a multiple of {divisor} for {config.model} (its input sides are padded to "
+            f"multiples of {divisor}), got {config.data.image_size}"
+        )
 
 
 def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
@@ -140,8 +161,12 @@ def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
 
 
 def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
-    """Read the annotations, drop images without faces, attach the augmentation pipeline."""
+    """Read the annotations, drop images without faces, attach the registered augmentation pipeline."""
     data = config.data
+    try:
+        transforms = build_transforms(data)  # checked again: the Python API may have changed fields since
+    except FieldError as exc:
+        raise ConfigError(f"'data.{exc.field}' {exc.problem}") from None
     records = read_annotations(data.train_annotations, data.train_images, data.format)
     missing = [r for r in records if not r.image_path.is_file()]
     if missing and not data.skip_missing_images:
@@ -153,26 +178,29 @@ def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:
     records = drop_empty(present, data.min_face_size)
     if not records:
         raise DataError(f"no training images with faces in {data.train_annotations}")
-    if data.pipeline == "retinaface":
-        if max(data.crop_scales) > 1:
-            raise ConfigError(f"data.pipeline 'retinaface' crops inside the image: data.crop_scales must be <= 1, got {list(data.crop_scales)}")
-        transforms = retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)
-    else:
-        transforms = scrfd_train_transforms(
-            data.crop_scales, data.image_size, data.clip_border, data.pad_value, data.flip_prob, data.photometric
-        )
     return FaceDataset(records, transforms, model.input_spec, seed=config.runtime.seed)
 
 
 def restore(trainer: Trainer, path: Path) -> None:
-    """Load model, optimizer, scaler, position and RNG states from a checkpoint."""
+    """Load model, optimizer, scaler, sampler, position and RNG states from a checkpoint."""
     payload = load_checkpoint(path)
     if payload.get("model_name") not in (None, trainer.config.model):
         raise FacescopeError(f"{path} was trained as '{payload['model_name']}', not '{trainer.config.model}'")
+    saved_groups, groups = len(payload["optimizer"]["param_groups"]), len(trainer.optimizer.param_groups)
+    if saved_groups != groups:
+        raise FacescopeError(
+            f"{path} has {saved_groups} optimizer parameter group(s), the recipe's optim.param_groups give {groups}; "
+            "resume with the rules the run started with"
+        )
+    sampler_name = payload.get("sampler_name", "sharded")
+    if sampler_name != trainer.config.data.sampler:
+        raise FacescopeError(f"{path} was trained with data.sampler '{sampler_name}', not '{trainer.config.data.sampler}'")
     trainer.model.load_state_dict(payload["model"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
     if "scaler" in payload:
         trainer.scaler.load_state_dict(payload["scaler"])
+    if "sampler" in payload:
+        trainer.sampler.load_state_dict(payload["sampler"])
     trainer.state = TrainState(payload["epoch"], payload["batch_in_epoch"], payload["global_step"])
     set_rng_state(payload["rng"])
     trainer.logger.info(f"resumed from {path} at epoch {payload['epoch']}, batch {payload['batch_in_epoch']}, step {payload['global_step']}")
@@ -249,8 +277,7 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
         config.optim.lr, state.global_step, state.epoch, config.optim.warmup_iters,
         config.optim.warmup_ratio, config.optim.milestones, config.optim.gamma,
     )  # fmt: skip
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = lr
+    set_group_learning_rates(trainer.optimizer, lr, trainer.lr_mults)
     batch = batch.to(device)
     input_hw = (int(batch.images.shape[2]), int(batch.images.shape[3]))
     with torch.autocast(device.type, dtype=torch.float16, enabled=trainer.scaler.is_enabled()):
@@ -265,11 +292,29 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
     grad_norm = float(torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), max_norm))
     trainer.scaler.step(trainer.optimizer)
     trainer.scaler.update()
+    update_sampler(trainer, batch.indices, result.per_image)
     state.global_step += 1
     state.batch_in_epoch += 1
     metrics = {"loss": float(total.detach()), "lr": lr, "grad_norm": grad_norm, "images": float(len(batch.targets))}
     metrics.update({f"loss_{name}": float(value.detach()) for name, value in losses.items()})
     return metrics
+
+
+def update_sampler(trainer: Trainer, indices: torch.Tensor, per_image: dict[str, torch.Tensor]) -> None:
+    """Give the sampler the step's dataset indices and per-image statistics of the GLOBAL batch.
+
+    Under DDP each rank holds its own slice; gathering them in rank order rebuilds the global batch
+    (the sampler gives rank ``r`` the ``r``-th slice), so every rank applies the same update and the
+    samplers' states stay identical (rank 0's is the one checkpointed).
+    """
+    stats = {name: value.detach().reshape(-1) for name, value in sorted(per_image.items())}
+    for name, value in stats.items():
+        if value.numel() != indices.numel():
+            raise FacescopeError(f"criterion statistic '{name}' has {value.numel()} values for a batch of {indices.numel()} images")
+    if trainer.dist.distributed:
+        indices = all_gather_cat(indices.to(trainer.device))
+        stats = {name: all_gather_cat(value.to(trainer.device)) for name, value in stats.items()}
+    trainer.sampler.update(indices.cpu(), {name: value.cpu() for name, value in stats.items()})
 
 
 def _guard_finite(trainer: Trainer, total: torch.Tensor, losses: dict[str, torch.Tensor], lr: float) -> None:
@@ -292,6 +337,8 @@ def write_checkpoint(trainer: Trainer, path: Path) -> None:
                 "model": trainer.model.state_dict(),
                 "optimizer": trainer.optimizer.state_dict(),
                 "scaler": trainer.scaler.state_dict(),
+                "sampler": trainer.sampler.state_dict(),
+                "sampler_name": trainer.config.data.sampler,
                 "epoch": state.epoch,
                 "batch_in_epoch": state.batch_in_epoch,
                 "global_step": state.global_step,
@@ -305,12 +352,22 @@ def write_checkpoint(trainer: Trainer, path: Path) -> None:
 
 
 def maybe_evaluate(trainer: Trainer) -> None:
-    """Periodic WIDER FACE validation through :mod:`facescope.eval` (rank 0 logs the APs)."""
-    cfg = trainer.config.eval
-    if not cfg.interval or not cfg.images or not cfg.ground_truth or trainer.state.epoch % cfg.interval:
-        return
-    from facescope.engine.validation import evaluate_widerface
+    """Periodic WIDER FACE validation through the evaluation's entry point (every rank gets the APs).
 
-    result = evaluate_widerface(trainer.model, cfg.images, cfg.ground_truth, cfg.preset, trainer.out_dir, trainer.state.epoch)
-    if result is not None:
-        trainer.logger.log_eval(trainer.state, result)
+    Images are sharded over the ranks when a process group exists; predictions are kept in
+    ``<out_dir>/val_epoch_<epoch>``. The model is left in eval mode; the training loop switches it
+    back at the start of the next epoch.
+    """
+    cfg, epoch = trainer.config.eval, trainer.state.epoch
+    if not cfg.interval or not cfg.images or not cfg.ground_truth or epoch % cfg.interval:
+        return
+    from facescope.eval import evaluate_detector_on_widerface
+    from facescope.inference.detector import Detector
+
+    detector = Detector(trainer.model, preset=cfg.preset, device=trainer.device)
+    result = evaluate_detector_on_widerface(
+        detector, cfg.images, cfg.ground_truth, trainer.out_dir / f"val_epoch_{epoch}", progress=False, name=f"epoch {epoch}"
+    )
+    metrics = {f"ap_{subset}": float(value) for subset, value in result.ap.items()}
+    metrics["full_val"] = float(result.is_full)
+    trainer.logger.log_eval(trainer.state, metrics)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from facescope.distributed import barrier, broadcast_object, process_group_if_needed, rank_world
 from facescope.errors import DataError
 from facescope.eval.widerface import MissingPolicy, WiderFaceResult, evaluate_widerface
 from facescope.eval.widerface_io import (
@@ -95,15 +94,6 @@ def detections_to_xywh(detections: Any) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)  # [N, 4]
     return xywh, np.asarray(scores, dtype=np.float64).reshape(-1)
-
-
-def distributed_rank_world() -> tuple[int, int]:
-    """``(rank, world_size)`` of an initialised process group or of torchrun's environment."""
-    dist = sys.modules.get("torch.distributed")  # no process group can exist before torch is imported
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
 
 
 def predict_widerface(
@@ -268,44 +258,27 @@ def _detect_and_evaluate(
 
 
 class _DistributedSession:
-    """Rank/world and collective helpers; a no-op for a single process."""
+    """Rank/world and collectives of :mod:`facescope.distributed` for one evaluation; a no-op for a
+    single process, a gloo group for the evaluation's lifetime under torchrun when none exists."""
 
     def __init__(self) -> None:
-        self.rank, self.world = distributed_rank_world()
+        self._group = process_group_if_needed()
+        self.rank, self.world = rank_world()
         self.world_size = self.world
-        self.created_group = False
 
     def __enter__(self) -> _DistributedSession:
-        if self.world > 1:
-            import datetime
-
-            import torch.distributed as dist
-
-            if not dist.is_initialized():
-                dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
-                self.created_group = True
+        self.rank, self.world = self._group.__enter__()
+        self.world_size = self.world
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.created_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        self._group.__exit__(*exc)
 
     def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        barrier()
 
     def broadcast(self, value: Any) -> Any:
-        if self.world == 1:
-            return value
-        import torch.distributed as dist
-
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+        return broadcast_object(value)
 
     def shared_dir(self, out_dir: str | Path | None) -> Path:
         """``out_dir`` (created), or a temporary folder made by rank 0 and shared with all ranks."""

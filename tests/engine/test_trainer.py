@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 
 from facescope.engine.checkpoint import load_checkpoint
 from facescope.engine.trainer import TrainingDiverged, build_trainer, fit, run
-from facescope.engine.distributed import DistInfo
+from facescope.distributed import DistInfo
 from engine_testing import tiny_config
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facescope._reference.widerface_matlab import matlab_widerface_ap
+from oracles.widerface_matlab import matlab_widerface_ap
 from facescope.errors import DataError
 from facescope.eval.widerface import (
     MATLAB_SINGLE_REALMIN,

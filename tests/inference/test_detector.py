@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from facescope import Detector
-from facescope._reference.insightface_scrfd import InsightfaceSCRFD
+from oracles.insightface_scrfd import InsightfaceSCRFD
 from facescope.errors import FacescopeError, WeightsError
 
 pytestmark = pytest.mark.shared

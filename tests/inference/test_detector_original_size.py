@@ -40,7 +40,7 @@ def test_cli_official_preset_equals_the_oracle(shared_data, tmp_path):
 
     import cv2
 
-    from facescope._reference.pytorch_retinaface import PytorchRetinaFaceReference
+    from oracles.pytorch_retinaface import PytorchRetinaFaceReference
     from facescope.cli import main
 
     weights = shared_data / "weights/retinaface/mobilenet0.25_Final.pth"

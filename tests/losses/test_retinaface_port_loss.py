@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from facescope._reference.pytorch_retinaface import multibox_loss as port_multibox_loss
+from oracles.pytorch_retinaface import multibox_loss as port_multibox_loss
 from facescope.losses.multibox import PORT_LOSS
 from facescope.models import create_model
 from facescope.models.retinaface import with_loss_config

@@ -1,6 +1,6 @@
 """facescope's RetinaFace with the official presets equals the official Pytorch_Retinaface pipeline.
 
-The oracle (:mod:`facescope._reference.pytorch_retinaface`) rebuilds the official network (torchvision
+The oracle (:mod:`oracles.pytorch_retinaface`) rebuilds the official network (torchvision
 IntermediateLayerGetter, its own FPN/SSH/heads), PriorBox loops, normalised decoding and numpy NMS.
 It runs with ``stable_ties=True``: the official numpy ``argsort`` orders exactly equal scores
 arbitrarily, facescope (and the oracle in that mode) by prior index.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from facescope._reference.pytorch_retinaface import PytorchRetinaFaceReference
+from oracles.pytorch_retinaface import PytorchRetinaFaceReference
 from facescope.inference.detector import Detector
 from facescope.models import create_model
 from facescope.structures import Detections

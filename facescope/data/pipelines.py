@@ -1,0 +1,111 @@
+"""Registered training data pipelines: augmentation recipes chosen by name (``data.pipeline``).
+
+A pipeline turns the recipe's ``data:`` section into the per-image transforms of the training set,
+and checks the settings it depends on (so a bad combination fails when the recipe is loaded, naming
+the file and line). A new family registers its own pipeline; the trainer never tests names.
+
+Example:
+    >>> from facescope.data.pipelines import list_pipelines, register_pipeline
+    >>> from facescope.data.transforms import scrfd_train_transforms
+    >>> "scrfd" in list_pipelines()
+    True
+    >>> @register_pipeline("my_pipeline", summary="square crops without photometric distortion")
+    ... def my_pipeline(data):
+    ...     return scrfd_train_transforms(data.crop_scales, data.image_size, photometric=False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facescope.config import require
+from facescope.data.transforms import Compose, retinaface_train_transforms, scrfd_train_transforms
+from facescope.errors import ConfigError, suggest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.engine.config import DataConfig
+
+PipelineBuilder = Callable[["DataConfig"], Compose]
+PipelineCheck = Callable[["DataConfig"], None]
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    """A registered pipeline.
+
+    Attributes:
+        name: the recipe's ``data.pipeline`` value.
+        build: ``data config -> Compose`` of the training transforms.
+        check: raises :class:`~facescope.config.FieldError` for a ``data`` field this pipeline
+            cannot use (called when the recipe is built and again before the dataset is).
+        summary: one line for listings and errors.
+    """
+
+    name: str
+    build: PipelineBuilder
+    check: PipelineCheck
+    summary: str
+
+
+_PIPELINES: dict[str, PipelineEntry] = {}
+
+
+def _no_check(data: DataConfig) -> None:
+    return None
+
+
+def register_pipeline(name: str, *, summary: str, check: PipelineCheck = _no_check) -> Callable[[PipelineBuilder], PipelineBuilder]:
+    """Decorator registering a pipeline builder under ``name``; a duplicate name is an error."""
+
+    def decorator(build: PipelineBuilder) -> PipelineBuilder:
+        if name in _PIPELINES:
+            raise ValueError(f"data pipeline '{name}' is already registered")
+        _PIPELINES[name] = PipelineEntry(name, build, check, summary)
+        return build
+
+    return decorator
+
+
+def list_pipelines() -> list[str]:
+    """Registered pipeline names, sorted."""
+    return sorted(_PIPELINES)
+
+
+def get_pipeline(name: str) -> PipelineEntry:
+    """Look ``name`` up; an unknown name is a :class:`ConfigError` with the closest registered one."""
+    if name not in _PIPELINES:
+        raise ConfigError(f"unknown data pipeline '{name}'{suggest(name, _PIPELINES)}; registered: {list_pipelines()}")
+    return _PIPELINES[name]
+
+
+def build_transforms(data: DataConfig) -> Compose:
+    """The training transforms of ``data.pipeline`` for this ``data`` section (checked first)."""
+    entry = get_pipeline(data.pipeline)
+    entry.check(data)
+    return entry.build(data)
+
+
+def _check_inside_crops(data: DataConfig) -> None:
+    require(
+        max(data.crop_scales) <= 1,
+        "crop_scales",
+        f"must be <= 1 for data.pipeline '{data.pipeline}' (it crops inside the image), got {list(data.crop_scales)}",
+    )
+
+
+@register_pipeline("scrfd", summary="SCRFD/mmdet: square crops (incl. sample redistribution > 1), resize, flip, photometric")
+def scrfd_pipeline(data: DataConfig) -> Compose:
+    """insightface SCRFD's training augmentation (:func:`~facescope.data.transforms.scrfd_train_transforms`)."""
+    return scrfd_train_transforms(data.crop_scales, data.image_size, data.clip_border, data.pad_value, data.flip_prob, data.photometric)
+
+
+@register_pipeline(
+    "retinaface",
+    summary="Pytorch_Retinaface: inside square crops, uint8 colour jitter, pad, mirror, random interpolation",
+    check=_check_inside_crops,
+)
+def retinaface_pipeline(data: DataConfig) -> Compose:
+    """Pytorch_Retinaface's training augmentation (:func:`~facescope.data.transforms.retinaface_train_transforms`)."""
+    return retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)

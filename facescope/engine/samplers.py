@@ -1,0 +1,212 @@
+"""Training samplers: which images each step trains on, chosen by name in the recipe (``data.sampler``).
+
+A sampler follows the :class:`TrainSampler` protocol. After every step the trainer calls
+``update(indices, per_image_stats)`` with the step's dataset indices and the criterion's per-image
+statistics (:attr:`~facescope.losses.criteria.CriterionResult.per_image`), so a sampler can mine hard
+images (SHF); its ``state_dict`` goes into every checkpoint, so a resumed run continues exactly.
+
+Distributed training: the trainer gathers indices and statistics from all ranks
+(:func:`facescope.distributed.all_gather_cat`, in rank order, which is the order of the global batch)
+before calling ``update``, so every rank applies the same update to the same state. An ``update``
+must therefore be a deterministic function of its arguments and the state; rank 0 saves the state.
+
+Example:
+    >>> from facescope.engine.samplers import build_sampler, list_samplers
+    >>> "sharded" in list_samplers()
+    True
+    >>> sampler = build_sampler("sharded", {}, num_samples=10, batch_size=4, seed=0)
+    >>> sampler.batches_per_epoch()
+    3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from facescope.config import from_dict
+from facescope.errors import ConfigError, suggest
+
+
+@runtime_checkable
+class TrainSampler(Protocol):
+    """What the trainer needs from a sampler (a ``torch.utils.data.Sampler`` of dataset indices).
+
+    Contract, for exact resume and for results that do not depend on the loader's worker count:
+    the order an epoch yields is fixed when ``set_epoch`` is called (the DataLoader reads indices
+    ahead of training), from the state at that moment; ``update`` calls during the epoch affect
+    later epochs. ``state_dict`` holds what is needed to yield the same order again after a
+    restart mid-epoch (e.g. the epoch's order or the statistics it was drawn from), as tensors,
+    numbers, strings, lists and dicts (checkpoints are read with ``torch.load(weights_only=True)``).
+    """
+
+    def __iter__(self) -> Iterator[int]:
+        """This rank's dataset indices for the rest of the epoch, ``batch_size`` per step."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of indices ``__iter__`` yields."""
+        ...
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Start ``epoch`` (0-based) at batch ``start_batch`` (> 0 when resuming mid-epoch)."""
+        ...
+
+    def batches_per_epoch(self) -> int:
+        """Steps in the current epoch (the same on every rank)."""
+        ...
+
+    def update(self, indices: Tensor, per_image_stats: Mapping[str, Tensor]) -> None:
+        """After a step: ``indices`` ``Tensor[G]`` (int64, CPU) of the global batch, and per-image
+        statistics ``name -> Tensor[G]`` (CPU) in the same order."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+SamplerFactory = Callable[..., TrainSampler]
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    """A registered sampler: ``factory(num_samples, batch_size, *, seed, rank, world_size[, options])``.
+
+    ``options_type`` is the dataclass of its ``data.sampler_options`` (None: it takes none).
+    """
+
+    name: str
+    factory: SamplerFactory
+    options_type: type | None
+    summary: str
+
+
+_SAMPLERS: dict[str, SamplerEntry] = {}
+
+
+def register_sampler(name: str, *, summary: str, options_type: type | None = None) -> Callable[[SamplerFactory], SamplerFactory]:
+    """Decorator registering a sampler factory under ``name``; a duplicate name is an error."""
+
+    def decorator(factory: SamplerFactory) -> SamplerFactory:
+        if name in _SAMPLERS:
+            raise ValueError(f"sampler '{name}' is already registered")
+        _SAMPLERS[name] = SamplerEntry(name, factory, options_type, summary)
+        return factory
+
+    return decorator
+
+
+def list_samplers() -> list[str]:
+    """Registered sampler names, sorted."""
+    return sorted(_SAMPLERS)
+
+
+def get_sampler(name: str) -> SamplerEntry:
+    """Look ``name`` up; an unknown name is a :class:`ConfigError` with the closest registered one."""
+    if name not in _SAMPLERS:
+        raise ConfigError(f"unknown sampler '{name}'{suggest(name, _SAMPLERS)}; registered: {list_samplers()}")
+    return _SAMPLERS[name]
+
+
+def sampler_options(name: str, options: Mapping[str, Any]) -> Any:
+    """``data.sampler_options`` as the sampler's typed options (None when it takes none)."""
+    entry = get_sampler(name)
+    if entry.options_type is None:
+        if options:
+            raise ConfigError(f"sampler '{name}' takes no options, got {sorted(options)}")
+        return None
+    return from_dict(entry.options_type, options, source="data.sampler_options")
+
+
+def build_sampler(
+    name: str, options: Mapping[str, Any], num_samples: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
+) -> TrainSampler:
+    """Build the registered sampler ``name`` for a dataset of ``num_samples`` images."""
+    entry = get_sampler(name)
+    typed = sampler_options(name, options)
+    extra = {} if typed is None else {"options": typed}
+    return entry.factory(num_samples, batch_size, seed=seed, rank=rank, world_size=world_size, **extra)
+
+
+class ShardedSampler(Sampler[int]):
+    """Epoch-seeded permutation, split across ranks, that can start mid-epoch (``update`` is a no-op).
+
+    Each epoch the indices are shuffled with ``seed + epoch``, padded (by repetition) to a multiple of
+    ``world_size * batch_size``, and rank ``r`` takes every ``world_size``-th batch-slot: a global
+    batch of ``world_size * batch_size`` consecutive indices is split into per-rank batches, so N
+    processes see exactly the global batches 1 process would. ``start_batch`` skips batches already
+    trained (exact resume).
+    """
+
+    def __init__(
+        self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True
+    ) -> None:
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def global_order(self) -> list[int]:
+        """This epoch's indices for all ranks, padded to whole global batches."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator).tolist()
+        else:
+            order = list(range(self.num_samples))
+        return pad_to_global_batches(order, self.batch_size * self.world_size)
+
+    def batches_per_epoch(self) -> int:
+        return len(self.global_order()) // (self.batch_size * self.world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter_rank_batches(self.global_order(), self.start_batch, self.batch_size, self.rank, self.world_size)
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch() - self.start_batch) * self.batch_size
+
+    def update(self, indices: Tensor, per_image_stats: Mapping[str, Tensor]) -> None:
+        """Nothing to learn: the order depends on the seed and the epoch only."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("num_samples", self.num_samples) != self.num_samples:
+            raise ConfigError(
+                f"the checkpoint was trained on {state['num_samples']} images, the recipe's data has {self.num_samples}; "
+                "resume with the same training data"
+            )
+
+
+def pad_to_global_batches(order: list[int], global_batch: int) -> list[int]:
+    """``order`` padded by repetition to a multiple of ``global_batch``."""
+    padding = (-len(order)) % global_batch
+    return order + (order * (padding // max(len(order), 1) + 1))[:padding]
+
+
+def iter_rank_batches(order: list[int], start_batch: int, batch_size: int, rank: int, world_size: int) -> Iterator[int]:
+    """Rank ``rank``'s slice of each global batch of ``order``, from global batch ``start_batch`` on."""
+    global_batch = batch_size * world_size
+    for b in range(start_batch, len(order) // global_batch):
+        start = b * global_batch + rank * batch_size
+        yield from order[start : start + batch_size]
+
+
+@register_sampler("sharded", summary="seeded shuffle per epoch, global batches split across ranks (the default)")
+def sharded_sampler(num_samples: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> ShardedSampler:
+    """Today's default: :class:`ShardedSampler` with shuffling."""
+    return ShardedSampler(num_samples, batch_size, seed, rank, world_size)

@@ -1,0 +1,37 @@
+"""Layering rules of the package, checked on the source: who may import whom."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "facescope"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module named by an import statement in ``path`` (top level and inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_training_data_does_not_import_the_evaluation_package():
+    offenders = {p.name: sorted(m for m in imports_of(p) if m.startswith("facescope.eval")) for p in (PACKAGE / "data").glob("*.py")}
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_no_installed_module_imports_the_test_oracles():
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if any(m.split(".")[0] in ("oracles", "tests") for m in imports_of(p))]
+    assert offenders == [] and not (PACKAGE / "_reference").exists()
+
+
+def test_process_groups_and_gathers_live_in_one_module():
+    collectives = ("init_process_group", "destroy_process_group", "get_rank", "broadcast_object_list", "all_gather", "barrier(")
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "distributed.py" and any(f"dist.{name}" in p.read_text() for name in collectives)
+    ]
+    assert offenders == []
