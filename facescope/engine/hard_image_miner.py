@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
-import torch
 from torch import Tensor
 
 from facescope.losses.shf import MIN_POSITIVE_SCORE, NUM_POSITIVE_ANCHORS
@@ -150,7 +149,9 @@ class HardImageMiner:
                 f"hard image miner state is for {state['num_images']} images, this dataset has {self.num_images}"
             )
         if dict(state["config"]) != asdict(self.config):
-            raise ValueError(f"hard image miner state has settings {dict(state['config'])}, this run {asdict(self.config)}")
+            raise ValueError(
+                f"hard image miner state has settings {dict(state['config'])}, this run {asdict(self.config)}"
+            )
         self._easy = {self._check_index(int(i)) for i in state["easy"]}
 
     def _check_index(self, index: int) -> int:

@@ -236,7 +236,9 @@ SHF_WIDER_PROTOCOL = SHFPyramidProtocol(
 SHF_FDDB_PROTOCOL = SHFPyramidProtocol(
     "fddb", (50, 190, 390), True, f"{_RELEASE} configs/smallhardface-fddb.toml (FLIP default true)"
 )
-SHF_AFW_PROTOCOL = SHFPyramidProtocol("afw", (50, 100, 200, 400, 600), True, f"{_RELEASE} configs/smallhardface-afw.toml")
+SHF_AFW_PROTOCOL = SHFPyramidProtocol(
+    "afw", (50, 100, 200, 400, 600), True, f"{_RELEASE} configs/smallhardface-afw.toml"
+)
 SHF_PASCAL_PROTOCOL = SHFPyramidProtocol("pascal", (100, 300), False, f"{_RELEASE} configs/smallhardface-pascal.toml")
 SHF_TEST_PROTOCOLS: dict[str, SHFPyramidProtocol] = {
     p.name: p for p in (SHF_WIDER_PROTOCOL, SHF_FDDB_PROTOCOL, SHF_AFW_PROTOCOL, SHF_PASCAL_PROTOCOL)

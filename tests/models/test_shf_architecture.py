@@ -222,7 +222,8 @@ def test_pyramid_protocols_as_released():
     assert SHF_PASCAL_PROTOCOL.short_sides == (100, 300) and not SHF_PASCAL_PROTOCOL.flip
     # 768x1024: 800 / 768 keeps the long side at 1067 <= 1200.
     base = 800 / 768
-    assert SHF_WIDER_PROTOCOL.scales((768, 1024)) == pytest.approx([s / 800 * base for s in (100, 300, 600, 1000, 1400)])
+    expected = [side / 800 * base for side in (100, 300, 600, 1000, 1400)]
+    assert SHF_WIDER_PROTOCOL.scales((768, 1024)) == pytest.approx(expected)
     # 500x2000: 800 / 500 would make the long side 3200 > 1200, so the base is 1200 / 2000 = 0.6.
     assert SHF_WIDER_PROTOCOL.scales((500, 2000)) == pytest.approx([0.075, 0.225, 0.45, 0.75, 1.05])
     assert math.isclose(SHF_PASCAL_PROTOCOL.base_scale((1200, 800)), 1.0)
