@@ -176,8 +176,8 @@ def shf_image_loss(
     sampled = ohem_sample(targets.labels, margin, ohem_config)
     cls = shf_classification_loss(cls_logits, sampled)
     reg_index = targets.regression.nonzero(as_tuple=True)[0]
-    matched = gt_boxes[targets.gt_indices[reg_index]].to(box_regs.dtype)
-    box_targets = coder.encode_boxes(priors.select(reg_index), matched)
+    matched = gt_boxes[targets.gt_indices[reg_index]].to(priors.centers.dtype)
+    box_targets = coder.encode_boxes(priors.select(reg_index), matched).to(box_regs.dtype)
     box = shf_box_loss(box_regs[reg_index], box_targets, sigma)
     stat = min_positive_score(targets.labels, torch.softmax(logits, dim=1)[:, 1])
     return SHFImageLoss(cls, box, stat, int(targets.positive.sum()), sampled, targets.regression)

@@ -119,7 +119,7 @@ class SHFFusion(nn.Module):
         """``[B, 512, H/8, W/8]``, ``[B, 512, H/16, W/16]`` -> ``[B, 128, H/8, W/8]``."""
         up = self.conv5_256_up(self.relu(self.conv5_256(conv5_3)))
         lateral = self.relu(self.conv4_256(conv4_3))
-        if up.shape[-2:] != lateral.shape[-2:]:
+        if not torch.jit.is_tracing() and up.shape[-2:] != lateral.shape[-2:]:
             raise ValueError(
                 f"conv5_3 up-sampled to {tuple(up.shape[-2:])} but conv4_3 is {tuple(lateral.shape[-2:])}: "
                 "SHF inputs need sides that are multiples of 16"

@@ -118,3 +118,15 @@ def test_image_loss_on_a_constructed_image():
     assert result.min_positive_score.item() == pytest.approx(0.5) and result.num_positive_anchors == 1
     (result.cls + result.box).backward()
     assert cls_logits.grad.abs().sum() > 0 and box_regs.grad.abs().sum() > 0
+
+
+def test_image_loss_without_faces_trains_background_only():
+    hw = (64, 64)
+    priors = shf_anchor_generator().priors(hw)
+    logits = torch.zeros(len(priors), 2)
+    logits[:, 0] = 2.0  # background-leaning: CE = log(1 + e^-2) for every negative
+    result = shf_image_loss(logits, torch.zeros(len(priors), 4), priors, DeltaCoder((1.0, 1.0)), torch.zeros(0, 4), hw)
+    assert int((result.sampled_labels == NEGATIVE).sum()) == 75  # every inside anchor, fewer than 256
+    assert result.cls.item() == pytest.approx(math.log(1 + math.exp(-2)))
+    assert result.box.item() == 0.0 and int(result.regression.sum()) == 0
+    assert result.min_positive_score.item() == 1.0 and result.num_positive_anchors == 0  # easy for the release
