@@ -248,6 +248,22 @@ SHF_TEST_PROTOCOLS: dict[str, SHFPyramidProtocol] = {
 SHF_TRAIN_SHORT_SIDES = (400, 800, 1200)  # drawn uniformly per image
 SHF_TRAIN_MAX_SIZE = 2000  # long side cap
 SHF_TRAIN_CROP = {"prob": 0.5, "lower": 0.6, "upper": 1.0, "max_tries": 50}  # keep centre-inside faces
+# Learning-rate and weight-decay multipliers of every parameter in the release, as
+# (fnmatch pattern over parameter names, lr multiplier, decay multiplier); the first match wins.
+# Caffe: weights lr_mult 1, biases lr_mult 2; every layer before the first ``head*`` layer (VGG
+# conv3_1 on, the fusion and the 512 -> 128 reduction) is further x BACKBONE_MULT 2; conv1_x and
+# conv2_x have lr_mult 0 (frozen); the head's biases (shared 3x3, cls, bbox) have decay_mult 0, the
+# other biases the default 1.
+SHF_PARAMETER_RULES: tuple[tuple[str, float, float], ...] = (
+    ("body.conv1_*", 0.0, 0.0),
+    ("body.conv2_*", 0.0, 0.0),
+    ("body.*.weight", 2.0, 1.0),
+    ("body.*.bias", 4.0, 1.0),
+    ("fusion.*.weight", 2.0, 1.0),
+    ("fusion.*.bias", 4.0, 1.0),
+    ("head.*.weight", 1.0, 1.0),
+    ("head.*.bias", 2.0, 0.0),
+)
 SHF_SOLVER = {
     "base_lr": 0.004,
     "momentum": 0.9,
@@ -268,6 +284,7 @@ __all__ = [
     "SHF_DILATIONS",
     "SHF_FDDB_PROTOCOL",
     "SHF_INPUT",
+    "SHF_PARAMETER_RULES",
     "SHF_PASCAL_PROTOCOL",
     "SHF_STRIDE",
     "SHF_TEST_PROTOCOLS",

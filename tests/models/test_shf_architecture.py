@@ -1,6 +1,7 @@
 """SHF (smallhardface, VGG16) architecture: hand-counted parameters and MACs, the shared dilated head,
 the fixed bilinear up-sampling, anchors and the test protocols as data."""
 
+import fnmatch
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from facescope.models.shf import (
     SHF_AFW_PROTOCOL,
     SHF_FDDB_PROTOCOL,
     SHF_INPUT,
+    SHF_PARAMETER_RULES,
     SHF_PASCAL_PROTOCOL,
     SHF_WIDER_PROTOCOL,
     FixedBilinearUpsample,
@@ -227,3 +229,18 @@ def test_pyramid_protocols_as_released():
     # 500x2000: 800 / 500 would make the long side 3200 > 1200, so the base is 1200 / 2000 = 0.6.
     assert SHF_WIDER_PROTOCOL.scales((500, 2000)) == pytest.approx([0.075, 0.225, 0.45, 0.75, 1.05])
     assert math.isclose(SHF_PASCAL_PROTOCOL.base_scale((1200, 800)), 1.0)
+
+
+def test_parameter_rules_cover_every_parameter_as_the_release(meta_model):
+    def rule(name):
+        return next((lr, decay) for pattern, lr, decay in SHF_PARAMETER_RULES if fnmatch.fnmatchcase(name, pattern))
+
+    multipliers = {name: rule(name) for name, _ in meta_model.named_parameters()}
+    assert multipliers["body.conv1_1.weight"] == multipliers["body.conv2_2.bias"] == (0.0, 0.0)  # frozen
+    assert multipliers["body.conv3_1.weight"] == (2.0, 1.0) and multipliers["body.conv5_3.bias"] == (4.0, 1.0)
+    assert multipliers["fusion.conv4_fuse_final_dim_red.weight"] == (2.0, 1.0)
+    assert multipliers["fusion.conv5_256.bias"] == (4.0, 1.0)
+    assert multipliers["head.convs.0.weight"] == (1.0, 1.0) and multipliers["head.convs.0.bias"] == (2.0, 0.0)
+    assert multipliers["head.cls_convs.1.bias"] == (2.0, 0.0) and multipliers["head.box_convs.2.weight"] == (1.0, 1.0)
+    frozen = sum(p.numel() for n, p in meta_model.named_parameters() if multipliers[n][0] == 0.0)
+    assert frozen == 1_792 + 36_928 + 73_856 + 147_584  # conv1_1, conv1_2, conv2_1, conv2_2
