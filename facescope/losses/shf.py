@@ -1,0 +1,197 @@
+"""SHF training losses for one image: anchor-level OHEM, softmax classification, smooth-L1 boxes, and
+the per-image statistic that drives hard image mining.
+
+The released model (``bairdzhang/smallhardface`` @76fa1d8, ``multi_layer_anchor_layer.py`` and the
+train prototxt) trains one image per GPU with:
+
+* **OHEM** (classification only), from the current forward pass: at most ``256 * 0.25 = 64``
+  positives; when there are more, the 64 with the **lowest face probability** are kept. Then
+  ``256 - #positives kept`` negatives with the **lowest background probability** (the most face-like
+  background) are kept. Everything else is ignored. With 2-way softmax both orders are the order of
+  the face-vs-background logit margin ``l_face - l_bg``; :func:`ohem_sample` ranks by any score that
+  is monotone in the face probability, and the criterion passes that margin, which unlike the
+  probabilities does not saturate into ties.
+* **classification**: softmax cross-entropy averaged over the sampled (non-ignored) anchors
+  (``SoftmaxWithLoss``, ``normalize: true``; 0 when none).
+* **boxes**: smooth-L1 with ``sigma = 3`` (``beta = 1 / sigma^2 = 1/9``) on Faster R-CNN deltas of
+  every anchor with best IoU ``>= 0.3``, summed over the 4 coordinates and divided by the number of
+  such anchors (``bbox_outside_weights = 1 / #anchors``; 0 when none).
+* **easy image**: an image is easy when every positive anchor (before OHEM) has face probability
+  ``>= 0.85``; the statistic is the minimum face probability over the positive anchors.
+
+The batch loss of the release is the mean of these per-image losses (``iter_size`` and GPU
+gradient averaging over 8 single-image passes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHF_LABELS, SHFLabelConfig, shf_anchor_targets
+from facescope.ops.anchors import Priors
+from facescope.ops.coders import DeltaCoder
+
+# The per-image statistics a criterion reports for :class:`~facescope.engine.hard_image_miner.HardImageMiner`.
+MIN_POSITIVE_SCORE = "min_positive_score"
+NUM_POSITIVE_ANCHORS = "num_positive_anchors"
+
+
+@dataclass(frozen=True)
+class SHFOHEMConfig:
+    """Anchor sampling of the release (``ANCHORS_PER_BATCH``, ``ANCHOR_FG_FRACTION`` x it)."""
+
+    anchors_per_image: int = 256
+    max_positives: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_positives <= self.anchors_per_image:
+            raise ValueError(
+                f"need 0 <= max_positives <= anchors_per_image, got {self.max_positives} and {self.anchors_per_image}"
+            )
+
+
+SHF_OHEM = SHFOHEMConfig()
+
+
+def ohem_sample(labels: Tensor, face_scores: Tensor, config: SHFOHEMConfig = SHF_OHEM) -> Tensor:
+    """Keep the hardest anchors of one image; the others become IGNORE.
+
+    Args:
+        labels: ``Tensor[N]`` int64 POSITIVE / NEGATIVE / IGNORE.
+        face_scores: ``Tensor[N]`` face probability, or any score monotone in it (e.g. the logit
+            margin ``l_face - l_bg``); only the order matters.
+        config: sample size and positive cap.
+
+    Returns:
+        ``Tensor[N]`` int64 sampled labels: at most ``max_positives`` positives (lowest scores kept)
+        and at most ``anchors_per_image - #positives`` negatives (highest scores kept). Equal scores
+        are taken in index order, so the result is deterministic.
+    """
+    if labels.shape != face_scores.shape or labels.dim() != 1:
+        raise ValueError(f"labels {tuple(labels.shape)} and face_scores {tuple(face_scores.shape)} must be [N]")
+    sampled = labels.clone()
+    scores = face_scores.detach()
+    positives = (labels == POSITIVE).nonzero(as_tuple=True)[0]
+    if positives.numel() > config.max_positives:
+        order = torch.sort(scores[positives], stable=True).indices  # ascending: least face-like first
+        sampled[positives[order[config.max_positives :]]] = IGNORE
+    num_negatives = config.anchors_per_image - int((sampled == POSITIVE).sum())
+    negatives = (labels == NEGATIVE).nonzero(as_tuple=True)[0]
+    if negatives.numel() > num_negatives:
+        order = torch.sort(scores[negatives], descending=True, stable=True).indices  # most face-like first
+        sampled[negatives[order[num_negatives:]]] = IGNORE
+    return sampled
+
+
+def min_positive_score(labels: Tensor, face_probs: Tensor) -> Tensor:
+    """Scalar: the lowest face probability over POSITIVE anchors (the paper's "worst positive anchor
+    score", WPAS); 1.0 when the image has no positive anchor, so that the released rule
+    (``all(scores >= threshold)``, true for an empty set) counts it as easy. Detached."""
+    scores = face_probs.detach()[labels == POSITIVE]
+    if scores.numel() == 0:
+        return face_probs.new_ones(())
+    return scores.min()
+
+
+def shf_classification_loss(cls_logits: Tensor, sampled_labels: Tensor) -> Tensor:
+    """Softmax cross-entropy of ``Tensor[N, 2]`` logits over the non-ignored ``Tensor[N]`` labels,
+    averaged over them (0, still attached to the graph, when none)."""
+    valid = sampled_labels != IGNORE
+    losses = F.cross_entropy(cls_logits[valid], sampled_labels[valid], reduction="sum")
+    return losses / max(int(valid.sum()), 1)
+
+
+def shf_box_loss(box_regs: Tensor, box_targets: Tensor, sigma: float = 3.0) -> Tensor:
+    """Caffe's ``SmoothL1Loss`` with ``sigma`` over ``K`` selected anchors, averaged over the anchors.
+
+    ``f(x) = 0.5 (sigma x)^2`` if ``|x| < 1 / sigma^2`` else ``|x| - 0.5 / sigma^2``, summed over the
+    4 deltas and all anchors, divided by ``K`` (0, still attached, when ``K = 0``).
+
+    Args:
+        box_regs: ``Tensor[K, 4]`` predicted deltas of the regression anchors.
+        box_targets: ``Tensor[K, 4]`` target deltas.
+        sigma: 3 in the release.
+    """
+    losses = F.smooth_l1_loss(box_regs, box_targets, reduction="sum", beta=1.0 / (sigma * sigma))
+    return losses / max(box_regs.shape[0], 1)
+
+
+@dataclass
+class SHFImageLoss:
+    """Loss terms and statistics of one image.
+
+    Attributes:
+        cls: scalar classification loss.
+        box: scalar box loss.
+        min_positive_score: scalar (detached) statistic for hard image mining.
+        num_positive_anchors: positive anchors before sampling.
+        sampled_labels: ``Tensor[N]`` labels after OHEM.
+        regression: ``Tensor[N]`` bool, the anchors of the box loss.
+    """
+
+    cls: Tensor
+    box: Tensor
+    min_positive_score: Tensor
+    num_positive_anchors: int
+    sampled_labels: Tensor
+    regression: Tensor
+
+
+def shf_image_loss(
+    cls_logits: Tensor,
+    box_regs: Tensor,
+    priors: Priors,
+    coder: DeltaCoder,
+    gt_boxes: Tensor,
+    image_hw: tuple[int, int],
+    labels_config: SHFLabelConfig = SHF_LABELS,
+    ohem_config: SHFOHEMConfig = SHF_OHEM,
+    gt_ignore: Tensor | None = None,
+    sigma: float = 3.0,
+) -> SHFImageLoss:
+    """The release's losses for one image.
+
+    Args:
+        cls_logits: ``Tensor[N, 2]`` (background, face) logits of all anchors, levels concatenated.
+        box_regs: ``Tensor[N, 4]`` deltas.
+        priors: the ``N`` anchors (``SHF.anchor_generator.priors(input_hw)``).
+        coder: the model's box coder (Faster R-CNN deltas: ``DeltaCoder((1.0, 1.0))``).
+        gt_boxes: ``Tensor[M, 4]`` faces in input pixels.
+        image_hw: valid (un-padded) image size for the border rule.
+        labels_config, ohem_config, sigma: the rule's settings.
+        gt_ignore: optional ``Tensor[M]`` bool faces to ignore.
+    """
+    if cls_logits.shape != (len(priors), 2) or box_regs.shape != (len(priors), 4):
+        raise ValueError(
+            f"cls_logits {tuple(cls_logits.shape)} / box_regs {tuple(box_regs.shape)} do not match "
+            f"{len(priors)} priors"
+        )
+    targets = shf_anchor_targets(priors.boxes(), gt_boxes, image_hw, labels_config, gt_ignore)
+    logits = cls_logits.detach().float()
+    margin = logits[:, 1] - logits[:, 0]
+    sampled = ohem_sample(targets.labels, margin, ohem_config)
+    cls = shf_classification_loss(cls_logits, sampled)
+    reg_index = targets.regression.nonzero(as_tuple=True)[0]
+    matched = gt_boxes[targets.gt_indices[reg_index]].to(priors.centers.dtype)
+    box_targets = coder.encode_boxes(priors.select(reg_index), matched).to(box_regs.dtype)
+    box = shf_box_loss(box_regs[reg_index], box_targets, sigma)
+    stat = min_positive_score(targets.labels, torch.softmax(logits, dim=1)[:, 1])
+    return SHFImageLoss(cls, box, stat, int(targets.positive.sum()), sampled, targets.regression)
+
+
+__all__ = [
+    "MIN_POSITIVE_SCORE",
+    "NUM_POSITIVE_ANCHORS",
+    "SHF_OHEM",
+    "SHFImageLoss",
+    "SHFOHEMConfig",
+    "min_positive_score",
+    "ohem_sample",
+    "shf_box_loss",
+    "shf_classification_loss",
+    "shf_image_loss",
+]
