@@ -76,6 +76,11 @@ class PassTransform:
     (S3FD/DSFD/PyramidBox, ref:530, and SHF), ``1`` for ``x' = W - x - 1`` (insightface
     RetinaFace, ref:515).
 
+    Two deliberate differences from the sources, both sub-pixel: the S3FD family mirrors the
+    original and then resizes (``det1``), here the resized image is mirrored (the same image when
+    ``W * scale`` is a whole number, as at ``shrink = 1``); and insightface divides boxes by its
+    nominal scale, here by the actual ratio of the rounded pass size, which makes the map exact.
+
     Attributes:
         scale_x, scale_y: original-to-pass factors; :meth:`for_resize` records the actual ratio
             ``pass_w / W`` of the rounded size, so the map back is exact.
@@ -268,6 +273,8 @@ class MergeSpec:
     pixel_offset: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.iou <= 1.0:
+            raise ValueError(f"merge iou must be in (0, 1], got {self.iou}")
         if self.method not in ("nms", "box_voting"):
             raise ValueError(f"merge method must be 'nms' or 'box_voting', got {self.method!r}")
         if self.singleton not in SINGLETON_POLICIES:
@@ -289,6 +296,7 @@ class TTASpec:
             or None to keep the detector's own.
         pass_top_k: per-pass cap on candidates by score (None: none).
         pass_nms_iou: per-pass greedy NMS before the merge (DSFD's ``Detect``), or None.
+        pass_clip: clip each pass's boxes to its image, ``[0, w] x [0, h]`` in pass pixels (SHF).
         union_score_threshold: threshold (``score > t``) on the union of all passes before the merge.
         source: where the protocol is written down.
     """
@@ -301,8 +309,17 @@ class TTASpec:
     pass_score_threshold: float | None = None
     pass_top_k: int | None = None
     pass_nms_iou: float | None = None
+    pass_clip: bool = False
     union_score_threshold: float | None = None
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pass_top_k is not None and self.pass_top_k < 1:
+            raise ValueError(f"pass_top_k must be >= 1 or None, got {self.pass_top_k}")
+        if self.pass_nms_iou is not None and not 0.0 < self.pass_nms_iou <= 1.0:
+            raise ValueError(f"pass_nms_iou must be in (0, 1] or None, got {self.pass_nms_iou}")
+        if self.flip_pixel_offset not in (0.0, 1.0):
+            raise ValueError(f"flip_pixel_offset must be 0 or 1, got {self.flip_pixel_offset}")
 
 
 @dataclass(frozen=True)
@@ -560,6 +577,8 @@ TTA_PROTOCOLS: dict[str, TTASpec] = {
             merge=MergeSpec("box_voting", iou=0.4, singleton="keep_last", max_detections=None),  # ref:478-480, ref:504
             pass_score_threshold=0.002,  # ref:476
             pass_top_k=10_000,  # ref:476
+            # "clip to image", ref:476; the reference gives no pixel convention, so the pass image's edges
+            pass_clip=True,
             union_score_threshold=0.05,  # "keep score > 0.05", ref:478
             source=f"bairdzhang/smallhardface lib/test.py, {_REF} §3.7 and §4.1",
         ),
@@ -636,11 +655,23 @@ def _select(candidates: Candidates, index: np.ndarray) -> Candidates:
     return boxes[index], scores[index], None if landmarks is None else landmarks[index]
 
 
-def apply_pass_rules(spec: TTASpec, candidates: Candidates) -> Candidates:
-    """The protocol's per-pass rules, in pass pixels: ``score >= pass_score_threshold``, the
-    ``pass_top_k`` best, then greedy NMS at ``pass_nms_iou`` (continuous IoU). Idempotent, so it is
-    harmless when the detector's candidates already applied the same threshold and top-k."""
-    boxes, scores, _ = candidates
+def apply_pass_rules(spec: TTASpec, candidates: Candidates, pass_hw: tuple[int, int]) -> Candidates:
+    """The protocol's per-pass rules, in the pixels of a ``pass_hw`` pass image: clipping,
+    ``score >= pass_score_threshold``, the ``pass_top_k`` best, then greedy NMS at ``pass_nms_iou``
+    (continuous IoU). Idempotent, so it is harmless when the detector's candidates already applied
+    the same rules."""
+    boxes, scores, landmarks = candidates
+    if spec.pass_clip:
+        boxes = np.stack(
+            [
+                np.clip(boxes[:, 0], 0, pass_hw[1]),
+                np.clip(boxes[:, 1], 0, pass_hw[0]),
+                np.clip(boxes[:, 2], 0, pass_hw[1]),
+                np.clip(boxes[:, 3], 0, pass_hw[0]),
+            ],
+            axis=1,
+        ).astype(boxes.dtype)
+        candidates = (boxes, scores, landmarks)
     if spec.pass_score_threshold is not None:
         candidates = _select(candidates, np.flatnonzero(scores >= spec.pass_score_threshold))
     if spec.pass_top_k is not None and candidates[1].shape[0] > spec.pass_top_k:
@@ -705,7 +736,8 @@ def run_tta(
             raise ValueError(f"run_batch returned {len(outputs)} results for {len(group)} images")
         for index, output in zip(group, outputs):
             plan = plans[index]
-            candidates = apply_pass_rules(spec, _as_candidates(output, f"TTA pass {index} ({plan.label})"))
+            candidates = _as_candidates(output, f"TTA pass {index} ({plan.label})")
+            candidates = apply_pass_rules(spec, candidates, plan.target_hw)
             boxes, landmarks = plan.transform.to_original(candidates[0], candidates[2])
             collected.append(filter_candidates(plan, boxes, candidates[1], landmarks))
 

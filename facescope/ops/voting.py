@@ -43,24 +43,60 @@ def _check_inputs(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray |
         raise ValueError("scores contain NaN or infinite values")
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray, pixel_offset: float) -> np.ndarray:
-    """IoU of ``box [4]`` with ``boxes [M, 4]`` -> ``[M]``; widths are ``x2 - x1 + pixel_offset``.
+class _Pool:
+    """Boxes still to be visited, in score order, as contiguous float64 columns that shrink as
+    clusters leave (compacting keeps every iteration O(remaining) with few, cheap numpy calls)."""
 
-    The operations follow the sources' formula term by term (area of both, clipped intersection,
-    ``inter / (area_a + area_b - inter)``) so that float64 results match a scalar transcription.
-    """
-    areas = (boxes[:, 2] - boxes[:, 0] + pixel_offset) * (boxes[:, 3] - boxes[:, 1] + pixel_offset)
-    area = (box[2] - box[0] + pixel_offset) * (box[3] - box[1] + pixel_offset)
-    inter_w = np.maximum(0.0, np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + pixel_offset)
-    inter_h = np.maximum(0.0, np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + pixel_offset)
-    inter = inter_w * inter_h
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / (area + areas - inter)
+    def __init__(self, boxes: np.ndarray, order: np.ndarray, pixel_offset: float) -> None:
+        sorted_boxes = boxes[order].astype(np.float64)
+        self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(sorted_boxes[:, i]) for i in range(4))
+        self.offset = pixel_offset
+        self.areas = (self.x2 - self.x1 + pixel_offset) * (self.y2 - self.y1 + pixel_offset)
+        self.index = np.arange(order.size)  # positions in the sorted order
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def iou_with_top(self) -> np.ndarray:
+        """IoU of the top box with every box in the pool (itself first), ``float64 [M]``.
+
+        Term by term the sources' formula (clipped intersection with ``+offset`` widths, then
+        ``inter / (area_top + area - inter)``), so the values equal a scalar transcription's.
+        """
+        inter_w = np.minimum(self.x2[0], self.x2) - np.maximum(self.x1[0], self.x1) + self.offset
+        np.maximum(inter_w, 0.0, out=inter_w)
+        inter_h = np.minimum(self.y2[0], self.y2) - np.maximum(self.y1[0], self.y1) + self.offset
+        np.maximum(inter_h, 0.0, out=inter_h)
+        inter = inter_w * inter_h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return inter / (self.areas[0] + self.areas - inter)
+
+    def remove(self, leaving: np.ndarray) -> np.ndarray:
+        """Drop the boxes where ``leaving`` is True; returns their sorted-order positions."""
+        staying = ~leaving
+        gone = self.index[leaving]
+        self.index = self.index[staying]
+        self.x1, self.y1, self.x2, self.y2 = self.x1[staying], self.y1[staying], self.x2[staying], self.y2[staying]
+        self.areas = self.areas[staying]
+        return gone
 
 
 def _empty_result(with_landmarks: bool) -> MergeResult:
     landmarks = np.zeros((0, 5, 2), np.float32) if with_landmarks else None
     return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), landmarks
+
+
+def _weighted_means(values: np.ndarray, weights: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Per-cluster ``sum(w * v) / sum(w)`` of ``values [M, D]``; clusters whose weights sum to 0
+    (every score 0) get the plain mean instead of 0 / 0."""
+    totals = np.bincount(labels, weights=weights, minlength=count)
+    sizes = np.bincount(labels, minlength=count).astype(np.float64)
+    zero = totals <= 0.0
+    weights = np.where(zero[labels], 1.0, weights)
+    totals = np.where(zero, sizes, totals)
+    columns = [np.bincount(labels, weights=weights * values[:, d], minlength=count) for d in range(values.shape[1])]
+    sums = np.stack(columns, axis=1)
+    return sums / totals[:, None]
 
 
 def box_voting(
@@ -103,46 +139,43 @@ def box_voting(
         return _empty_result(with_landmarks)
 
     order = np.argsort(-scores.astype(np.float64), kind="stable")
-    pool_boxes = boxes[order].astype(np.float64)
-    pool_scores = scores[order].astype(np.float64)
-    pool_landmarks = landmarks[order].astype(np.float64).reshape(-1, 10) if with_landmarks else None
-    # Indices into the sorted arrays of the boxes still in the pool, in score order.
-    remaining = np.arange(pool_boxes.shape[0])
-    out_boxes: list[np.ndarray] = []
-    out_scores: list[float] = []
-    out_landmarks: list[np.ndarray] = []
-    cap = max_detections if max_detections is not None else pool_boxes.shape[0]
-
-    while remaining.size and len(out_boxes) < cap:
-        top = remaining[0]
-        in_cluster = _iou_one_to_many(pool_boxes[top], pool_boxes[remaining], pixel_offset) >= iou_thresh
+    pool = _Pool(boxes, order, pixel_offset)
+    cap = max_detections if max_detections is not None else boxes.shape[0]
+    # The loop only decides membership: cluster_of[i] = output slot of sorted box i (-1: discarded).
+    cluster_of = np.full(boxes.shape[0], -1, np.int64)
+    emitted = 0
+    while len(pool) and emitted < cap:
+        in_cluster = pool.iou_with_top() >= iou_thresh
         # The top box always belongs to its own cluster, even when its IoU with itself is
-        # undefined (a degenerate box); otherwise the loop would never shrink the pool.
+        # undefined (a degenerate box); otherwise the pool would never shrink.
         in_cluster[0] = True
-        cluster = remaining[in_cluster]
-        remaining = remaining[~in_cluster]
-        if cluster.size == 1:
-            keep = singleton == "keep" or (singleton == "keep_last" and remaining.size == 0)
-            if keep:
-                out_boxes.append(pool_boxes[top])
-                out_scores.append(float(pool_scores[top]))
-                if pool_landmarks is not None:
-                    out_landmarks.append(pool_landmarks[top])
-            continue
-        weights = pool_scores[cluster]
-        total = weights.sum()
-        if total <= 0.0:  # every score is zero: an unweighted mean instead of 0 / 0
-            weights = np.ones_like(weights)
-            total = float(weights.size)
-        out_boxes.append((pool_boxes[cluster] * weights[:, None]).sum(axis=0) / total)
-        out_scores.append(float(pool_scores[cluster].max()))
-        if pool_landmarks is not None:
-            out_landmarks.append((pool_landmarks[cluster] * weights[:, None]).sum(axis=0) / total)
-
-    if not out_boxes:
+        members = pool.remove(in_cluster)
+        if members.size == 1:
+            keep = singleton == "keep" or (singleton == "keep_last" and len(pool) == 0)
+            if not keep:
+                continue
+        cluster_of[members] = emitted
+        emitted += 1
+    if emitted == 0:
         return _empty_result(with_landmarks)
-    merged_landmarks = np.stack(out_landmarks).reshape(-1, 5, 2).astype(np.float32) if with_landmarks else None
-    return np.stack(out_boxes).astype(np.float32), np.asarray(out_scores, np.float32), merged_landmarks
+
+    # Weighted means of all clusters at once; a kept singleton's mean is its own box (s * x / s may
+    # differ from x in the last bit, so singletons are copied instead).
+    members = np.flatnonzero(cluster_of >= 0)
+    labels = cluster_of[members]
+    sorted_scores = scores[order].astype(np.float64)
+    weights = sorted_scores[members]
+    merged_scores = np.zeros(emitted, np.float64)
+    np.maximum.at(merged_scores, labels, weights)
+    values = boxes[order][members].astype(np.float64)
+    if with_landmarks:
+        values = np.concatenate([values, landmarks[order][members].astype(np.float64).reshape(-1, 10)], axis=1)
+    merged = _weighted_means(values, weights, labels, emitted)
+    sizes = np.bincount(labels, minlength=emitted)
+    single = sizes[labels] == 1
+    merged[labels[single]] = values[single]
+    merged_landmarks = merged[:, 4:].reshape(-1, 5, 2).astype(np.float32) if with_landmarks else None
+    return merged[:, :4].astype(np.float32), merged_scores.astype(np.float32), merged_landmarks
 
 
 def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float, pixel_offset: float = 0.0) -> np.ndarray:
@@ -160,18 +193,19 @@ def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float, pixel_o
     Returns:
         ``int64 [N]`` indices into ``boxes``.
     """
-    boxes = np.asarray(boxes, np.float64)
+    boxes = np.asarray(boxes)
     scores = np.asarray(scores)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or scores.shape != (boxes.shape[0],):
         raise ValueError(f"expected boxes [K, 4] and scores [K], got {list(boxes.shape)} and {list(scores.shape)}")
-    remaining = np.argsort(-scores.astype(np.float64), kind="stable")
+    order = np.argsort(-scores.astype(np.float64), kind="stable")
+    pool = _Pool(boxes, order, pixel_offset)
     keep: list[int] = []
-    while remaining.size:
-        top = remaining[0]
-        keep.append(int(top))
-        overlap = _iou_one_to_many(boxes[top], boxes[remaining[1:]], pixel_offset)
-        remaining = remaining[1:][~(overlap > iou_thresh)]
-    return np.asarray(keep, np.int64)
+    while len(pool):
+        suppressed = pool.iou_with_top() > iou_thresh
+        suppressed[0] = True  # the top box leaves the pool as kept
+        keep.append(int(pool.index[0]))
+        pool.remove(suppressed)
+    return order[np.asarray(keep, np.int64)]
 
 
 def merge_detections(

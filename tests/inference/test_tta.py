@@ -404,7 +404,7 @@ def test_pass_rules_and_union_threshold() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [80, 80, 90, 90]], np.float32)
     scores = np.array([0.9, 0.8, 0.005, 0.05], np.float32)
     dsfd = get_tta_protocol("dsfd")  # score >= 0.01, top 5000, NMS 0.3
-    kept = apply_pass_rules(dsfd, (boxes, scores, None))
+    kept = apply_pass_rules(dsfd, (boxes, scores, None), (100, 100))
     np.testing.assert_allclose(kept[1], [0.9, 0.05])  # 0.005 below threshold; box 1 suppressed (IoU 0.82)
     spec = TTASpec(
         name="test", scales=Factors((1.0,)), flip=False, merge=MergeSpec("box_voting", 0.4, "keep"),
@@ -414,6 +414,15 @@ def test_pass_rules_and_union_threshold() -> None:
     np.testing.assert_allclose(result.scores, [0.9])  # 0.8 merged into it; 0.05 is not > 0.05
     expected = [[(0.9 * 0 + 0.8 * 1) / 1.7, 0, (0.9 * 10 + 0.8 * 11) / 1.7, 10]]
     np.testing.assert_allclose(result.boxes, expected, atol=1e-5)
+
+
+def test_shf_clips_each_pass_to_its_image() -> None:
+    boxes = np.array([[-5, 10, 30, 120], [90, -2, 130, 20]], np.float32)
+    clipped = apply_pass_rules(get_tta_protocol("shf"), (boxes, np.array([0.5, 0.4], np.float32), None), (100, 120))
+    np.testing.assert_array_equal(clipped[0], [[0, 10, 30, 100], [90, 0, 120, 20]])
+    retinaface = get_tta_protocol("retinaface")
+    unclipped = apply_pass_rules(retinaface, (boxes, np.array([0.5, 0.4], np.float32), None), (100, 120))
+    np.testing.assert_array_equal(unclipped[0], boxes)
 
 
 def test_bad_pass_output_is_named() -> None:

@@ -93,6 +93,13 @@ def test_degenerate_box_does_not_hang() -> None:
     assert len(out) == 2
 
 
+def test_zero_scores_average_plainly() -> None:
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10]], np.float32)
+    merged, merged_scores, _ = box_voting(boxes, np.zeros(2, np.float32), None, 0.3, "drop", None)
+    np.testing.assert_allclose(merged, [[1, 0, 11, 10]])
+    np.testing.assert_array_equal(merged_scores, [0])
+
+
 def test_bad_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="singleton"):
         box_voting(BOXES, SCORES, None, 0.3, "sometimes", 750)  # type: ignore[arg-type]
