@@ -20,7 +20,9 @@ How a Detector runs a :class:`TTASpec` (the integration this module is written f
    ``[N]`` (descending), landmarks ``[N, 5, 2]`` or None.
 
 :func:`run_tta` is that driver, with the backend given as a callable, so a Detector needs only to
-wrap its single-pass candidates. Everything here is numpy/OpenCV: no torch.
+wrap its single-pass candidates. This module and :mod:`facescope.ops.voting` use numpy and OpenCV
+only; neither imports torch (the packages they sit in, ``facescope.ops`` and ``facescope.structures``,
+still import it at the time of writing).
 
 Every number of the published protocols cites ``../shared/reference/dsfd_asfd_shf_eval.md``
 (written ``ref:LINE`` below); where the reference is silent, the comment says what the value rests on.
@@ -41,10 +43,11 @@ from facescope.errors import FacescopeError, suggest
 from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, greedy_nms, merge_detections
 from facescope.structures import LANDMARK_FLIP_PAIRS
 
-#: Default pixel budget of one pass: 16 MP (e.g. 4618 x 3464). The largest pass a published protocol
-#: plans is DSFD's ``max_shrink`` pass, which its formula keeps at 2**31 / 200 ~ 10.7 MP (ref:526),
-#: so the cap never changes a published result; past it, activations of the large backbones
-#: (ResNet-152 DSFD: 64-256 float channels at strides 2-4) run into several GB per pass.
+#: Default pixel budget of one pass: 16 MP (e.g. 4618 x 3464). The largest pass any published protocol
+#: plans, on any image size, is DSFD's ``max_shrink`` pass, which its formula keeps at or below
+#: 2**31 / 200 ~ 10.7 MP (ref:526; S3FD's keeps 3.7 MP, RetinaFace's pyramid 4.3 MP, SHF's 2.9 MP), so
+#: the cap never changes a published result; past it, activations of the large backbones (ResNet-152
+#: DSFD: 64-256 float channels at strides 2-4, about 1 GB per such map at 16 MP) run into GBs per pass.
 DEFAULT_MAX_PASS_PIXELS = 16_000_000
 
 Candidates = tuple[np.ndarray, np.ndarray, Union[np.ndarray, None]]
@@ -481,24 +484,24 @@ def plan_passes(
     seen: dict[tuple[tuple[int, int], bool, SizeFilter | None], int] = {}
     for label, scale, flipped, size_filter in _scale_schedule(spec, image_hw, detector_scale):
         target_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
+        name = f"TTA pass {label} x{scale:.3g}{' flipped' if flipped else ''}"
         note = None
         if target_hw[0] * target_hw[1] > max_pixels:
             capped_hw = (max(1, math.floor(height * cap_scale)), max(1, math.floor(width * cap_scale)))
             note = (
-                f"TTA pass {label} x{scale:.3g}{' flipped' if flipped else ''} would be "
-                f"{target_hw[1]}x{target_hw[0]} ({target_hw[0] * target_hw[1] / 1e6:.1f} MP); capped to "
-                f"x{cap_scale:.3g} ({capped_hw[1]}x{capped_hw[0]}) by the {max_pixels / 1e6:g} MP per-pass budget"
+                f"{name} would be {target_hw[1]}x{target_hw[0]} ({target_hw[0] * target_hw[1] / 1e6:.1f} MP); "
+                f"capped to x{cap_scale:.3g} ({capped_hw[1]}x{capped_hw[0]}) by the {max_pixels / 1e6:g} MP "
+                "per-pass budget"
             )
             scale, target_hw = cap_scale, capped_hw
         key = (target_hw, flipped, size_filter)
-        if key in seen:
-            if note is not None:  # only a cap can create a duplicate worth mentioning
-                earlier = plans[seen[key]]
-                dropped = f"{note}; identical to an earlier pass, so it is skipped"
-                plans[seen[key]] = replace(earlier, note=f"{earlier.note or ''}{'; ' if earlier.note else ''}{dropped}")
-                continue
-        else:
+        if key not in seen:
             seen[key] = len(plans)
+        elif note is not None:  # a pass the cap made identical to an earlier one runs once
+            earlier = plans[seen[key]]
+            dropped = f"{name}, capped to the same size, is skipped"
+            plans[seen[key]] = replace(earlier, note=f"{earlier.note}; {dropped}" if earlier.note else dropped)
+            continue
         transform = PassTransform.for_resize(image_hw, target_hw, flipped, spec.flip_pixel_offset)
         plans.append(PassPlan(label, scale, target_hw, flipped, size_filter, transform, note))
     return plans

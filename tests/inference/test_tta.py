@@ -281,9 +281,9 @@ def test_passes_made_identical_by_the_cap_run_once() -> None:
     assert plans[2].note is not None and "skipped" in plans[2].note
 
 
-def test_published_protocols_fit_the_default_budget_on_wider_sizes() -> None:
-    for name in TTA_PROTOCOLS:
-        for hw in [(768, 1024), (1024, 683), (300, 400), (2000, 1500)]:
+def test_published_protocols_fit_the_default_budget_on_any_size() -> None:
+    for name in ["s3fd", "dsfd", "pyramidbox", "retinaface", "shf"]:
+        for hw in [(768, 1024), (1024, 683), (300, 400), (2000, 1500), (20, 30), (6000, 8000), (100, 4000)]:
             assert all(p.note is None for p in plan_passes(get_tta_protocol(name), hw)), (name, hw)
 
 
