@@ -246,6 +246,10 @@ class ShortSidePyramid:
     base_short: int
     base_max_long: int
 
+    def __post_init__(self) -> None:
+        if not self.sizes or min(self.sizes) <= 0 or self.base_short <= 0 or self.base_max_long <= 0:
+            raise ValueError(f"pyramid sizes and base sides must be positive, got {self}")
+
 
 @dataclass(frozen=True)
 class ShrinkRule:
