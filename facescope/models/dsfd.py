@@ -151,8 +151,9 @@ class ProductTopDown(nn.Module):
         super().__init__()
         self.align_corners = align_corners
         self.top = nn.Conv2d(channels[-1], channels[-1], kernel_size=1)
-        self.reduce = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], kernel_size=1) for i in range(len(channels) - 1))
-        self.lateral = nn.ModuleList(nn.Conv2d(channels[i], channels[i], kernel_size=1) for i in range(len(channels) - 1))
+        lower_levels = range(len(channels) - 1)
+        self.reduce = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], kernel_size=1) for i in lower_levels)
+        self.lateral = nn.ModuleList(nn.Conv2d(channels[i], channels[i], kernel_size=1) for i in lower_levels)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
@@ -184,7 +185,11 @@ class FeatureEnhanceModule(nn.Module):
         self.branch1 = dilated(channels, third)
         self.branch2 = nn.Sequential(dilated(channels, third), nn.ReLU(inplace=True), dilated(third, third))
         self.branch3 = nn.Sequential(
-            dilated(channels, rest), nn.ReLU(inplace=True), dilated(rest, rest), nn.ReLU(inplace=True), dilated(rest, rest)
+            dilated(channels, rest),
+            nn.ReLU(inplace=True),
+            dilated(rest, rest),
+            nn.ReLU(inplace=True),
+            dilated(rest, rest),
         )
         self.relu = nn.ReLU(inplace=True)
 

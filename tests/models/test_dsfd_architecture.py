@@ -124,7 +124,8 @@ def test_vgg_backbone_keys_are_torchvisions_vgg16_features():
     model = meta_model("dsfd_vgg16")
     with torch.device("meta"):
         reference = torchvision.models.vgg16(weights=None)
-    ours = {k.removeprefix("backbone."): v.shape for k, v in model.state_dict().items() if k.startswith("backbone.features.")}
+    state = model.state_dict()
+    ours = {k.removeprefix("backbone."): v.shape for k, v in state.items() if k.startswith("backbone.features.")}
     theirs = {k: v.shape for k, v in reference.state_dict().items() if k.startswith("features.")}
     assert ours == theirs
 
@@ -242,3 +243,29 @@ def test_both_shots_train_the_backbone_and_only_their_own_heads():
     assert model.second_shot.loc[0].weight.grad is None
     assert model.backbone.stages[0].weight.grad.abs().sum() > 0
     assert model.first_norms[0].weight.grad is not None and model.second_norms[0].weight.grad is None
+
+
+def test_official_forward_returns_the_face_box_channels_and_max_in_out_logits(monkeypatch):
+    with torch.device("meta"):
+        model = dsfd.dsfd_official().eval()
+    model.loc.to_empty(device="cpu")
+    model.conf.to_empty(device="cpu")
+    # Constant heads: zero weights, biases 0, 1, 2, ... so every location outputs the channel index
+    # (conf: candidates 1, 5, 2 then the single class 3, then the head/body channels 9, 9, ...).
+    conf_bias = [1.0, 5.0, 2.0, 3.0, 9.0, 9.0, 9.0, 9.0]
+    for head in (*model.loc, *model.conf):
+        for conv in (head.conv1, head.conv2, head.conv3, head.conv4):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+    for loc in model.loc:
+        loc.conv4.bias.data = torch.arange(loc.conv4.out_channels, dtype=torch.float32)
+    for conf in model.conf:
+        conf.conv4.bias.data = torch.tensor(conf_bias[: conf.conv4.out_channels])
+    sizes = [(3, 4), (2, 2), (1, 1), (1, 1), (1, 1), (1, 1)]
+    monkeypatch.setattr(model, "enhanced_features", lambda images: [torch.zeros(1, 512, h, w) for h, w in sizes])
+    out = model(torch.zeros(1, 3, 12, 16))
+    assert [t.shape[1] for t in out.cls_logits] == [12, 4, 1, 1, 1, 1]
+    for level, (cls, box) in enumerate(zip(out.cls_logits, out.box_regs)):
+        assert box[0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]  # the face box, not the head/body parts
+        # Level 0 maxes out the background (5 vs face 3); the others max out the face (background 3, face 5).
+        assert cls[0, 0].tolist() == ([5.0, 3.0] if level == 0 else [3.0, 5.0])

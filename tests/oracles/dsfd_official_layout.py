@@ -90,7 +90,9 @@ def _fusion() -> Iterator[tuple[str, Shape]]:
 
 def _fems() -> Iterator[tuple[str, Shape]]:
     for name, cin in SOURCE_WIDTHS.items():
-        for conv, (cout, c) in {"cpm1": (256, cin), "cpm2": (256, cin), "cpm3": (128, 256), "cpm4": (128, 256), "cpm5": (128, 128)}.items():
+        # (output, input) channels: two 256-wide convs on the source, then 128-wide ones on 256 / 128.
+        convs = {"cpm1": (256, cin), "cpm2": (256, cin), "cpm3": (128, 256), "cpm4": (128, 256), "cpm5": (128, 128)}
+        for conv, (cout, c) in convs.items():
             yield from _conv(f"{name}.{conv}", cout, c, 3, bias=True)
 
 

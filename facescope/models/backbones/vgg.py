@@ -18,7 +18,9 @@ import torch
 from torch import Tensor, nn
 
 # torchvision vgg16 "D" configuration: channels of each 3x3 conv, "M" a 2x2/2 max-pool.
-_VGG16_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+_VGG16_CFG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"
+)  # fmt: skip
 # ``features`` index of the ReLU ending each tapped block: relu3_3, relu4_3, relu5_3.
 _TAP_INDICES = (15, 22, 29)
 

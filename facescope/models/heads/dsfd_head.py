@@ -48,7 +48,9 @@ class ShotHead(nn.Module):
         self.num_anchors = num_anchors
         self.num_classes = num_classes
         self.loc = nn.ModuleList(nn.Conv2d(c, num_anchors * 4, kernel_size=3, padding=1) for c in in_channels)
-        self.conf = nn.ModuleList(nn.Conv2d(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in in_channels)
+        self.conf = nn.ModuleList(
+            nn.Conv2d(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in in_channels
+        )
         xavier_init_convs(self)
 
     def forward(self, features: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
