@@ -26,6 +26,9 @@ Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; 
 
 Anchors (Progressive Anchor Loss, paper Table 1): one anchor per location with height:width 1.5:1;
 second-shot scales 16..512, first-shot scales half of them (8..256); see :func:`pal_anchor_sizes`.
+Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. The release's prior box additionally
+clamps every normalised ``(cx, cy, w, h)`` to [0, 1], which shrinks the large anchors on inputs
+smaller than them; reproducing the release's decoding exactly needs that clamp in its prior generator.
 The networks are plain modules: priors, losses, matching and post-processing live elsewhere.
 """
 
