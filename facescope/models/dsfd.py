@@ -1,0 +1,433 @@
+"""DSFD: "Dual Shot Face Detector" (Li et al., CVPR 2019) — the networks.
+
+Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; paper section 3):
+
+* :class:`DSFD` — the paper's dual-shot detector (``dsfd_vgg16``, ``dsfd_r50``, ``dsfd_r101``,
+  ``dsfd_r152``). Six original maps of1..of6 (strides 4..128: conv3_3, conv4_3, conv5_3, fc7 of
+  VGG-16 or the four ResNet stages, then two extra stride-2 blocks conv6_2 and conv7_2); a
+  top-down fusion over all six levels (1x1 "normalising" convs, bilinear up-sampling of the upper
+  map, element-wise product with the current one); a Feature Enhance Module per level (the fused
+  map split into three dilated-convolution branches of depth 1, 2 and 3, concatenated); the
+  **first shot** predicts from the original maps, the **second shot** from the enhanced ones, both
+  with SSD-style 3x3 heads and one anchor per location. L2Norm (initial scales 10, 8, 5) is applied
+  on the VGG taps conv3_3/conv4_3/conv5_3 for the first shot and, as separate layers, on the first
+  three enhanced maps for the second shot.
+* :class:`DSFDOfficial` — the network of the released checkpoint ``WIDERFace_DSFD_RES152.pth``
+  (``dsfd_official``): ResNet-152, a product fusion over the three lowest levels only, six FEMs of
+  the release's design (512 output channels), deep per-level heads with max-in-out classification
+  and the release's extra "head"/"body" channels, of which only the face outputs are returned. It
+  is a single-shot network (the release has no first shot). Attribute names follow the checkpoint,
+  so its state dict matches the file key for key and shape for shape.
+
+``forward(images)`` returns :class:`~facescope.models.base.DenseOutputs` with per-level
+``Tensor[B, N_l, 2]`` (background, face) logits and ``Tensor[B, N_l, 4]`` SSD deltas (variances
+0.1/0.2), rows ordered (row, column, anchor), ``N_l = ceil(H / s_l) * ceil(W / s_l)``. For
+:class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``.
+
+Anchors (Progressive Anchor Loss, paper Table 1): one anchor per location with height:width 1.5:1;
+second-shot scales 16..512, first-shot scales half of them (8..256); see :func:`pal_anchor_sizes`.
+Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. The release's prior box additionally
+clamps every normalised ``(cx, cy, w, h)`` to [0, 1], which shrinks the large anchors on inputs
+smaller than them; reproducing the release's decoding exactly needs that clamp in its prior generator.
+The networks are plain modules: priors, losses, matching and post-processing live elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
+from facescope.models.backbones.vgg import L2Norm, VGG16Body
+from facescope.models.base import DenseOutputs
+from facescope.models.heads.dsfd_head import DeepHeadModule, ShotHead, max_in_out, xavier_init_convs
+from facescope.models.heads.retinaface_head import flatten_anchors
+
+# --------------------------------------------------------------------------------------------
+# Anchors (PAL + IAM anchor design)
+# --------------------------------------------------------------------------------------------
+
+#: Strides of of1..of6 / ef1..ef6 (paper Table 1: 160..5 cells on a 640 input).
+PAL_STRIDES: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+#: Second-shot anchor scales (paper Table 1 "Scale"; the release's ``min_sizes``).
+SECOND_SHOT_ANCHOR_SCALES: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+#: First-shot anchor scales: "anchor size in the first shot is half of ones in the second shot".
+FIRST_SHOT_ANCHOR_SCALES: tuple[int, ...] = tuple(s // 2 for s in SECOND_SHOT_ANCHOR_SCALES)
+#: Anchor aspect ratio height:width = 1.5:1 ("based on face scale statistics", paper section 3.4).
+ANCHOR_HEIGHT_TO_WIDTH = 1.5
+#: SSD box-coding variances of both DSFD code bases.
+VARIANCES = (0.1, 0.2)
+
+Shot = Literal["first", "second"]
+
+
+def anchor_width_height(scale: float, height_to_width: float = ANCHOR_HEIGHT_TO_WIDTH) -> tuple[float, float]:
+    """``(width, height)`` of an anchor of side ``scale`` and the given aspect ratio.
+
+    The area stays ``scale**2``: ``width = scale / sqrt(r)``, ``height = scale * sqrt(r)``, the
+    rule of the release's prior box (``s_k / sqrt(ar)``, ``s_k * sqrt(ar)``; reference section 1.5),
+    e.g. 13.06 x 19.60 px for scale 16 and r = 1.5.
+    """
+    root = math.sqrt(height_to_width)
+    return (scale / root, scale * root)
+
+
+def pal_anchor_sizes(shot: Shot) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """Per level, the ``(width, height)`` of each anchor of one shot (one anchor per location).
+
+    Args:
+        shot: ``"second"`` (enhanced maps, the inference shot: scales 16..512) or ``"first"``
+            (original maps, Progressive Anchor Loss only: scales 8..256, half the second's).
+
+    Returns:
+        Six levels (strides :data:`PAL_STRIDES`), each a 1-tuple ``((w, h),)``.
+
+    Reference: paper Table 1 and section 3.3-3.4; ``dsfd_asfd_shf_eval.md`` section 1.5.
+    """
+    if shot == "second":
+        scales = SECOND_SHOT_ANCHOR_SCALES
+    elif shot == "first":
+        scales = FIRST_SHOT_ANCHOR_SCALES
+    else:
+        raise ValueError(f"shot must be 'first' or 'second', got {shot!r}")
+    return tuple((anchor_width_height(s),) for s in scales)
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's detector
+# --------------------------------------------------------------------------------------------
+
+VGG_LEVEL_CHANNELS = (256, 512, 512, 1024, 512, 256)
+RESNET_LEVEL_CHANNELS = (256, 512, 1024, 2048, 512, 256)
+#: L2Norm initial scales on conv3_3, conv4_3, conv5_3 (VGG only; both references).
+VGG_L2NORM_SCALES = (10.0, 8.0, 5.0)
+
+
+def upsample_product(upper: Tensor, lateral: Tensor, align_corners: bool) -> Tensor:
+    """Bilinearly resize ``upper`` to ``lateral``'s exact size (odd sizes included) and multiply."""
+    return F.interpolate(upper, size=lateral.shape[-2:], mode="bilinear", align_corners=align_corners) * lateral
+
+
+class ExtraLayers(nn.Module):
+    """conv6_2 and conv7_2 (strides 64, 128) on top of fc7, each ``1x1 -> ReLU -> 3x3/2 -> ReLU``.
+
+    Channel plan ``in -> 256 -> 512`` (conv6_2) and ``512 -> 128 -> 256`` (conv7_2).
+
+    Shapes: ``Tensor[B, in, H, W] -> [Tensor[B, 512, ceil(H/2), .], Tensor[B, 256, ceil(H/4), .]]``.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.conv6_1 = nn.Conv2d(in_channels, 256, kernel_size=1)
+        self.conv6_2 = nn.Conv2d(256, 512, kernel_size=3, stride=2, padding=1)
+        self.conv7_1 = nn.Conv2d(512, 128, kernel_size=1)
+        self.conv7_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        conv6_2 = self.relu(self.conv6_2(self.relu(self.conv6_1(x))))
+        conv7_2 = self.relu(self.conv7_2(self.relu(self.conv7_1(conv6_2))))
+        return [conv6_2, conv7_2]
+
+
+class ProductTopDown(nn.Module):
+    """The FEM's fusion part over all levels: ``nc_l = up(oc_{l+1}) (*) oc_l`` (paper eq. 1).
+
+    The top level is ``ReLU(top(of_L))``; below it ``x = ReLU(reduce_l(nc_{l+1}))`` ("1x1 kernel to
+    normalise", to ``C_l`` channels) is bilinearly up-sampled to level ``l`` and multiplied
+    element-wise with ``lateral_l(of_l)``, then ReLU.
+
+    Args:
+        channels: ``C_l`` of every level, lowest (stride 4) first.
+        align_corners: of the bilinear up-sampling.
+
+    Shapes: the output maps have exactly the input maps' shapes.
+    """
+
+    def __init__(self, channels: Sequence[int], align_corners: bool = False) -> None:
+        super().__init__()
+        self.align_corners = align_corners
+        self.top = nn.Conv2d(channels[-1], channels[-1], kernel_size=1)
+        lower_levels = range(len(channels) - 1)
+        self.reduce = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], kernel_size=1) for i in lower_levels)
+        self.lateral = nn.ModuleList(nn.Conv2d(channels[i], channels[i], kernel_size=1) for i in lower_levels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
+        fused = [self.relu(self.top(features[-1]))]
+        for level in range(len(features) - 2, -1, -1):
+            upper = self.relu(self.reduce[level](fused[0]))
+            lateral = self.lateral[level](features[level])
+            fused.insert(0, self.relu(upsample_product(upper, lateral, self.align_corners)))
+        return fused
+
+
+class FeatureEnhanceModule(nn.Module):
+    """The FEM's receptive-field part: the map is split into three dilated-conv sub-networks.
+
+    Branches of 1, 2 and 3 stacked 3x3 convolutions, dilation 3 (ReLU between them), with
+    ``C // 3``, ``C // 3`` and ``C - 2 * (C // 3)`` channels, concatenated back to ``C`` and ReLU.
+
+    Shapes: ``Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.
+    """
+
+    def __init__(self, channels: int, dilation: int = 3) -> None:
+        super().__init__()
+        third = channels // 3
+        rest = channels - 2 * third
+
+        def dilated(cin: int, cout: int) -> nn.Conv2d:
+            return nn.Conv2d(cin, cout, kernel_size=3, padding=dilation, dilation=dilation)
+
+        self.branch1 = dilated(channels, third)
+        self.branch2 = nn.Sequential(dilated(channels, third), nn.ReLU(inplace=True), dilated(third, third))
+        self.branch3 = nn.Sequential(
+            dilated(channels, rest),
+            nn.ReLU(inplace=True),
+            dilated(rest, rest),
+            nn.ReLU(inplace=True),
+            dilated(rest, rest),
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(torch.cat([self.branch1(x), self.branch2(x), self.branch3(x)], dim=1))
+
+
+def _level_norms(channels: Sequence[int], scales: Sequence[float]) -> nn.ModuleList:
+    """L2Norm on the first ``len(scales)`` levels, identity on the others."""
+    return nn.ModuleList(
+        L2Norm(c, scales[i]) if i < len(scales) else nn.Identity() for i, c in enumerate(channels)
+    )
+
+
+class DSFD(nn.Module):
+    """The paper's dual-shot detector.
+
+    Args:
+        backbone: returns four maps (strides 4, 8, 16, 32) and exposes ``out_channels``
+            (:class:`~facescope.models.backbones.vgg.VGG16Body` or a torchvision ResNet body).
+        l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5; ResNet: none).
+        num_anchors: anchors per location of each shot (1 in the paper).
+
+    Attributes:
+        backbone: the ImageNet-initialisable body (torchvision key names).
+        extras: conv6_2 and conv7_2.
+        first_norms / second_norms: per-level L2Norm (or identity) before each shot's head.
+        fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level.
+        first_shot / second_shot: :class:`~facescope.models.heads.dsfd_head.ShotHead`.
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     out = dsfd_vgg16()(torch.zeros(1, 3, 128, 128))
+        >>> [t.shape[1] for t in out.cls_logits]
+        [1024, 256, 64, 16, 4, 1]
+    """
+
+    strides = PAL_STRIDES
+
+    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = (), num_anchors: int = 1) -> None:
+        super().__init__()
+        body_channels = tuple(backbone.out_channels)  # type: ignore[arg-type]
+        if len(body_channels) != 4:
+            raise ValueError(f"the DSFD backbone must return 4 maps (strides 4..32), it has {len(body_channels)}")
+        self.level_channels = body_channels + (512, 256)
+        self.num_anchors = num_anchors
+        self.backbone = backbone
+        self.extras = ExtraLayers(body_channels[-1])
+        self.first_norms = _level_norms(self.level_channels, l2norm_scales)
+        self.fusion = ProductTopDown(self.level_channels)
+        self.fem = nn.ModuleList(FeatureEnhanceModule(c) for c in self.level_channels)
+        self.second_norms = _level_norms(self.level_channels, l2norm_scales)
+        self.first_shot = ShotHead(self.level_channels, num_anchors)
+        self.second_shot = ShotHead(self.level_channels, num_anchors)
+        for new_part in (self.extras, self.fusion, self.fem):
+            xavier_init_convs(new_part)
+
+    def original_features(self, images: Tensor) -> list[Tensor]:
+        """of1..of6: ``Tensor[B, 3, H, W]`` -> six maps, level ``l`` ``[B, C_l, ceil(H/s_l), ceil(W/s_l)]``."""
+        body = self.backbone(images)
+        return list(body) + self.extras(body[-1])
+
+    def enhanced_features(self, original: Sequence[Tensor]) -> list[Tensor]:
+        """ef1..ef6 (before the second shot's L2Norm): same shapes as ``original``."""
+        return [fem(x) for fem, x in zip(self.fem, self.fusion(original))]
+
+    def forward(self, images: Tensor) -> DenseOutputs:
+        """``Tensor[B, 3, H, W]`` -> second shot, with the first shot in ``aux``."""
+        original = self.original_features(images)
+        enhanced = self.enhanced_features(original)
+        first_cls, first_box = self.first_shot([n(x) for n, x in zip(self.first_norms, original)])
+        second_cls, second_box = self.second_shot([n(x) for n, x in zip(self.second_norms, enhanced)])
+        return DenseOutputs(second_cls, second_box, aux=(DenseOutputs(first_cls, first_box),))
+
+    @staticmethod
+    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
+        return torch.softmax(cls_logits, dim=-1)[..., 1]
+
+
+# --------------------------------------------------------------------------------------------
+# The official release (WIDERFace_DSFD_RES152.pth)
+# --------------------------------------------------------------------------------------------
+
+OFFICIAL_LEVEL_CHANNELS = RESNET_LEVEL_CHANNELS
+#: Output channels of the release's loc / conf heads per level (face, + "head", + "body" parts;
+#: conf with the max-in-out candidates): reference section 1.4.
+OFFICIAL_LOC_CHANNELS = (4, 8, 12, 12, 12, 12)
+OFFICIAL_CONF_CHANNELS = (4, 6, 8, 8, 8, 8)
+#: Width of every official FEM output (256 + 128 + 128).
+OFFICIAL_FEM_CHANNELS = 512
+
+
+class OfficialFEM(nn.Module):
+    """The release's FEM (``cpm1`` .. ``cpm5``), ReLU after every conv.
+
+    ``cpm1``: 3x3 C->256; ``cpm2``: 3x3 dilation 2 C->256 shared by ``cpm3`` (3x3 256->128) and
+    ``cpm4`` (3x3 dilation 2 256->128) -> ``cpm5`` (3x3 128->128); output ``cat(cpm1, cpm3, cpm5)``.
+
+    Shapes: ``Tensor[B, C, H, W] -> Tensor[B, 512, H, W]``.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.cpm1 = nn.Conv2d(in_channels, 256, kernel_size=3, padding=1)
+        self.cpm2 = nn.Conv2d(in_channels, 256, kernel_size=3, padding=2, dilation=2)
+        self.cpm3 = nn.Conv2d(256, 128, kernel_size=3, padding=1)
+        self.cpm4 = nn.Conv2d(256, 128, kernel_size=3, padding=2, dilation=2)
+        self.cpm5 = nn.Conv2d(128, 128, kernel_size=3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        branch1 = self.relu(self.cpm1(x))
+        shared = self.relu(self.cpm2(x))
+        branch2 = self.relu(self.cpm3(shared))
+        branch3 = self.relu(self.cpm5(self.relu(self.cpm4(shared))))
+        return torch.cat([branch1, branch2, branch3], dim=1)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int) -> list[nn.Module]:
+    # The release's extra layers keep the conv bias although BN follows.
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class DSFDOfficial(nn.Module):
+    """The released DSFD-ResNet-152 network; attribute names are the checkpoint's key prefixes.
+
+    ``layer1`` = ResNet stem + stage 1 (``layer1.0`` conv1, ``layer1.1`` bn1, ``layer1.4`` the
+    stage), ``layer2`` .. ``layer4`` the other stages (each wrapped once more, ``layer2.0.<block>``),
+    ``layer5`` / ``layer6`` the conv6_2 / conv7_2 extras with BN, ``latlayer1..3`` / ``smooth1..3``
+    the three product fusions (bilinear with ``align_corners=True``, as the release's PyTorch 0.3
+    ``upsample`` did), ``cpm3_3 .. cpm7_2`` the six :class:`OfficialFEM`, ``loc`` / ``conf`` the
+    :class:`~facescope.models.heads.dsfd_head.DeepHeadModule` heads.
+
+    Returns (forward): face outputs only, :class:`DenseOutputs` with per level
+    ``Tensor[B, N_l, 2]`` max-in-out (background, face) logits and ``Tensor[B, N_l, 4]`` deltas of
+    the face anchors (second-shot sizes of :func:`pal_anchor_sizes`).
+    """
+
+    strides = PAL_STRIDES
+    num_anchors = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        resnet = torchvision.models.resnet152(weights=None)
+        self.layer1 = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1)
+        self.layer2 = nn.Sequential(resnet.layer2)
+        self.layer3 = nn.Sequential(resnet.layer3)
+        self.layer4 = nn.Sequential(resnet.layer4)
+        self.layer5 = nn.Sequential(*_conv_bn_relu(2048, 512, 1, 1), *_conv_bn_relu(512, 512, 3, 2))
+        self.layer6 = nn.Sequential(*_conv_bn_relu(512, 128, 1, 1), *_conv_bn_relu(128, 256, 3, 2))
+        c = OFFICIAL_LEVEL_CHANNELS
+        self.latlayer3 = nn.Conv2d(c[3], c[2], kernel_size=1)
+        self.latlayer2 = nn.Conv2d(c[2], c[1], kernel_size=1)
+        self.latlayer1 = nn.Conv2d(c[1], c[0], kernel_size=1)
+        self.smooth3 = nn.Conv2d(c[2], c[2], kernel_size=1)
+        self.smooth2 = nn.Conv2d(c[1], c[1], kernel_size=1)
+        self.smooth1 = nn.Conv2d(c[0], c[0], kernel_size=1)
+        self.cpm3_3 = OfficialFEM(c[0])
+        self.cpm4_3 = OfficialFEM(c[1])
+        self.cpm5_3 = OfficialFEM(c[2])
+        self.cpm7 = OfficialFEM(c[3])
+        self.cpm6_2 = OfficialFEM(c[4])
+        self.cpm7_2 = OfficialFEM(c[5])
+        self.loc = nn.ModuleList(DeepHeadModule(OFFICIAL_FEM_CHANNELS, n) for n in OFFICIAL_LOC_CHANNELS)
+        self.conf = nn.ModuleList(DeepHeadModule(OFFICIAL_FEM_CHANNELS, n) for n in OFFICIAL_CONF_CHANNELS)
+
+    def enhanced_features(self, images: Tensor) -> list[Tensor]:
+        """``Tensor[B, 3, H, W]`` -> six ``Tensor[B, 512, ceil(H/s_l), ceil(W/s_l)]`` FEM outputs."""
+        conv3_3 = self.layer1(images)
+        conv4_3 = self.layer2(conv3_3)
+        conv5_3 = self.layer3(conv4_3)
+        fc7 = self.layer4(conv5_3)
+        conv6_2 = self.layer5(fc7)
+        conv7_2 = self.layer6(conv6_2)
+        fused5 = upsample_product(self.latlayer3(fc7), self.smooth3(conv5_3), align_corners=True)
+        fused4 = upsample_product(self.latlayer2(fused5), self.smooth2(conv4_3), align_corners=True)
+        fused3 = upsample_product(self.latlayer1(fused4), self.smooth1(conv3_3), align_corners=True)
+        return [
+            self.cpm3_3(fused3),
+            self.cpm4_3(fused4),
+            self.cpm5_3(fused5),
+            self.cpm7(fc7),
+            self.cpm6_2(conv6_2),
+            self.cpm7_2(conv7_2),
+        ]
+
+    def forward(self, images: Tensor) -> DenseOutputs:
+        cls: list[Tensor] = []
+        box: list[Tensor] = []
+        for level, x in enumerate(self.enhanced_features(images)):
+            # Channels 0..3 of loc are the face box of the single anchor; the rest are head/body parts.
+            box.append(flatten_anchors(self.loc[level](x)[:, :4], 4))
+            cls.append(flatten_anchors(max_in_out(self.conf[level](x), max_out_background=level == 0), 2))
+        return DenseOutputs(cls, box)
+
+    @staticmethod
+    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
+        return torch.softmax(cls_logits, dim=-1)[..., 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Builders (registration comes with the model registry)
+# --------------------------------------------------------------------------------------------
+
+
+def dsfd_vgg16() -> DSFD:
+    """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``)."""
+    return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES)
+
+
+def _dsfd_resnet(depth: int) -> DSFD:
+    return DSFD(TorchvisionResNetBody(depth, ("layer1", "layer2", "layer3", "layer4")))
+
+
+def dsfd_r50() -> DSFD:
+    """The paper's DSFD on ResNet-50 (``backbone.*`` = torchvision ``resnet50`` keys without ``fc``)."""
+    return _dsfd_resnet(50)
+
+
+def dsfd_r101() -> DSFD:
+    """The paper's DSFD on ResNet-101 (torchvision ``resnet101`` keys)."""
+    return _dsfd_resnet(101)
+
+
+def dsfd_r152() -> DSFD:
+    """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys)."""
+    return _dsfd_resnet(152)
+
+
+def dsfd_official() -> DSFDOfficial:
+    """The released DSFD-ResNet-152 (``WIDERFace_DSFD_RES152.pth`` layout)."""
+    return DSFDOfficial()
