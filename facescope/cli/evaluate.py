@@ -149,6 +149,7 @@ def _run_detector(args: argparse.Namespace, gt: WiderGroundTruth) -> WiderFaceRe
             name=args.name or args.model,
             write_report=False,
             detector_id=identity,
+            require_protocol_preset=False,  # --preset / threshold flags here are explicit; a note marks the result
         )
     finally:
         logger.removeFilter(banner_printed)
