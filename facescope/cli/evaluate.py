@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facescope.cli.common import add_model_arguments, make_detector
+from facescope.cli.preflight import check_output_folder
 from facescope.errors import FacescopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +92,8 @@ def run_widerface(args: argparse.Namespace) -> int:
         raise FacescopeError("pass exactly one of --images (run a detector) and --predictions (evaluate files)")
     if args.images and not args.out:
         raise FacescopeError("--out is required with --images (prediction files and reports are written there)")
+    if args.out:
+        check_output_folder("--out", args.out)
     compare = [_parse_compare(spec) for spec in args.compare]
     gt = load_ground_truth(args.gt)
     if args.images:

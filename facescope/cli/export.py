@@ -47,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.cli.preflight import check_output_file
     from facescope.export import export_onnx
+
+    check_output_file("--out", args.out, (".onnx",))  # before the export's minutes of work
 
     if isinstance(args.input_size, str):
         raise FacescopeError("--input-size needs a concrete size such as 640 or 640x480, not 'original'")

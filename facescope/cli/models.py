@@ -28,6 +28,10 @@ def run_models(args: argparse.Namespace) -> int:
     from facescope.models.registry import build_on_meta, get_model_entry, list_models
 
     names = list_models(args.pattern)
+    if not names:
+        from facescope.errors import FacescopeError
+
+        raise FacescopeError(f"no registered model matches '{args.pattern}'; `facescope models` lists them all")
     print(f"{'model':<22} {'family':<11} {'params':>11}  pretrained (licence)   summary")
     for name in names:
         entry = get_model_entry(name)

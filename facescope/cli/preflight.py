@@ -1,7 +1,7 @@
-"""Checks of ``facescope detect``'s source and output paths, run before any model is built or
+"""Checks of output paths (``detect``, ``export``, ``eval``), run before any model is built or
 image decoded, so that a typo costs nothing and leaves nothing behind.
 
-Rules (also in ``facescope detect --help``):
+Rules for ``facescope detect``:
 
 * ``--out`` for an image: a file name with an extension OpenCV can write (``.jpg``, ``.png``,
   ``.bmp``, ``.webp``, ``.tif`` ...), not an existing folder, not the source image itself.
@@ -12,6 +12,9 @@ Rules (also in ``facescope detect --help``):
 * Every output's parent folder must exist: a misspelt parent is refused instead of silently created.
 * A single source image whose header declares more pixels than the pixel budget is refused here,
   before the detector is built (:mod:`facescope.inference.image_io`).
+
+``facescope export --out``: a file ending in ``.onnx`` in an existing folder, not a folder.
+``facescope eval ... --out``: a folder (created if missing) in an existing folder, not a file.
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ def check_detect_paths(source: Path, args: argparse.Namespace) -> None:
         check_image_file(source, getattr(args, "max_pixels", None))
 
 
+def check_output_file(option: str, path: str | Path, suffixes: tuple[str, ...] = ()) -> None:
+    """A file to be written: not a folder, parent folder exists, suffix in ``suffixes`` (if given)."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{option} {path} must end in {' or '.join(suffixes)}")
+    _check_file_target(option, path, None, f"model{suffixes[0] if suffixes else ''}")
+
+
+def check_output_folder(option: str, path: str | Path) -> None:
+    """A folder to be written (created if missing): not an existing file, parent folder exists."""
+    _check_folder_target(option, Path(path))
+
+
 def _check_parent(option: str, path: Path) -> None:
     parent = path.parent
     if not parent.exists():
@@ -53,10 +69,10 @@ def _check_parent(option: str, path: Path) -> None:
         raise OutputPathError(f"{option} {path}: {parent} is a file, not a folder")
 
 
-def _check_file_target(option: str, path: Path, source: Path) -> None:
+def _check_file_target(option: str, path: Path, source: Path | None, example: str = "faces.json") -> None:
     if path.is_dir():
-        raise OutputPathError(f"{option} {path} is a folder; give a file name such as {path / 'faces.json'}")
-    if path.exists() and path.resolve() == source.resolve():
+        raise OutputPathError(f"{option} {path} is a folder; give a file name such as {path / example}")
+    if source is not None and path.exists() and path.resolve() == source.resolve():
         raise OutputPathError(f"{option} {path} is the source image; it would be overwritten")
     _check_parent(option, path)
 

@@ -156,3 +156,41 @@ def test_bad_input_in_a_real_process_prints_no_traceback(image, tmp_path) -> Non
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.strip() == f"facescope: error: --out {tmp_path / 'nope' / 'a.jpg'}: folder {tmp_path / 'nope'} does not exist; create it first"
+
+
+def test_export_and_eval_outputs_are_checked_before_work(tmp_path, capsys) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    before = _snapshot(tmp_path)
+    cases = [
+        (["export", "scrfd_500m_kps", "--out", str(folder)], f"--out {folder} must end in .onnx"),
+        (["export", "scrfd_500m_kps", "--out", str(folder / "m.onnx" / "x.onnx")], "does not exist; create it first"),
+        (["export", "scrfd_500m_kps", "--out", str(tmp_path / "missing" / "m.onnx")], "does not exist; create it first"),
+        (["eval", "widerface", "--predictions", "p", "--gt", "g", "--out", str(a_file)], f"--out {a_file} is a file; it must be a folder"),
+        (["eval", "fddb", "--ellipses", "e", "--images", "i", "--out", str(a_file)], "is a file; it must be a folder"),
+        (["eval", "landmarks", "--labels", "l", "--images", "i", "--out", str(tmp_path / "no" / "out")], "does not exist"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("facescope: error: ") and words in err and "\n" not in err, (argv, err)
+    assert _snapshot(tmp_path) == before
+
+
+def test_models_pattern_that_matches_nothing(capsys) -> None:
+    assert main(["models", "zzz*"]) == 2
+    assert capsys.readouterr().err.strip() == "facescope: error: no registered model matches 'zzz*'; `facescope models` lists them all"
+
+
+@pytest.mark.shared
+def test_one_face_is_singular(shared_data, scrfd_onnx, capsys) -> None:
+    from facescope.cli.detect import _count
+
+    assert (_count(0, "face"), _count(1, "face"), _count(6, "face")) == ("0 faces", "1 face", "6 faces")
+    code = main(["detect", str(shared_data / "images/crowd/t1.jpg"), "--model", "scrfd_500m_kps",
+                 "--weights", str(scrfd_onnx["scrfd_500m_kps"]), "--score-thresh", "0.875"])
+    assert code == 0  # scores on t1: 0.8795, 0.8730, ...: exactly one face passes 0.875
+    out = capsys.readouterr().out
+    assert "t1.jpg: 1 face (" in out and len([line for line in out.splitlines() if line.startswith("  0: box")]) == 1
