@@ -159,10 +159,10 @@ def parse_device(device: Any) -> str:
 def available_devices(backend: str | None = None) -> list[str]:
     """Devices this machine can run: ``["cpu", "cuda:0", ...]``.
 
-    ``backend="torch"``: what PyTorch sees (``cuda:N`` per GPU, ``mps``). Any other backend
-    (onnxruntime, or one chosen later from the weights): ``"cuda"`` when onnxruntime has its CUDA
-    execution provider, plus PyTorch's devices if torch is already loaded (torch is never
-    imported just to answer)."""
+    ``backend="torch"``: what PyTorch sees (``cuda:N`` per GPU, ``mps``). ``"onnxruntime"``:
+    ``"cuda"`` when onnxruntime has its CUDA execution provider (a CPU-only onnxruntime cannot
+    use a GPU even where PyTorch sees one). Any other value (a backend chosen later from the
+    weights): either, PyTorch's only if torch is already loaded (it is never imported just to answer)."""
     devices = ["cpu"]
     if backend != "torch":
         try:
@@ -172,7 +172,7 @@ def available_devices(backend: str | None = None) -> list[str]:
                 devices.append("cuda")
         except ImportError:  # pragma: no cover - onnxruntime is a dependency
             pass
-        if "torch" not in sys.modules:
+        if backend == "onnxruntime" or "torch" not in sys.modules:
             return devices
     try:
         import torch

@@ -135,3 +135,15 @@ def test_detector_refuses_bad_options_before_loading_weights(tmp_path) -> None:
 
 def test_validate_accepts_the_defaults() -> None:
     validate_detector_options(model="scrfd_2.5g_kps", input_size=(1280, 720), batch_size=8, threads=2, score_thresh=0.3)
+
+
+def test_onnxruntime_devices_come_from_its_providers(monkeypatch) -> None:
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert validate.available_devices("onnxruntime") == ["cpu"]
+    with pytest.raises(InvalidOptionError, match=r"device 'cuda' is not available here; available: cpu$"):
+        check_device("cuda", "onnxruntime")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert validate.available_devices("onnxruntime") == ["cpu", "cuda"]
+    assert check_device("cuda:1", "onnxruntime") == "cuda:1"  # the provider list cannot count GPUs
