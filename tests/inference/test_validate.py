@@ -147,3 +147,17 @@ def test_onnxruntime_devices_come_from_its_providers(monkeypatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert validate.available_devices("onnxruntime") == ["cpu", "cuda"]
     assert check_device("cuda:1", "onnxruntime") == "cuda:1"  # the provider list cannot count GPUs
+
+
+def test_original_size_inputs_are_checked_per_image_before_the_tensor_is_built(monkeypatch) -> None:
+    import numpy as np
+
+    from facescope.inference.preprocess import keep_original
+    from facescope.models.spec import ResizeSpec
+
+    monkeypatch.delenv(validate.MEMORY_BUDGET_ENV, raising=False)
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (20000, 30000, 3))  # no memory behind it
+    with pytest.raises(InvalidOptionError, match=r"^original-size input 30016x20000 needs an estimated 167\.7 GiB"):
+        keep_original(huge, ResizeSpec("original", size_divisor=32))
+    photo = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (3000, 4000, 3))  # 12 MP: 3.4 GiB estimated, accepted
+    assert keep_original(photo, ResizeSpec("original", size_divisor=32)).input_hw == (3008, 4000)
