@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from facescope.cli import argtypes
 from facescope.errors import FacescopeError
 
 
@@ -35,11 +36,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
     group.add_argument("--model", default=default_model, help=f"registered model name (default {default_model})")
     group.add_argument("--weights", help="weights file (.onnx or PyTorch) or release tag; default: the model's release")
     group.add_argument("--preset", default="default", help="inference preset: default, official, widerface, original")
-    group.add_argument("--score-thresh", type=float, help="override the preset's score threshold")
-    group.add_argument("--nms-thresh", type=float, help="override the preset's NMS IoU threshold")
-    group.add_argument("--input-size", type=parse_size, help="640, 1280x720 or original (override the preset)")
+    group.add_argument("--score-thresh", type=argtypes.probability, help="override the preset's score threshold (0..1)")
+    group.add_argument("--nms-thresh", type=argtypes.probability, help="override the preset's NMS IoU threshold (0..1)")
+    group.add_argument("--input-size", type=argtypes.input_size, help="640, 1280x720 or original (override the preset)")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    group.add_argument("--threads", type=int, help="CPU threads")
+    group.add_argument("--threads", type=argtypes.positive_int, help="CPU threads")
     group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
 
 

@@ -9,7 +9,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+from facescope.cli import argtypes
 from facescope.cli.common import add_model_arguments, make_detector
+from facescope.cli.preflight import check_detect_paths
 from facescope.errors import FacescopeError, ImageReadError
 from facescope.fileio import atomic_path, atomic_write_text
 
@@ -38,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--crops", help="save every face aligned to the ArcFace 5-point template as CROPS/<image>_<i>.png"
     )
-    parser.add_argument("--crop-size", type=int, default=112, help="side of the aligned crops (default 112)")
+    parser.add_argument("--crop-size", type=argtypes.positive_int, default=112, help="side of the aligned crops (default 112)")
+    parser.add_argument(
+        "--max-pixels", type=argtypes.pixel_count, help="refuse images larger than this (default 250M, or $FACESCOPE_MAX_IMAGE_PIXELS)"
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if not source.exists():
         raise FacescopeError(f"no such file or folder: {source}")
+    check_detect_paths(source, args)  # outputs and the image's pixel budget, before any work
     detector = make_detector(args)
     if args.crops and not detector.model.has_landmarks:
         raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
@@ -56,12 +62,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _detect_one(
-    detector: Any, path: Path, out: Path | None, show_scores: bool, crops: tuple[Path, int] | None = None
+    detector: Any,
+    path: Path,
+    out: Path | None,
+    show_scores: bool,
+    crops: tuple[Path, int] | None = None,
+    max_pixels: int | None = None,
 ) -> dict[str, Any]:
     from facescope.inference.image_io import read_image
     from facescope.inference.visualize import draw_detections, write_image
 
-    image = read_image(path)
+    image = read_image(path, max_pixels)
     detections = detector.detect(image, color_order="bgr")
     if out is not None:
         write_image(str(out), draw_detections(image, detections, show_scores=show_scores))
@@ -90,9 +101,9 @@ def _crop_target(args: argparse.Namespace, relative: Path) -> tuple[Path, int] |
 
 def _run_image(detector: Any, path: Path, args: argparse.Namespace) -> int:
     crops = _crop_target(args, Path(path.name))
-    record = _detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores, crops)
+    record = _detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores, crops, args.max_pixels)
     if not args.quiet:
-        print(f"{path}: {len(record['faces'])} faces ({detector.describe()})")
+        print(f"{path}: {_count(len(record['faces']), 'face')} ({detector.describe()})")
         for i, face in enumerate(record["faces"]):
             print(f"  {i}: box {face['box']} score {face['score']:.3f}")
     if args.json:
@@ -116,7 +127,7 @@ def _run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
             relative = path.relative_to(folder)
             try:
                 out = out_dir / relative if out_dir else None
-                record = _detect_one(detector, path, out, not args.no_scores, _crop_target(args, relative))
+                record = _detect_one(detector, path, out, not args.no_scores, _crop_target(args, relative), args.max_pixels)
             except ImageReadError as exc:
                 failures += 1
                 print(f"facescope: warning: {exc}", file=sys.stderr)
@@ -125,7 +136,7 @@ def _run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
             total_faces += len(record["faces"])
             writer.append({"image": str(relative), **record})
     if not args.quiet:
-        print(f"{len(paths)} images, {total_faces} faces, {failures} unreadable ({detector.describe()})")
+        print(f"{_count(len(paths), 'image')}, {_count(total_faces, 'face')}, {failures} unreadable ({detector.describe()})")
     return 1 if failures else 0
 
 
@@ -158,6 +169,11 @@ class _JsonArrayWriter:
             self._file.write("\n]}\n")
         # closes the file, then publishes it (or deletes it when the loop raised)
         self._stack.__exit__(exc_type, exc, tb)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 face``, ``0 faces``, ``6 faces``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

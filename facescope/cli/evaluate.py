@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facescope.cli.common import add_model_arguments, make_detector
+from facescope.cli.preflight import check_output_folder
 from facescope.errors import FacescopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,6 +93,8 @@ def run_widerface(args: argparse.Namespace) -> int:
         raise FacescopeError("pass exactly one of --images (run a detector) and --predictions (evaluate files)")
     if args.images and not args.out:
         raise FacescopeError("--out is required with --images (prediction files and reports are written there)")
+    if args.out:
+        check_output_folder("--out", args.out)
     compare = [_parse_compare(spec) for spec in args.compare]
     gt = load_ground_truth(args.gt)
     if args.images:
@@ -151,6 +154,7 @@ def _run_detector(args: argparse.Namespace, gt: WiderGroundTruth) -> WiderFaceRe
             name=args.name or args.model,
             write_report=False,
             detector_id=identity,
+            require_protocol_preset=False,  # --preset / threshold flags here are explicit; a note marks the result
         )
     finally:
         logger.removeFilter(banner_printed)

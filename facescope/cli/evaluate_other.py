@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from facescope.cli.common import add_model_arguments, make_detector
+from facescope.cli.preflight import check_output_folder
 from facescope.errors import FacescopeError
 
 FDDB_EXAMPLES = """examples:
@@ -55,6 +56,8 @@ def register(benchmarks: argparse._SubParsersAction) -> None:
 def run_fddb(args: argparse.Namespace) -> int:
     from facescope.eval.fddb import evaluate_fddb, image_sizes_from_folder, plot_fddb_roc, read_fddb_detections, read_fddb_ellipses
 
+    if args.out:
+        check_output_folder("--out", args.out)
     annotations = read_fddb_ellipses(args.ellipses)
     sizes = image_sizes_from_folder(args.images, annotations)
     out = Path(args.out) if args.out else None
@@ -109,6 +112,8 @@ def run_landmarks(args: argparse.Namespace) -> int:
     from facescope.eval.widerface_io import read_retinaface_labels
     from facescope.inference.image_io import read_image
 
+    if args.out:
+        check_output_folder("--out", args.out)
     images = [image for image in read_retinaface_labels(args.labels) if image.landmark_valid.any()]
     if not images:
         raise FacescopeError(f"{args.labels}: no face with landmarks")

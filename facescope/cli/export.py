@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facescope.cli.common import parse_size
+from facescope.cli import argtypes
 from facescope.errors import FacescopeError
 
 EXAMPLES = """examples:
@@ -37,20 +37,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="registered model name (see `facescope models`)")
     parser.add_argument("--weights", help="weights file (.onnx or PyTorch), release tag or 'pretrained'; default: random init")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
-    parser.add_argument("--input-size", type=parse_size, default=640, help="trace size: 640 or WIDTHxHEIGHT (default 640)")
+    parser.add_argument("--opset", type=argtypes.positive_int, default=17, help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--input-size", type=argtypes.concrete_size, default=640, help="trace size: 640 or WIDTHxHEIGHT (default 640)")
     parser.add_argument("--no-dynamic", action="store_true", help="fixed batch 1 and --input-size (no dynamic axes)")
     parser.add_argument("--simplify", action="store_true", help="run onnx-simplifier (pip install onnxsim)")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |onnxruntime - PyTorch| (default 1e-3)")
+    parser.add_argument("--tolerance", type=argtypes.positive_float, default=1e-3, help="largest allowed |onnxruntime - PyTorch| (default 1e-3)")
     parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime-vs-PyTorch check (not recommended)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.cli.preflight import check_output_file
     from facescope.export import export_onnx
+
+    check_output_file("--out", args.out, (".onnx",))  # before the export's minutes of work
 
     if isinstance(args.input_size, str):
         raise FacescopeError("--input-size needs a concrete size such as 640 or 640x480, not 'original'")
+    from facescope.inference.validate import check_input_memory
+
+    width, height = (args.input_size, args.input_size) if isinstance(args.input_size, int) else args.input_size
+    check_input_memory((height, width), 2, args.model, what="--input-size")  # the parity check runs a batch of 2
     if args.weights is None:
         print(f"facescope: note: no --weights given, exporting randomly initialised {args.model}")
     result = export_onnx(

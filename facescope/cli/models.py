@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facescope.cli.common import parse_hw
+from facescope.cli import argtypes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Counts use the SCRFD paper's rule (mmcv 1.2: GroupNorm not counted) unless --rule says otherwise.",
     )
     info.add_argument("model", help="registered model name")
-    info.add_argument("--size", type=parse_hw, action="append", default=[], help="extra input size WxH (repeatable)")
+    info.add_argument("--size", type=argtypes.size_hw, action="append", default=[], help="extra input size WxH (repeatable)")
     info.add_argument("--rule", default="mmcv1.2", choices=("mmcv1.2", "mmcv1.3"), help="MAC counting rule")
     info.set_defaults(func=run_info)
 
@@ -28,6 +28,10 @@ def run_models(args: argparse.Namespace) -> int:
     from facescope.models.registry import build_on_meta, get_model_entry, list_models
 
     names = list_models(args.pattern)
+    if not names:
+        from facescope.errors import FacescopeError
+
+        raise FacescopeError(f"no registered model matches '{args.pattern}'; `facescope models` lists them all")
     print(f"{'model':<22} {'family':<11} {'params':>11}  pretrained (licence)   summary")
     for name in names:
         entry = get_model_entry(name)
@@ -50,7 +54,11 @@ def run_info(args: argparse.Namespace) -> int:
     from facescope.models.complexity import count_macs
     from facescope.models.registry import create_model, get_model_entry
 
+    from facescope.inference.validate import check_input_memory
+
     entry = get_model_entry(args.model)
+    for height, width in args.size:  # each size runs one real forward pass: refuse before allocating
+        check_input_memory((height, width), 1, args.model, what="--size")
     model = create_model(args.model)
     vga = count_macs(model, (480, 640), args.rule)
     print(f"{entry.name} ({entry.family}): {entry.summary}")

@@ -8,6 +8,11 @@ The entry point for code (the training engine's periodic validation, notebooks) 
   detector refuses to mix its files with them.
 * **Mini-benchmark**: when only some of the split's images are present under ``images_root``,
   only those are evaluated, the result's ``mode`` is ``"mini-benchmark"`` and a warning is logged.
+* **Protocol preset**: a :class:`~facescope.inference.detector.Detector` whose effective settings
+  (preset plus overrides) differ from its model's ``"widerface"`` preset (the protocol of the
+  published numbers) is refused with a message naming the differences and how to build the right
+  detector; ``require_protocol_preset=False`` evaluates it as it is and adds a note to the result.
+  Objects other than Detectors are evaluated as they are.
 * **Scale-out**: under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every rank detects a disjoint
   shard of the images and writes its own files; after a ``torch.distributed`` barrier rank 0
   evaluates and the result is broadcast, so every rank returns the same
@@ -20,14 +25,14 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from facescope.distributed import barrier, broadcast_object, process_group_if_needed, rank_world
-from facescope.errors import DataError
+from facescope.errors import DataError, FacescopeError
 from facescope.eval.widerface import MissingPolicy, WiderFaceResult, evaluate_widerface
 from facescope.eval.widerface_io import (
     WiderGroundTruth,
@@ -39,6 +44,7 @@ from facescope.eval.widerface_io import (
 from facescope.fileio import atomic_write_text
 
 LOGGER = logging.getLogger("facescope.eval")
+PROTOCOL_PRESET = "widerface"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MANIFEST_NAME = "run.json"
 
@@ -127,6 +133,51 @@ def predict_widerface(
     return PredictionRun(len(shard), len(todo), len(shard) - len(todo), rank, world_size)
 
 
+class ProtocolPresetError(FacescopeError):
+    """A detector's settings would change the WIDER FACE protocol of the published numbers."""
+
+
+def protocol_preset_mismatch(detector: Any) -> str | None:
+    """Why ``detector``'s settings differ from its model's ``"widerface"`` preset, or None when
+    they match or cannot be compared (not a Detector, or a model without that preset).
+
+    Compares the effective resize and post-processing settings (preset plus overrides), so
+    ``Detector(m, preset="widerface", score_thresh=0.5)`` differs and RetinaFace's ``"official"``
+    preset (identical to its ``"widerface"``) does not."""
+    used = getattr(detector, "preset", None)
+    presets = getattr(getattr(detector, "model", None), "presets", None)
+    if used is None or not isinstance(presets, dict) or PROTOCOL_PRESET not in presets:
+        return None
+    protocol = presets[PROTOCOL_PRESET]
+    differences = [
+        f"{part}.{name} {value!r} (protocol: {expected!r})"
+        for part in ("resize", "postprocess")
+        for name, value, expected in _field_pairs(getattr(used, part, None), getattr(protocol, part, None))
+        if value != expected
+    ]
+    return "; ".join(differences) or None
+
+
+def _field_pairs(used: Any, protocol: Any) -> list[tuple[str, Any, Any]]:
+    if not (is_dataclass(used) and is_dataclass(protocol)):
+        return [("settings", used, protocol)]
+    return [(f.name, getattr(used, f.name), getattr(protocol, f.name, None)) for f in fields(used)]
+
+
+def check_protocol_preset(detector: Any) -> None:
+    """Raise :class:`ProtocolPresetError` when ``detector`` would not follow the WIDER FACE protocol."""
+    mismatch = protocol_preset_mismatch(detector)
+    if mismatch is None:
+        return
+    name = getattr(detector, "model_name", "MODEL")
+    preset = getattr(detector, "preset_name", "?")
+    raise ProtocolPresetError(
+        f"this detector (preset '{preset}') would change the WIDER FACE protocol of the published numbers: {mismatch}; "
+        f"build it with Detector('{name}', weights=..., preset='{PROTOCOL_PRESET}') and no threshold or size "
+        "overrides, or pass require_protocol_preset=False to evaluate these settings anyway"
+    )
+
+
 def describe_detector(detector: Any) -> str:
     """One line identifying a detector and its settings (stored in ``run.json``)."""
     describe = getattr(detector, "describe", None)
@@ -171,6 +222,7 @@ def evaluate_detector_on_widerface(
     name: str | None = None,
     write_report: bool = True,
     detector_id: str | None = None,
+    require_protocol_preset: bool = True,
 ) -> WiderFaceResult:
     """Detect on the WIDER FACE images under ``images_root`` and evaluate them officially.
 
@@ -191,11 +243,18 @@ def evaluate_detector_on_widerface(
         write_report: write the table, JSON and PR plots into ``out_dir`` (ignored without it).
         detector_id: identity recorded in ``run.json`` to refuse resuming with another detector
             (default: ``detector.describe()``; include the weights file when it matters).
+        require_protocol_preset: refuse (:class:`ProtocolPresetError`, before any image is read) a
+            Detector whose settings differ from its model's ``"widerface"`` preset, since its APs
+            would be silently lower than the protocol's; False evaluates it as it is and notes the
+            difference in ``result.notes``.
 
     Returns:
         The same :class:`WiderFaceResult` on every rank: ``.ap`` = {"easy","medium","hard"},
         ``.mode`` = "full" | "mini-benchmark", ``.is_full``, ``.challenge_map``, curves, notes.
     """
+    mismatch = protocol_preset_mismatch(detector)
+    if require_protocol_preset:
+        check_protocol_preset(detector)
     ground_truth = load_ground_truth(gt)
     images, unknown = find_wider_images(images_root, ground_truth)
     if unknown:
@@ -215,6 +274,8 @@ def evaluate_detector_on_widerface(
             result = _detect_and_evaluate(
                 session, detector, description, images, ground_truth, work_dir, progress, overwrite, challenge, name
             )
+            if mismatch is not None:
+                result.notes.append(f"not the WIDER FACE protocol preset '{PROTOCOL_PRESET}': {mismatch}")
             if write_report and out_dir is not None and session.rank == 0:
                 from facescope.eval.reports import write_results
 

@@ -14,6 +14,7 @@ from facescope.errors import FacescopeError, WeightsError, suggest
 from facescope.inference.backends import Backend, make_backend
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.preprocess import ResizedImage, resize_image, to_original, to_tensor
+from facescope.inference.validate import validate_detector_options
 from facescope.models.base import DenseFaceDetector
 from facescope.models.registry import create_model, get_model_entry, resolve_weights
 from facescope.models.spec import InferencePreset
@@ -64,6 +65,7 @@ class Detector:
         batch_size: int = 8,
         progress: bool = True,
     ) -> None:
+        validate_detector_options(model=model, score_thresh=score_thresh, nms_thresh=nms_thresh, input_size=input_size, batch_size=batch_size, threads=threads, device=device, backend=backend)  # noqa: E501
         if backend == "onnxruntime":
             # decoding and NMS are all the PyTorch work left; a second thread pool spinning next to
             # onnxruntime's costs more than it saves (SCRFD-500M-kps, VGA, 2 threads: 20 -> 15 ms)

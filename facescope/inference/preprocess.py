@@ -63,8 +63,11 @@ def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> Resiz
 
 def keep_original(image: np.ndarray, resize: ResizeSpec) -> ResizedImage:
     """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``."""
+    from facescope.inference.validate import check_input_memory
+
     height, width = image.shape[:2]
     input_hw = (_round_up(height, resize.size_divisor), _round_up(width, resize.size_divisor))
+    check_input_memory(input_hw, what="original-size input")  # the model is not known here: generic estimate
     return ResizedImage(image, input_hw, (1.0, 1.0), (height, width))
 
 
