@@ -81,7 +81,8 @@ def _counters(rule: Rule) -> list[tuple[tuple[type, ...], Callable[..., int]]]:
 
 def count_macs(model: nn.Module, input_hw: tuple[int, int], rule: Rule = "mmcv1.2") -> Complexity:
     """Count MACs of one forward pass on a ``1 x 3 x H x W`` input, run on the meta device (shapes
-    only, so even a 34 GMAC model counts in milliseconds; the model may itself live on ``meta``).
+    only: no arithmetic and no activation memory, whatever the model's size; the model may itself
+    live on ``meta``).
 
     Args:
         model: any module taking an image batch.
