@@ -114,25 +114,35 @@ class FaceTargets:
         boxes: ``Tensor[M, 4]`` x1, y1, x2, y2 in pixels of the network input.
         landmarks: ``Tensor[M, 5, 2]``; values of unannotated points are arbitrary (zero).
         landmark_valid: ``Tensor[M, 5]`` bool, True where the point is annotated.
+        ignore: ``Tensor[M]`` bool, True for faces that must be neither learnt nor counted as
+            background (e.g. outside a detector's anchor range); default all False.
     """
 
     boxes: Tensor
     landmarks: Tensor
     landmark_valid: Tensor
+    ignore: Tensor | None = None
 
     def __post_init__(self) -> None:
         _check_shape("boxes", self.boxes, (None, 4))
         _check_shape("landmarks", self.landmarks, (self.boxes.shape[0], 5, 2))
         _check_shape("landmark_valid", self.landmark_valid, (self.boxes.shape[0], 5))
+        if self.ignore is None:
+            self.ignore = torch.zeros(self.boxes.shape[0], dtype=torch.bool, device=self.boxes.device)
+        _check_shape("ignore", self.ignore, (self.boxes.shape[0],))
+        if self.ignore.dtype != torch.bool:
+            raise ValueError(f"ignore must be a bool tensor, got {self.ignore.dtype}")
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
 
     @classmethod
-    def from_boxes(cls, boxes: Tensor) -> FaceTargets:
+    def from_boxes(cls, boxes: Tensor, ignore: Tensor | None = None) -> FaceTargets:
         """Targets without any landmark annotation."""
         num = boxes.shape[0]
-        return cls(boxes, boxes.new_zeros((num, 5, 2)), torch.zeros((num, 5), dtype=torch.bool, device=boxes.device))
+        no_points = torch.zeros((num, 5), dtype=torch.bool, device=boxes.device)
+        return cls(boxes, boxes.new_zeros((num, 5, 2)), no_points, ignore)
 
     def to(self, device: torch.device | str) -> FaceTargets:
-        return FaceTargets(self.boxes.to(device), self.landmarks.to(device), self.landmark_valid.to(device))
+        ignore = self.ignore.to(device) if self.ignore is not None else None
+        return FaceTargets(self.boxes.to(device), self.landmarks.to(device), self.landmark_valid.to(device), ignore)

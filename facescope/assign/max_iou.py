@@ -3,7 +3,8 @@
 Every anchor takes the ground truth it overlaps most. It is positive when that IoU reaches
 ``pos_iou``, background below ``neg_iou``, ignored in between. Optionally each ground truth whose
 best anchor overlaps it by at least ``force_match_min_iou`` makes that anchor positive, so small
-faces get at least one anchor.
+faces get at least one anchor. Faces flagged ``ignore`` make no positives; negatives that overlap
+one of them by ``neg_iou`` or more are ignored instead.
 
 Pytorch_Retinaface (``utils/box_utils.py`` ``match``) is ``pos_iou = neg_iou = 0.35``,
 ``force_match_min_iou = 0.2`` and ``retarget_below_floor = True``; the paper is ``pos_iou = 0.5``,
@@ -13,39 +14,41 @@ Pytorch_Retinaface (``utils/box_utils.py`` ``match``) is ``pos_iou = neg_iou = 0
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from facescope.assign.labels import IGNORE, NEGATIVE, POSITIVE, Assignment, background, ignore_negatives, split_ignored
 from facescope.ops.boxes import box_iou
 
-POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.ops.anchors import Priors
+
+__all__ = ["IGNORE", "NEGATIVE", "POSITIVE", "MaxIoUAssigner", "assign_max_iou"]
 
 
 @dataclass(frozen=True)
-class MaxIoUAssignment:
-    """Result of :func:`assign_max_iou` for ``N`` anchors.
+class MaxIoUAssigner:
+    """:func:`assign_max_iou` with fixed thresholds, as an :class:`~facescope.assign.labels.Assigner`."""
 
-    Attributes:
-        labels: ``Tensor[N]`` int64: 1 positive, 0 background, -1 ignored.
-        gt_indices: ``Tensor[N]`` int64 index of the matched ground truth (meaningful where positive;
-            0 when there is no ground truth).
-        max_ious: ``Tensor[N]`` IoU with that ground truth (2.0 for forced matches, as the port).
-    """
+    pos_iou: float
+    neg_iou: float | None = None
+    force_match_min_iou: float | None = None
+    retarget_below_floor: bool = False
 
-    labels: Tensor
-    gt_indices: Tensor
-    max_ious: Tensor
-
-    @property
-    def positive(self) -> Tensor:
-        """``Tensor[N]`` bool."""
-        return self.labels == POSITIVE
-
-    @property
-    def negative(self) -> Tensor:
-        """``Tensor[N]`` bool."""
-        return self.labels == NEGATIVE
+    def __call__(self, priors: Priors, gt_boxes: Tensor, ignore: Tensor | None = None) -> Assignment:
+        """Assign the priors' boxes to ``Tensor[M, 4]`` faces."""
+        anchors = priors.boxes()
+        return assign_max_iou(
+            anchors,
+            gt_boxes.to(anchors.dtype),
+            self.pos_iou,
+            self.neg_iou,
+            self.force_match_min_iou,
+            self.retarget_below_floor,
+            ignore,
+        )
 
 
 def assign_max_iou(
@@ -55,7 +58,8 @@ def assign_max_iou(
     neg_iou: float | None = None,
     force_match_min_iou: float | None = None,
     retarget_below_floor: bool = False,
-) -> MaxIoUAssignment:
+    ignore: Tensor | None = None,
+) -> Assignment:
     """Assign ``Tensor[N, 4]`` anchors to ``Tensor[M, 4]`` ground-truth boxes (x1, y1, x2, y2).
 
     Args:
@@ -69,31 +73,49 @@ def assign_max_iou(
         retarget_below_floor: Pytorch_Retinaface quirk: the best anchor of a ground truth *below*
             the floor is also pointed at that ground truth (it is not made positive, but if it is
             positive through another face it regresses to this one).
+        ignore: ``Tensor[M]`` bool; flagged faces are left out of the matching, and the negatives
+            overlapping one of them by ``>= neg_iou`` become :data:`IGNORE`.
 
     Returns:
-        :class:`MaxIoUAssignment`.
+        :class:`~facescope.assign.labels.Assignment` of ``[N]``.
     """
-    num_anchors = anchors.shape[0]
     neg_iou = pos_iou if neg_iou is None else neg_iou
     if neg_iou > pos_iou:
         raise ValueError(f"neg_iou ({neg_iou}) must not exceed pos_iou ({pos_iou})")
+    kept, ignored_boxes = split_ignored(gt_boxes, ignore)
+    if kept is None or ignored_boxes is None:
+        return _assign(anchors, gt_boxes, pos_iou, neg_iou, force_match_min_iou, retarget_below_floor)
+    assignment = _assign(anchors, gt_boxes[kept], pos_iou, neg_iou, force_match_min_iou, retarget_below_floor)
+    near_ignored = box_iou(anchors, ignored_boxes).max(dim=1).values >= neg_iou
+    return ignore_negatives(assignment.with_faces(kept), near_ignored)
+
+
+def _assign(
+    anchors: Tensor,
+    gt_boxes: Tensor,
+    pos_iou: float,
+    neg_iou: float,
+    force_match_min_iou: float | None,
+    retarget_below_floor: bool,
+) -> Assignment:
+    num_anchors = anchors.shape[0]
     if gt_boxes.shape[0] == 0:
-        return _all_background(num_anchors, anchors.device, anchors.dtype)
+        return background(num_anchors, anchors.device, anchors.dtype)
     overlaps = box_iou(gt_boxes, anchors)  # [M, N]
     best_anchor_iou, best_anchor_idx = overlaps.max(dim=1)  # per ground truth
     max_ious, gt_indices = overlaps.max(dim=0)  # per anchor
     if force_match_min_iou is not None:
         valid = best_anchor_iou >= force_match_min_iou
         if not bool(valid.any()):
-            return _all_background(num_anchors, anchors.device, anchors.dtype)
+            return background(num_anchors, anchors.device, anchors.dtype)
         max_ious = max_ious.index_fill(0, best_anchor_idx[valid], 2.0)
         gt_order = torch.arange(gt_boxes.shape[0], device=anchors.device)
         forced = gt_order if retarget_below_floor else gt_order[valid]
         gt_indices = _last_writer_wins(gt_indices, best_anchor_idx[forced], forced)
-    labels = torch.full((num_anchors,), IGNORED, dtype=torch.int64, device=anchors.device)
+    labels = torch.full((num_anchors,), IGNORE, dtype=torch.int64, device=anchors.device)
     labels[max_ious < neg_iou] = NEGATIVE
     labels[max_ious >= pos_iou] = POSITIVE
-    return MaxIoUAssignment(labels, gt_indices, max_ious)
+    return Assignment(labels, gt_indices, max_ious)
 
 
 def _last_writer_wins(gt_indices: Tensor, anchor_idx: Tensor, gt_idx: Tensor) -> Tensor:
@@ -101,11 +123,3 @@ def _last_writer_wins(gt_indices: Tensor, anchor_idx: Tensor, gt_idx: Tensor) ->
     latest = torch.full_like(gt_indices, -1)
     latest = latest.scatter_reduce(0, anchor_idx, gt_idx, reduce="amax")
     return torch.where(latest >= 0, latest, gt_indices)
-
-
-def _all_background(num_anchors: int, device: torch.device, dtype: torch.dtype) -> MaxIoUAssignment:
-    return MaxIoUAssignment(
-        torch.zeros(num_anchors, dtype=torch.int64, device=device),
-        torch.zeros(num_anchors, dtype=torch.int64, device=device),
-        torch.zeros(num_anchors, dtype=dtype, device=device),
-    )

@@ -154,10 +154,7 @@ def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
     if config.backbone_weights:
         from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
 
-        body = getattr(model, "body", None) or getattr(model, "backbone", None)
-        if body is None:
-            raise ConfigError(f"model '{config.model}' has no backbone to initialise")
-        load_backbone_pretrain(body, config.backbone_weights)
+        load_backbone_pretrain(model.backbone, config.backbone_weights)  # every family declares its backbone
 
 
 def build_dataset(config: TrainConfig, model: DenseFaceDetector) -> FaceDataset:

@@ -1,31 +1,49 @@
-"""SSD-style multi-task "multibox" loss with online hard example mining (OHEM), as RetinaFace uses.
+"""SSD-style multi-task "multibox" criterion with online hard example mining (OHEM), as RetinaFace uses.
 
 For every image: anchors are matched to faces by max IoU (:mod:`facescope.assign.max_iou`); the
-classification loss is the 2-class softmax cross-entropy over the positives and the hardest
-negatives (at most ``neg_pos_ratio`` per positive, chosen per image by their own loss); boxes and
-landmarks are smooth-L1 on the positives' encoded targets. Sums are normalised by the number of
-positives in the batch (landmarks: positives whose face has landmarks), as Pytorch_Retinaface's
-``MultiBoxLoss``.
+classification loss (softmax cross-entropy by default, pluggable) is taken over the positives and
+the hardest negatives (at most ``neg_pos_ratio`` per positive, chosen per image by their own loss);
+boxes and landmarks are smooth-L1 on the positives' encoded targets. Sums are normalised by the
+number of positives in the batch (landmarks: positives whose face has landmarks), as
+Pytorch_Retinaface's ``MultiBoxLoss``. Further terms (RetinaFace's pixel loss) plug in as
+:class:`CriterionTerm` objects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from facescope.assign.max_iou import NEGATIVE, POSITIVE, assign_max_iou
+from facescope.assign.labels import NEGATIVE, POSITIVE, Assignment
+from facescope.assign.max_iou import MaxIoUAssigner
+from facescope.losses.classification import ClassificationLoss, SoftmaxCrossEntropy
+from facescope.losses.criteria import CriterionResult
 from facescope.losses.smooth_l1 import smooth_l1_sum
-from facescope.ops.anchors import Priors
-from facescope.ops.coders import DeltaCoder
+from facescope.losses.targets import (
+    FaceBatch,
+    FlatOutputs,
+    Positives,
+    PriorGenerator,
+    TargetEncoder,
+    assign_batch,
+    check_batch,
+    encode_landmark_targets,
+    flatten_levels,
+    min_positive_score,
+)
 from facescope.structures import FaceTargets
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.models.base import DenseOutputs
 
 
 @dataclass(frozen=True)
 class MultiBoxLossConfig:
-    """Matching, mining and weighting of the multibox loss.
+    """Matching, mining and weighting of the multibox criterion.
 
     Attributes:
         pos_iou, neg_iou, force_match_min_iou, retarget_below_floor: see
@@ -35,6 +53,9 @@ class MultiBoxLossConfig:
             image without faces contributes no classification loss, as the port).
         cls_weight, box_weight, landmark_weight: loss weights (the returned losses are weighted).
         smooth_l1_beta: smooth-L1 transition point.
+        pixel_weight: weight of RetinaFace's dense pixel loss (used only by a model with a
+            dense-regression branch).
+        max_pixel_anchors: positive anchors per batch rendered for the pixel loss.
     """
 
     pos_iou: float = 0.35
@@ -47,11 +68,13 @@ class MultiBoxLossConfig:
     box_weight: float = 2.0
     landmark_weight: float = 1.0
     smooth_l1_beta: float = 1.0
+    pixel_weight: float = 0.01
+    max_pixel_anchors: int = 16
 
 
 # Pytorch_Retinaface: MultiBoxLoss(2, 0.35, True, 0, True, 7, 0.35, False), loss = 2.0 loc + conf + landm.
 PORT_LOSS = MultiBoxLossConfig()
-# The paper: IoU >= 0.5 positive, < 0.3 negative, OHEM 3:1, L = L_cls + 0.25 L_box + 0.1 L_pts.
+# The paper: IoU >= 0.5 positive, < 0.3 negative, OHEM 3:1, L = L_cls + 0.25 L_box + 0.1 L_pts + 0.01 L_pixel.
 # An image without faces keeps 3 hard negatives (as if it had one positive).
 PAPER_LOSS = MultiBoxLossConfig(
     pos_iou=0.5,
@@ -65,58 +88,24 @@ PAPER_LOSS = MultiBoxLossConfig(
 )
 
 
+class CriterionTerm(Protocol):
+    """An extra loss term computed from a shot's outputs and its positives (e.g. the pixel loss)."""
+
+    def __call__(self, outputs: DenseOutputs, positives: Positives, faces: FaceBatch) -> dict[str, Tensor]:
+        """Weighted scalar terms keyed by name."""
+        ...
+
+
 @dataclass(frozen=True)
-class MatchedTargets:
-    """Per-anchor training targets of a batch of ``B`` images and ``N`` anchors.
+class OHEM:
+    """Online hard example mining: per image the ``max(ratio * P, min_negatives)`` hardest negatives."""
 
-    Attributes:
-        labels: ``Tensor[B, N]`` int64: 1 face, 0 background, -1 ignored.
-        box_targets: ``Tensor[B, N, 4]`` encoded boxes (zero where not positive).
-        landmark_targets: ``Tensor[B, N, 10]`` encoded landmarks (zero where not annotated).
-        landmark_weights: ``Tensor[B, N, 10]`` 1 where the anchor is positive and the point annotated.
-        gt_indices: ``Tensor[B, N]`` matched face index in the image's targets.
-    """
+    neg_pos_ratio: float
+    min_negatives: int = 0
 
-    labels: Tensor
-    box_targets: Tensor
-    landmark_targets: Tensor
-    landmark_weights: Tensor
-    gt_indices: Tensor
-
-
-def match_targets(priors: Priors, coder: DeltaCoder, targets: list[FaceTargets], config: MultiBoxLossConfig) -> MatchedTargets:
-    """Assign the anchors of every image and encode the matched faces."""
-    anchor_boxes = priors.boxes()
-    per_image = [_match_image(priors, anchor_boxes, coder, t.to(anchor_boxes.device), config) for t in targets]
-    return MatchedTargets(*(torch.stack(parts) for parts in zip(*per_image)))
-
-
-def _match_image(
-    priors: Priors, anchor_boxes: Tensor, coder: DeltaCoder, target: FaceTargets, config: MultiBoxLossConfig
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    num = anchor_boxes.shape[0]
-    assignment = assign_max_iou(
-        anchor_boxes,
-        target.boxes.to(anchor_boxes.dtype),
-        config.pos_iou,
-        config.neg_iou,
-        config.force_match_min_iou,
-        config.retarget_below_floor,
-    )
-    box_targets = anchor_boxes.new_zeros((num, 4))
-    landmark_targets = anchor_boxes.new_zeros((num, 10))
-    landmark_weights = anchor_boxes.new_zeros((num, 10))
-    pos = assignment.positive.nonzero().squeeze(1)
-    if pos.numel():
-        gt = assignment.gt_indices[pos]
-        pos_priors = priors.select(pos)
-        box_targets[pos] = coder.encode_boxes(pos_priors, target.boxes[gt].to(anchor_boxes.dtype))
-        valid = target.landmark_valid[gt]  # [P, 5]
-        points = torch.where(valid[..., None], target.landmarks[gt].to(anchor_boxes.dtype), pos_priors.centers[:, None, :])
-        landmark_targets[pos] = coder.encode_landmarks(pos_priors, points)
-        # (P, 5) -> (P, 5, 2) -> (P, 10): one weight per coordinate
-        landmark_weights[pos] = valid[..., None].expand(-1, 5, 2).reshape(-1, 10).to(anchor_boxes.dtype)
-    return assignment.labels, box_targets, landmark_targets, landmark_weights, assignment.gt_indices
+    def __call__(self, cls_losses: Tensor, labels: Tensor) -> Tensor:
+        """``Tensor[B, N]`` losses and labels -> ``Tensor[B, N]`` bool mask of the kept negatives."""
+        return ohem_negative_mask(cls_losses, labels, self.neg_pos_ratio, self.min_negatives)
 
 
 def ohem_negative_mask(cls_losses: Tensor, labels: Tensor, neg_pos_ratio: float, min_negatives: int = 0) -> Tensor:
@@ -141,40 +130,66 @@ def ohem_negative_mask(cls_losses: Tensor, labels: Tensor, neg_pos_ratio: float,
     return (rank < num_neg[:, None]) & is_negative
 
 
-def multibox_loss(
-    cls_logits: Tensor,
-    box_regs: Tensor,
-    landmark_regs: Tensor | None,
-    matched: MatchedTargets,
-    config: MultiBoxLossConfig,
-) -> dict[str, Tensor]:
-    """Weighted classification, box and landmark losses of a batch.
+class MultiBoxCriterion:
+    """Max-IoU assignment, OHEM classification, smooth-L1 boxes and landmarks (+ extra terms).
 
     Args:
-        cls_logits: ``Tensor[B, N, 2]`` (background, face) logits.
-        box_regs: ``Tensor[B, N, 4]`` encoded boxes.
-        landmark_regs: ``Tensor[B, N, 10]`` encoded landmarks, or None.
-        matched: targets from :func:`match_targets`.
-        config: weights and OHEM settings.
+        anchor_generator: the shot's priors.
+        coder: encodes the positives' faces as the head regresses them (e.g. ``DeltaCoder``).
+        config: matching, mining and weights (:data:`PORT_LOSS`, :data:`PAPER_LOSS`).
+        cls_loss: per-anchor classification loss (default: 2-way softmax cross-entropy).
+        terms: extra loss terms, e.g. :class:`~facescope.losses.pixel.PixelLoss`.
 
-    Returns:
-        ``{"cls", "box"[, "landmark"]}``, each already multiplied by its weight; their
-        sum is the training loss.
+    Returns (when called):
+        :class:`~facescope.losses.criteria.CriterionResult` with losses ``cls``, ``box``
+        (``landmark`` when the head predicts landmarks, plus the terms') and per-image
+        ``num_positive`` and ``min_positive_score``.
     """
-    positive = matched.labels == POSITIVE
-    num_pos = positive.sum().clamp(min=1).to(box_regs.dtype)
-    # (B, N, 2) -> (B*N, 2) -> (B, N)
-    ce = F.cross_entropy(cls_logits.reshape(-1, 2), matched.labels.clamp(min=0).reshape(-1), reduction="none")
-    ce = ce.reshape(matched.labels.shape)
-    hard_negative = ohem_negative_mask(ce, matched.labels, config.neg_pos_ratio, config.min_negatives)
-    loss_cls = ce[positive | hard_negative].sum() / num_pos
-    loss_box = smooth_l1_sum(box_regs[positive], matched.box_targets[positive], config.smooth_l1_beta) / num_pos
-    losses = {"cls": config.cls_weight * loss_cls, "box": config.box_weight * loss_box}
-    if landmark_regs is not None:
-        weights = matched.landmark_weights[positive]
-        num_with_landmarks = (weights.sum(dim=1) > 0).sum().clamp(min=1).to(box_regs.dtype)
-        landmark_sum = smooth_l1_sum(
-            landmark_regs[positive], matched.landmark_targets[positive], config.smooth_l1_beta, weights
-        )
-        losses["landmark"] = config.landmark_weight * landmark_sum / num_with_landmarks
-    return losses
+
+    def __init__(
+        self,
+        anchor_generator: PriorGenerator,
+        coder: TargetEncoder,
+        config: MultiBoxLossConfig = PORT_LOSS,
+        cls_loss: ClassificationLoss | None = None,
+        terms: Sequence[CriterionTerm] = (),
+    ) -> None:
+        self.anchor_generator = anchor_generator
+        self.coder = coder
+        self.config = config
+        self.assigner = MaxIoUAssigner(config.pos_iou, config.neg_iou, config.force_match_min_iou, config.retarget_below_floor)
+        self.miner = OHEM(config.neg_pos_ratio, config.min_negatives)
+        self.cls_loss: ClassificationLoss = cls_loss or SoftmaxCrossEntropy()
+        self.terms = tuple(terms)
+
+    def __call__(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> CriterionResult:
+        """Weighted losses of one shot's outputs for a ``[B, 3, H, W]`` batch with ``B`` targets."""
+        flat = flatten_levels(outputs)
+        dtype, device = flat.box_regs.dtype, flat.box_regs.device
+        priors = self.anchor_generator.priors(input_hw, device, dtype)
+        check_batch(flat, priors, targets, input_hw)
+        assignment = assign_batch(self.assigner, priors, targets)
+        faces = FaceBatch.from_targets(targets, device, dtype)
+        positives = Positives.from_assignment(assignment, priors, faces)
+        losses = self.losses(flat, assignment, positives, faces)
+        for term in self.terms:
+            losses.update(term(outputs, positives, faces))
+        scores = self.cls_loss.scores(flat.cls_logits.detach())
+        per_image = {"num_positive": assignment.positive.sum(dim=1), "min_positive_score": min_positive_score(scores, assignment)}
+        return CriterionResult(losses, per_image)
+
+    def losses(self, flat: FlatOutputs, assignment: Assignment, positives: Positives, faces: FaceBatch) -> dict[str, Tensor]:
+        """``{"cls", "box"[, "landmark"]}``, each already multiplied by its weight."""
+        cfg = self.config
+        num_pos = assignment.positive.sum().clamp(min=1).to(flat.box_regs.dtype)
+        cls_losses = self.cls_loss(flat.cls_logits, assignment.labels.clamp(min=0))
+        kept = assignment.positive | self.miner(cls_losses, assignment.labels)
+        box_targets = self.coder.encode_boxes(positives.priors, faces.boxes[positives.face_rows])
+        box_sum = smooth_l1_sum(positives.take(flat.box_regs), box_targets, cfg.smooth_l1_beta)
+        losses = {"cls": cfg.cls_weight * (cls_losses[kept].sum() / num_pos), "box": cfg.box_weight * (box_sum / num_pos)}
+        if flat.landmark_regs is not None:
+            landmark_targets, weights = encode_landmark_targets(self.coder, positives, faces)
+            num_with_landmarks = (weights.sum(dim=1) > 0).sum().clamp(min=1).to(flat.box_regs.dtype)
+            landmark_sum = smooth_l1_sum(positives.take(flat.landmark_regs), landmark_targets, cfg.smooth_l1_beta, weights)
+            losses["landmark"] = cfg.landmark_weight * landmark_sum / num_with_landmarks
+        return losses

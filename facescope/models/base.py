@@ -1,15 +1,17 @@
 """The interface every face detector in facescope implements.
 
 ``forward`` returns raw head outputs (:class:`DenseOutputs`); ``postprocess`` turns them into
-:class:`~facescope.structures.Detections` in network-input pixels; ``loss`` computes training
-losses. The three never depend on ``self.training``.
+:class:`~facescope.structures.Detections` in network-input pixels. Training losses are criterion
+objects outside the model (:mod:`facescope.losses.criteria`); a model only names its default loss
+settings and wires its criterion from its anchors and coder (``make_criterion``). None of these
+depends on ``self.training``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +20,10 @@ from facescope.models.postprocess import decode_dense
 from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.coders import DeltaCoder, DistanceCoder
-from facescope.structures import Detections, FaceTargets
+from facescope.structures import Detections
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.losses.criteria import Criterion
 
 
 @dataclass
@@ -82,12 +87,22 @@ class DenseFaceDetector(nn.Module):
     """Base class of single-stage detectors that predict a score, a box and optionally landmarks
     for every prior of an :class:`AnchorGenerator`.
 
-    Subclasses set ``family``, implement :meth:`forward`, :meth:`scores_from_logits` and
-    :meth:`loss`, and are constructed with their prior generator and coder.
+    Subclasses set ``family`` and ``default_loss_config``, implement :meth:`forward`,
+    :meth:`scores_from_logits` and :meth:`make_criterion`, provide ``backbone``, and are
+    constructed with their prior generator and coder.
+
+    Attributes:
+        backbone: the classification network the features start from (what ImageNet weights
+            initialise); a submodule, or a property returning one where the state-dict keys
+            name it otherwise (RetinaFace's ``body``).
+        default_loss_config: the typed settings of the family's criterion (e.g. RetinaFace's
+            ``PORT_LOSS``); None for a model without a training loss.
     """
 
     family: ClassVar[str] = "dense"
     presets: ClassVar[dict[str, InferencePreset]] = {}
+    default_loss_config: ClassVar[Any] = None
+    backbone: nn.Module
 
     def __init__(
         self,
@@ -110,9 +125,15 @@ class DenseFaceDetector(nn.Module):
         """``Tensor[B, N, C]`` logits -> ``Tensor[B, N]`` face probabilities."""
         raise NotImplementedError
 
-    def loss(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> dict[str, Tensor]:
-        """Training losses for a batch; keys are loss names, values scalar tensors."""
-        raise NotImplementedError(f"{type(self).__name__} has no training loss")
+    @property
+    def anchor_generators(self) -> tuple[AnchorGenerator, ...]:
+        """One prior generator per shot, aligned with ``(final, *aux)`` of :class:`DenseOutputs`."""
+        return (self.anchor_generator,)
+
+    def make_criterion(self, config: Any) -> Criterion:  # pragma: no cover - abstract
+        """This model's training criterion with the given loss settings (a ``default_loss_config``
+        of the same type); see :func:`facescope.losses.criteria.build_criterion`."""
+        raise NotImplementedError(f"{type(self).__name__} has no training criterion")
 
     def activate(self, outputs: DenseOutputs) -> DensePredictions:
         """Turn logits into probabilities and concatenate the levels."""

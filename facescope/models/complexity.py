@@ -80,7 +80,9 @@ def _counters(rule: Rule) -> list[tuple[tuple[type, ...], Callable[..., int]]]:
 
 
 def count_macs(model: nn.Module, input_hw: tuple[int, int], rule: Rule = "mmcv1.2") -> Complexity:
-    """Count MACs of one forward pass on a ``1 x 3 x H x W`` input.
+    """Count MACs of one forward pass on a ``1 x 3 x H x W`` input, run on the meta device (shapes
+    only: no arithmetic and no activation memory, whatever the model's size; the model may itself
+    live on ``meta``).
 
     Args:
         model: any module taking an image batch.
@@ -106,10 +108,20 @@ def count_macs(model: nn.Module, input_hw: tuple[int, int], rule: Rule = "mmcv1.
     try:
         model.eval()
         with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, 3, *input_hw, device=device))
+            _forward_on_meta(model, input_hw)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
     return Complexity(count_parameters(model), total, tuple(input_hw), rule)
+
+
+def _forward_on_meta(model: nn.Module, input_hw: tuple[int, int]) -> None:
+    """One forward pass on the meta device: shapes only, no arithmetic, no memory for activations.
+
+    The model's own weights stay where they are; meta stand-ins of every parameter and buffer are
+    swapped in for the call (the counters read shapes only).
+    """
+    meta_state = {name: torch.empty_like(t, device="meta") for name, t in model.named_parameters()}
+    meta_state.update({name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()})
+    torch.func.functional_call(model, meta_state, (torch.zeros(1, 3, *input_hw, device="meta"),))

@@ -14,8 +14,10 @@ Two families of architectures:
   optional deformable convolutions, one shared 1x1 loss head, and an optional dense-regression
   (mesh decoder) branch.
 
-``forward`` returns raw logits and encodings; ``loss`` is the multi-task loss (softmax + OHEM,
-smooth-L1 boxes and landmarks, optional pixel loss); ``postprocess`` decodes and applies NMS.
+``forward`` returns raw logits and encodings; the training loss is a
+:class:`~facescope.losses.multibox.MultiBoxCriterion` (softmax + OHEM, smooth-L1 boxes and
+landmarks, plus the pixel loss when the dense branch is on), port settings ``PORT_LOSS`` and paper
+settings ``PAPER_LOSS``; ``postprocess`` decodes and applies NMS.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from facescope.losses.multibox import PAPER_LOSS, PORT_LOSS, MultiBoxLossConfig, match_targets, multibox_loss
+from facescope.losses.multibox import PAPER_LOSS, PORT_LOSS, MultiBoxCriterion, MultiBoxLossConfig
+from facescope.losses.pixel import PixelLoss
 from facescope.models.backbones import RetinaFaceMobileNetV1, TorchvisionResNetBody
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads.mesh_decoder import DenseRegressionBranch
@@ -43,7 +46,6 @@ from facescope.models.spec import InferencePreset, InputSpec, PostprocessSetting
 from facescope.models.weights import WeightSpec
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.coders import DeltaCoder
-from facescope.structures import FaceTargets
 
 PORT_STRIDES = (8, 16, 32)
 PORT_MIN_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -84,44 +86,27 @@ RETINAFACE_PRESETS: dict[str, InferencePreset] = {
 
 
 class _RetinaFaceBase(DenseFaceDetector):
-    """Shared by both RetinaFace families: softmax scores and the multi-task loss."""
+    """Shared by both RetinaFace families: softmax scores and the multibox criterion."""
 
     family = "retinaface"
     presets = RETINAFACE_PRESETS
+    default_loss_config = PORT_LOSS
 
-    def __init__(self, anchor_generator: AnchorGenerator, loss_config: MultiBoxLossConfig) -> None:
+    def __init__(self, anchor_generator: AnchorGenerator) -> None:
         super().__init__(anchor_generator, DeltaCoder(VARIANCES), RETINAFACE_INPUT, has_landmarks=True)
-        self.loss_config = loss_config
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The classification body (both families keep the port's state-dict prefix ``body``)."""
+        return self.body
 
     def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
         """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
         return torch.softmax(cls_logits, dim=-1)[..., 1]
 
-    def loss(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> dict[str, Tensor]:
-        """Weighted ``cls``, ``box``, ``landmark`` (and ``pixel``); their sum is the loss.
-
-        Args:
-            outputs: this model's forward outputs for a ``[B, 3, H, W]`` batch.
-            targets: ``B`` :class:`FaceTargets` in input pixels.
-            input_hw: ``(H, W)`` of the batch.
-        """
-        cls_logits = torch.cat(outputs.cls_logits, dim=1)
-        box_regs = torch.cat(outputs.box_regs, dim=1)
-        landmark_regs = torch.cat(outputs.landmark_regs, dim=1) if outputs.landmark_regs else None
-        priors = self.anchor_generator.priors(input_hw, box_regs.device, box_regs.dtype)
-        if len(priors) != box_regs.shape[1]:
-            raise ValueError(f"{box_regs.shape[1]} predictions but {len(priors)} priors for input {input_hw}")
-        if len(targets) != box_regs.shape[0]:
-            raise ValueError(f"{len(targets)} targets for a batch of {box_regs.shape[0]} images")
-        matched = match_targets(priors, self.coder, targets, self.loss_config)
-        losses = multibox_loss(cls_logits, box_regs, landmark_regs, matched, self.loss_config)
-        losses.update(self._extra_losses(outputs, targets, matched.labels, matched.gt_indices))
-        return losses
-
-    def _extra_losses(
-        self, outputs: DenseOutputs, targets: list[FaceTargets], labels: Tensor, gt_indices: Tensor
-    ) -> dict[str, Tensor]:
-        return {}
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
+        """Multibox criterion (max-IoU, softmax + OHEM, smooth-L1) over this model's priors."""
+        return MultiBoxCriterion(self.anchor_generator, self.coder, config)
 
 
 class RetinaFace(_RetinaFaceBase):
@@ -130,7 +115,8 @@ class RetinaFace(_RetinaFaceBase):
     Args:
         body: returns C3, C4, C5 (strides 8, 16, 32) and exposes ``out_channels``.
         out_channels: FPN / SSH width (64 for MobileNet-0.25, 256 for ResNet-50).
-        loss_config: matching, OHEM and loss weights (default: the port's).
+
+    Its default criterion settings are the port's (:data:`~facescope.losses.multibox.PORT_LOSS`).
 
     Example:
         >>> model = create_model("retinaface_mnet025").eval()
@@ -139,8 +125,8 @@ class RetinaFace(_RetinaFaceBase):
         [12800, 3200, 800]
     """
 
-    def __init__(self, body: nn.Module, out_channels: int, loss_config: MultiBoxLossConfig = PORT_LOSS) -> None:
-        super().__init__(AnchorGenerator(PORT_STRIDES, PORT_MIN_SIZES, center_offset=0.5), loss_config)
+    def __init__(self, body: nn.Module, out_channels: int) -> None:
+        super().__init__(AnchorGenerator(PORT_STRIDES, PORT_MIN_SIZES, center_offset=0.5))
         num_anchors = 2
         self.body = body
         self.fpn = RetinaFaceFPN(body.out_channels, out_channels)
@@ -176,11 +162,10 @@ class RetinaFacePaper(_RetinaFaceBase):
     Args:
         depth: ResNet depth (50 or 152).
         deformable: deformable 3x3 convs in the lateral connections and context modules.
-        dense_branch: optional mesh-decoder branch; adds ``pixel`` to the losses.
-        loss_config: matching, OHEM and loss weights (default: the paper's).
-        pixel_weight: weight of the dense pixel loss (0.01 in the paper).
-        max_pixel_anchors: positive anchors per batch rendered for the pixel loss.
+        dense_branch: optional mesh-decoder branch; adds the ``pixel`` term to the criterion.
         out_channels: pyramid width.
+
+    Its default criterion settings are the paper's (:data:`~facescope.losses.multibox.PAPER_LOSS`).
 
     Example:
         >>> model = build_retinaface_paper(50, deformable=False)
@@ -188,17 +173,16 @@ class RetinaFacePaper(_RetinaFaceBase):
         102300
     """
 
+    default_loss_config = PAPER_LOSS
+
     def __init__(
         self,
         depth: int = 50,
         deformable: bool = True,
         dense_branch: DenseRegressionBranch | None = None,
-        loss_config: MultiBoxLossConfig = PAPER_LOSS,
-        pixel_weight: float = 0.01,
-        max_pixel_anchors: int = 16,
         out_channels: int = 256,
     ) -> None:
-        super().__init__(AnchorGenerator(PAPER_STRIDES, paper_anchor_sizes(), center_offset=0.5), loss_config)
+        super().__init__(AnchorGenerator(PAPER_STRIDES, paper_anchor_sizes(), center_offset=0.5))
         self.deformable = deformable
         self.body = TorchvisionResNetBody(depth, ("layer1", "layer2", "layer3", "layer4"))
         self.fpn = RetinaFacePaperFPN(self.body.out_channels, out_channels, deformable)
@@ -206,8 +190,6 @@ class RetinaFacePaper(_RetinaFaceBase):
         dense_params = dense_branch.num_params if dense_branch is not None else 0
         self.head = SharedRetinaFaceHead(out_channels, 3, dense_params)
         self.dense_branch = dense_branch
-        self.pixel_weight = pixel_weight
-        self.max_pixel_anchors = max_pixel_anchors
 
     def forward(self, images: Tensor) -> DenseOutputs:
         """``Tensor[B, 3, H, W]`` -> five levels of logits / encodings (and dense parameters in ``extras``)."""
@@ -220,22 +202,10 @@ class RetinaFacePaper(_RetinaFaceBase):
             extras = {"dense_params": dense, "images": images}
         return DenseOutputs(cls, box, landmarks, extras)
 
-    def _extra_losses(
-        self, outputs: DenseOutputs, targets: list[FaceTargets], labels: Tensor, gt_indices: Tensor
-    ) -> dict[str, Tensor]:
-        if self.dense_branch is None or "dense_params" not in outputs.extras:
-            return {}
-        params = torch.cat(outputs.extras["dense_params"], dim=1)  # [B, N, P]
-        images = outputs.extras["images"]
-        batch_idx, anchor_idx = (labels == 1).nonzero(as_tuple=True)
-        if batch_idx.numel() > self.max_pixel_anchors:  # render a random subset of the positives
-            pick = torch.randperm(batch_idx.numel(), device=batch_idx.device)[: self.max_pixel_anchors]
-            batch_idx, anchor_idx = batch_idx[pick], anchor_idx[pick]
-        boxes = images.new_zeros((batch_idx.numel(), 4))  # the matched faces: the crops to reproduce
-        for i, (b, a) in enumerate(zip(batch_idx.tolist(), anchor_idx.tolist())):
-            boxes[i] = targets[b].boxes[int(gt_indices[b, a])]
-        pixel = self.dense_branch.pixel_loss(images, batch_idx, boxes, params[batch_idx, anchor_idx])
-        return {"pixel": self.pixel_weight * pixel}
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
+        """Multibox criterion over the P2-P6 anchors, plus the pixel loss when the dense branch is on."""
+        terms = [PixelLoss(self.dense_branch, config.pixel_weight, config.max_pixel_anchors)] if self.dense_branch is not None else []
+        return MultiBoxCriterion(self.anchor_generator, self.coder, config, terms=terms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,8 +273,6 @@ def build_retinaface_paper(
     *,
     deformable: bool = True,
     mesh_topology: str | Path | None = None,
-    loss_config: MultiBoxLossConfig = PAPER_LOSS,
-    pixel_weight: float = 0.01,
 ) -> RetinaFacePaper:
     """The paper's RetinaFace with explicit options.
 
@@ -313,15 +281,13 @@ def build_retinaface_paper(
         deformable: deformable convs in lateral connections and context modules (the paper: on).
         mesh_topology: a mesh topology ``.npz`` (:mod:`facescope.models.mesh_topology`) to enable the
             dense-regression branch and the pixel loss; None = no dense branch.
-        loss_config: matching / OHEM / weights.
-        pixel_weight: weight of the pixel loss.
     """
     dense_branch = None
     if mesh_topology is not None:
         from facescope.models.mesh_topology import load_mesh_topology
 
         dense_branch = DenseRegressionBranch(load_mesh_topology(mesh_topology))
-    return RetinaFacePaper(depth, deformable, dense_branch, loss_config, pixel_weight)
+    return RetinaFacePaper(depth, deformable, dense_branch)
 
 
 @register_model(
@@ -342,17 +308,10 @@ def retinaface_paper_r152() -> RetinaFacePaper:
     return build_retinaface_paper(152)
 
 
-def with_loss_config(model: _RetinaFaceBase, **changes: float | int | bool | None) -> _RetinaFaceBase:
-    """Change loss settings of a built model in place, e.g. ``with_loss_config(m, box_weight=1.0)``."""
-    model.loss_config = replace(model.loss_config, **changes)
-    return model
-
-
 __all__ = [
     "RETINAFACE_PRESETS",
     "RetinaFace",
     "RetinaFacePaper",
     "build_retinaface_paper",
     "paper_anchor_sizes",
-    "with_loss_config",
 ]

@@ -7,16 +7,10 @@ anchors per location (16/32, 64/128, 256/512), sigmoid classification, distance 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
-from facescope.assign.atss import atss_assign
-from facescope.losses.gfl import quality_focal_loss
-from facescope.losses.iou import aligned_iou, diou_loss
-from facescope.losses.landmark import weighted_smooth_l1
-from facescope.losses.reduce import mean_across_ranks
+from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
 from facescope.models.backbones import MobileNetV1, ResNetV1e
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads import SCRFDHead
@@ -25,9 +19,8 @@ from facescope.models.necks import PAFPN
 from facescope.models.registry import register_model
 from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings, ResizeSpec
 from facescope.models.weights import WeightSpec
-from facescope.ops.anchors import AnchorGenerator, Priors
+from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.coders import DistanceCoder
-from facescope.structures import FaceTargets
 
 STRIDES = (8, 16, 32)
 ANCHOR_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -61,18 +54,6 @@ INSIGHTFACE_LICENSE = "insightface model zoo: non-commercial research purposes o
 INSIGHTFACE_RELEASES = "https://github.com/deepinsight/insightface/tree/master/model_zoo"
 
 
-@dataclass(frozen=True)
-class SCRFDLossConfig:
-    """Loss settings of the official configs: ATSS top-9, QFL (beta 2), DIoU x2, landmark
-    smooth-L1 (beta 1/9) x0.1."""
-
-    atss_topk: int = 9
-    qfl_beta: float = 2.0
-    box_weight: float = 2.0
-    landmark_weight: float = 0.1
-    landmark_beta: float = 1.0 / 9.0
-
-
 class SCRFD(DenseFaceDetector):
     """SCRFD detector: ``backbone -> neck -> head`` with injected components.
 
@@ -91,6 +72,7 @@ class SCRFD(DenseFaceDetector):
 
     family = "scrfd"
     presets = SCRFD_PRESETS
+    default_loss_config = SCRFDLossConfig()
 
     def __init__(
         self,
@@ -98,7 +80,6 @@ class SCRFD(DenseFaceDetector):
         neck: nn.Module,
         head: SCRFDHead,
         anchor_generator: AnchorGenerator | None = None,
-        loss_config: SCRFDLossConfig | None = None,
     ) -> None:
         super().__init__(
             anchor_generator or AnchorGenerator(STRIDES, ANCHOR_SIZES, center_offset=0.0),
@@ -109,7 +90,6 @@ class SCRFD(DenseFaceDetector):
         self.backbone = backbone
         self.neck = neck
         self.bbox_head = head
-        self.loss_config = loss_config or SCRFDLossConfig()
 
     def forward(self, images: Tensor) -> DenseOutputs:
         """``Tensor[B, 3, H, W]`` (H, W multiples of 32) -> per-level logits and regressions."""
@@ -120,59 +100,9 @@ class SCRFD(DenseFaceDetector):
         """Sigmoid of the single face logit: ``Tensor[B, N, 1] -> Tensor[B, N]``."""
         return torch.sigmoid(cls_logits[..., 0])
 
-    def loss(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> dict[str, Tensor]:
-        """SCRFD losses (as the official head): ATSS assignment; QFL on all priors with IoU targets,
-        normalised by the positive count; DIoU on positives weighted by their detached scores and
-        landmark smooth-L1 on annotated points, both normalised by the summed weights. Normalisers
-        are averaged across data-parallel ranks.
-
-        Returns:
-            ``{"cls": ..., "box": ...[, "landmark": ...]}`` scalar tensors (already weighted).
-        """
-        cfg = self.loss_config
-        logits = torch.cat(outputs.cls_logits, dim=1)[..., 0]  # [B, N]
-        regs = torch.cat(outputs.box_regs, dim=1)  # [B, N, 4]
-        priors = self.anchor_generator.priors(input_hw, logits.device, logits.dtype)
-        assigned = torch.stack([atss_assign(priors.boxes(), priors.num_per_level, t.boxes, cfg.atss_topk) for t in targets])
-        image_idxs, prior_idxs = (assigned >= 0).nonzero(as_tuple=True)
-        gt_idxs = assigned[image_idxs, prior_idxs]
-        positives = priors.select(prior_idxs)
-        gt_boxes = _gather(targets, "boxes", image_idxs, gt_idxs)
-        pred_boxes, target_boxes = _stride_unit_boxes(positives, regs[image_idxs, prior_idxs], gt_boxes)
-        weights = logits[image_idxs, prior_idxs].detach().sigmoid()
-
-        quality = torch.zeros_like(logits)
-        quality[image_idxs, prior_idxs] = aligned_iou(pred_boxes.detach(), target_boxes)
-        num_positive = sum(max(int((assigned[i] >= 0).sum()), 1) for i in range(len(targets)))
-        cls_normaliser = mean_across_ranks(logits.new_tensor(float(num_positive))).clamp(min=1.0)
-        weight_normaliser = mean_across_ranks(weights.sum()).clamp(min=1e-6)
-        losses = {
-            "cls": quality_focal_loss(logits, quality, cfg.qfl_beta).sum() / cls_normaliser,
-            "box": cfg.box_weight * (weights * diou_loss(pred_boxes, target_boxes)).sum() / weight_normaliser,
-        }
-        if outputs.landmark_regs is not None:
-            landmark_regs = torch.cat(outputs.landmark_regs, dim=1)[image_idxs, prior_idxs]  # [P, 10]
-            landmark_targets = self.coder.encode_landmarks(positives, _gather(targets, "landmarks", image_idxs, gt_idxs))
-            valid = _gather(targets, "landmark_valid", image_idxs, gt_idxs).float()  # [P, 5]
-            point_weights = valid.repeat_interleave(2, dim=1) * weights[:, None]  # [P, 10]
-            smooth_l1 = weighted_smooth_l1(landmark_regs, landmark_targets, point_weights, cfg.landmark_beta)
-            losses["landmark"] = cfg.landmark_weight * smooth_l1 / weight_normaliser
-        return losses
-
-
-def _gather(targets: list[FaceTargets], field: str, image_idxs: Tensor, gt_idxs: Tensor) -> Tensor:
-    """Ground-truth rows ``targets[image_idxs[k]].<field>[gt_idxs[k]]`` for every positive ``k``."""
-    offsets = torch.tensor([0] + [len(t) for t in targets], device=gt_idxs.device).cumsum(0)[:-1]
-    stacked = torch.cat([getattr(t, field) for t in targets], dim=0)
-    return stacked[offsets[image_idxs] + gt_idxs]
-
-
-def _stride_unit_boxes(priors: Priors, regs: Tensor, gt_boxes: Tensor) -> tuple[Tensor, Tensor]:
-    """Predicted and target boxes in units of each prior's stride (where SCRFD applies its losses)."""
-    strides = priors.strides[:, None]
-    centers = priors.centers / strides
-    pred = torch.cat([centers - regs[:, :2], centers + regs[:, 2:]], dim=1)
-    return pred, gt_boxes / strides
+    def make_criterion(self, config: SCRFDLossConfig) -> SCRFDCriterion:
+        """ATSS + QFL + DIoU (+ landmark smooth-L1) over this model's priors."""
+        return SCRFDCriterion(self.anchor_generator, self.coder, config)
 
 
 def build_scrfd(

@@ -2,7 +2,8 @@
 
 import torch
 
-from facescope.assign.atss import atss_assign
+from facescope.assign.atss import ATSSAssigner, atss_assign
+from facescope.assign.labels import IGNORE, NEGATIVE, POSITIVE
 from facescope.ops.anchors import AnchorGenerator
 
 # Two levels on a 32x32 input: stride 8 with 16 px anchors (centres 0, 8, 16, 24),
@@ -12,8 +13,10 @@ PRIORS = GEN.priors((32, 32))
 ANCHORS = PRIORS.boxes()
 
 
-def assign(gt, topk=2):
-    return atss_assign(ANCHORS, PRIORS.num_per_level, torch.tensor(gt, dtype=torch.float32), topk=topk)
+def assign(gt, topk=2, ignore=None):
+    """Matched face per anchor, -1 for a non-positive one."""
+    result = atss_assign(ANCHORS, PRIORS.num_per_level, torch.tensor(gt, dtype=torch.float32).reshape(-1, 4), topk, ignore)
+    return torch.where(result.labels == POSITIVE, result.gt_indices, -1)
 
 
 def test_threshold_is_mean_plus_std_of_candidates():
@@ -43,4 +46,23 @@ def test_anchor_claimed_by_two_faces_goes_to_higher_iou():
 
 
 def test_no_faces_means_all_background():
-    assert (assign(torch.zeros((0, 4)).tolist()) == -1).all()
+    result = ATSSAssigner(topk=2)(PRIORS, torch.zeros((0, 4)))
+    assert (result.labels == NEGATIVE).all()
+
+
+def test_an_ignored_face_makes_no_positive_and_ignores_the_anchors_above_its_threshold():
+    # Face A (threshold 0.5197, see above) ignored: its positive anchor (8, 8) becomes IGNORE, and so
+    # does every other anchor whose IoU with A reaches 0.5197 - here none (the next best is 0.4302).
+    result = atss_assign(ANCHORS, PRIORS.num_per_level, torch.tensor([[2.0, 3, 18, 19]]), 2, torch.tensor([True]))
+    assert result.labels.tolist().count(IGNORE) == 1 and result.labels[5].item() == IGNORE
+    assert (result.labels != POSITIVE).all()
+
+
+def test_a_real_face_keeps_its_positives_next_to_an_ignored_one():
+    # D = [0, 0, 17, 18] is real, A ignored: D takes anchor 5 exactly as if A did not exist (A's
+    # claim on it, which D won anyway, does not turn it into IGNORE: positives stay positive).
+    faces = torch.tensor([[2.0, 3, 18, 19], [0, 0, 17, 18]])
+    both = atss_assign(ANCHORS, PRIORS.num_per_level, faces, 2, torch.tensor([True, False]))
+    alone = atss_assign(ANCHORS, PRIORS.num_per_level, faces[1:], 2)
+    assert both.labels.tolist() == alone.labels.tolist()
+    assert both.gt_indices[5].item() == 1 and alone.gt_indices[5].item() == 0  # indices into the full list

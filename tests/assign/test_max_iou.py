@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from facescope.assign.max_iou import assign_max_iou
+from facescope.assign.labels import IGNORE
+from facescope.assign.max_iou import MaxIoUAssigner, assign_max_iou
+from facescope.ops.anchors import Priors
 
 # A0 equals the face; A1 overlaps it by 1/3; A2 is far away; A3 contains it (IoU 1/4).
 ANCHORS = torch.tensor([[0.0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 20, 20]])
@@ -55,3 +57,26 @@ def test_two_faces_sharing_a_best_anchor_the_later_one_wins():
 def test_no_faces_is_all_background():
     result = assign_max_iou(ANCHORS, torch.zeros((0, 4)), **PAPER)
     assert result.labels.tolist() == [0, 0, 0, 0]
+
+
+def test_an_ignored_face_makes_no_positive_and_its_overlapping_negatives_are_ignored():
+    # The face over A0 is ignored: A0 (IoU 1) and A1 (1/3 >= neg_iou 0.3) become IGNORE; A3 (1/4)
+    # and A2 (0) stay negative.
+    result = assign_max_iou(ANCHORS, FACE, **PAPER, ignore=torch.tensor([True]))
+    assert result.labels.tolist() == [IGNORE, IGNORE, 0, 0]
+    # The port's single threshold 0.35: only A0 reaches it.
+    assert assign_max_iou(ANCHORS, FACE, **PORT, ignore=torch.tensor([True])).labels.tolist() == [IGNORE, 0, 0, 0]
+
+
+def test_a_real_face_is_matched_as_if_the_ignored_one_were_absent():
+    # Real face far away over A2; the ignored face over A0. A2 is positive for face index 1.
+    faces = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])
+    result = assign_max_iou(ANCHORS, faces, **PAPER, ignore=torch.tensor([True, False]))
+    assert result.labels.tolist() == [IGNORE, IGNORE, 1, 0]
+    assert result.gt_indices[2].item() == 1
+
+
+def test_assigner_object_reads_the_prior_boxes():
+    priors = Priors(torch.tensor([[5.0, 5.0], [10.0, 5.0], [25.0, 25.0], [10.0, 10.0]]), torch.tensor([[10.0, 10.0]] * 3 + [[20.0, 20.0]]), torch.ones(4), (4,))
+    result = MaxIoUAssigner(pos_iou=0.5, neg_iou=0.3)(priors, FACE)
+    assert result.labels.tolist() == [1, -1, 0, 0]  # the same four anchors as ANCHORS

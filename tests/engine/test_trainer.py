@@ -41,14 +41,14 @@ def test_checkpoint_is_loadable_as_weights(tiny_dataset, tmp_path):
 
 def test_nan_loss_stops_with_a_clear_message(tiny_dataset, tmp_path, monkeypatch):
     trainer = build_trainer(tiny_config(tiny_dataset, tmp_path, max_iters=2), DistInfo(), torch.device("cpu"), False)
-    original = trainer.model.loss
+    original = trainer.criterion
 
     def poisoned(*args, **kwargs):
-        losses = original(*args, **kwargs)
-        losses["box"] = losses["box"] * float("nan")
-        return losses
+        result = original(*args, **kwargs)
+        result.losses["box"] = result.losses["box"] * float("nan")
+        return result
 
-    monkeypatch.setattr(trainer.model, "loss", poisoned)
+    monkeypatch.setattr(trainer, "criterion", poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss is not finite at epoch 1, step 0 \(cls=.*box=nan"):
         run(trainer, progress=False)
 

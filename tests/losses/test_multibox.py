@@ -1,12 +1,13 @@
-"""OHEM selection and hand-computed multibox losses."""
+"""OHEM selection and hand-computed multibox criterion losses."""
 
 import math
 
 import pytest
 import torch
 
-from facescope.losses.multibox import PORT_LOSS, MultiBoxLossConfig, match_targets, multibox_loss, ohem_negative_mask
+from facescope.losses.multibox import PORT_LOSS, MultiBoxCriterion, MultiBoxLossConfig, ohem_negative_mask
 from facescope.losses.smooth_l1 import smooth_l1_sum
+from facescope.models.base import DenseOutputs
 from facescope.ops.anchors import Priors
 from facescope.ops.coders import DeltaCoder
 from facescope.structures import FaceTargets
@@ -33,6 +34,16 @@ def test_smooth_l1_sum_hand_values():
     assert smooth_l1_sum(pred, torch.zeros(3), weight=torch.tensor([1.0, 0.0, 1.0])).item() == pytest.approx(2.0)
 
 
+class FixedPriors:
+    """A prior generator that returns the same priors for any input."""
+
+    def __init__(self, priors: Priors) -> None:
+        self._priors = priors
+
+    def priors(self, input_hw, device="cpu", dtype=torch.float32) -> Priors:
+        return self._priors
+
+
 def _two_priors() -> Priors:
     # P0 covers the face exactly, P1 is elsewhere.
     return Priors(torch.tensor([[5.0, 5.0], [25.0, 25.0]]), torch.full((2, 2), 10.0), torch.full((2,), 8.0), (2,))
@@ -46,30 +57,37 @@ def _face(valid: list[bool]) -> FaceTargets:
     )
 
 
+def _criterion(config: MultiBoxLossConfig = PORT_LOSS) -> MultiBoxCriterion:
+    return MultiBoxCriterion(FixedPriors(_two_priors()), DeltaCoder((0.1, 0.2)), config)
+
+
+def _outputs(cls_logits, box_regs, landmark_regs) -> DenseOutputs:
+    return DenseOutputs([cls_logits], [box_regs], [landmark_regs])
+
+
 def test_multibox_loss_hand_computed():
-    matched = match_targets(_two_priors(), DeltaCoder((0.1, 0.2)), [_face([True] * 5)], PORT_LOSS)
-    assert matched.labels.tolist() == [[1, 0]]
-    assert matched.box_targets[0, 0].tolist() == [0.0, 0.0, 0.0, 0.0]
-    assert matched.landmark_targets[0, 0].tolist() == [1.0, 0.0] * 5
     cls_logits = torch.tensor([[[0.0, 0.0], [0.0, math.log(3.0)]]])  # CE: log 2 (face), log 4 (background)
     box_regs = torch.tensor([[[1.0, 0.0, 0.0, 0.5], [9.0, 9.0, 9.0, 9.0]]])  # P1's regression is ignored
-    landmark_regs = torch.zeros(1, 2, 10)
-    losses = multibox_loss(cls_logits, box_regs, landmark_regs, matched, PORT_LOSS)
+    landmark_regs = torch.zeros(1, 2, 10)  # the face's target is (1, 0) for every point
+    result = _criterion()(_outputs(cls_logits, box_regs, landmark_regs), [_face([True] * 5)], (32, 32))
+    losses = result.losses
     assert losses["cls"].item() == pytest.approx(3 * math.log(2))  # (log 2 + log 4) / 1 positive
     assert losses["box"].item() == pytest.approx(2.0 * (0.5 + 0.125))  # loc weight 2
     assert losses["landmark"].item() == pytest.approx(5 * 0.5)  # five x-deltas of 1
+    assert result.per_image["num_positive"].tolist() == [1]
+    assert result.per_image["min_positive_score"].tolist() == pytest.approx([0.5])  # softmax of (0, 0)
 
 
 def test_landmark_loss_skips_unannotated_points_and_weights_apply():
-    matched = match_targets(_two_priors(), DeltaCoder((0.1, 0.2)), [_face([True, True, True, False, False])], PORT_LOSS)
     config = MultiBoxLossConfig(cls_weight=0.5, box_weight=0.25, landmark_weight=0.1)
-    losses = multibox_loss(torch.zeros(1, 2, 2), torch.zeros(1, 2, 4), torch.zeros(1, 2, 10), matched, config)
+    outputs = _outputs(torch.zeros(1, 2, 2), torch.zeros(1, 2, 4), torch.zeros(1, 2, 10))
+    losses = _criterion(config)(outputs, [_face([True, True, True, False, False])], (32, 32)).losses
     assert losses["landmark"].item() == pytest.approx(0.1 * 3 * 0.5)
     assert losses["box"].item() == 0.0
     assert losses["cls"].item() == pytest.approx(0.5 * 2 * math.log(2))
 
 
 def test_faces_without_any_landmark_give_zero_landmark_loss():
-    matched = match_targets(_two_priors(), DeltaCoder((0.1, 0.2)), [_face([False] * 5)], PORT_LOSS)
-    losses = multibox_loss(torch.zeros(1, 2, 2), torch.ones(1, 2, 4), torch.ones(1, 2, 10), matched, PORT_LOSS)
+    outputs = _outputs(torch.zeros(1, 2, 2), torch.ones(1, 2, 4), torch.ones(1, 2, 10))
+    losses = _criterion()(outputs, [_face([False] * 5)], (32, 32)).losses
     assert losses["landmark"].item() == 0.0 and losses["box"].item() > 0

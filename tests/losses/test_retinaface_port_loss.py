@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from oracles.pytorch_retinaface import multibox_loss as port_multibox_loss
-from facescope.losses.multibox import PORT_LOSS
+from facescope.losses.criteria import build_criterion
 from facescope.models import create_model
-from facescope.models.retinaface import with_loss_config
 from facescope.structures import FaceTargets
 
 
@@ -47,7 +46,7 @@ def test_loss_equals_the_ports_multibox_loss():
     targets = [first, _faces(generator, 3, size, False), _faces(generator, 2, size, True)]
     torch.manual_seed(0)
     outputs = model(torch.randn(3, 3, size, size) * 60)
-    ours = model.loss(outputs, targets, (size, size))
+    ours = build_criterion(model)(outputs, targets, (size, size)).losses
     priors = model.anchor_generator.priors((size, size))
     normalised = torch.cat([priors.centers, priors.sizes], 1) / size  # (cx, cy, w, h) / image size
     predictions = (torch.cat(outputs.box_regs, 1), torch.cat(outputs.cls_logits, 1), torch.cat(outputs.landmark_regs, 1))
@@ -58,6 +57,5 @@ def test_loss_equals_the_ports_multibox_loss():
     assert loss_l.item() > 0 and loss_landm.item() > 0
     # The crafted faces matter: without the port's quirks the losses differ.
     for change in ({"retarget_below_floor": False}, {"force_match_min_iou": None}):
-        with_loss_config(model, **change)
-        assert model.loss(outputs, targets, (size, size))["box"].item() != pytest.approx(2.0 * loss_l.item(), rel=1e-5)
-        model.loss_config = PORT_LOSS
+        changed = build_criterion(model, change)(outputs, targets, (size, size)).losses
+        assert changed["box"].item() != pytest.approx(2.0 * loss_l.item(), rel=1e-5)

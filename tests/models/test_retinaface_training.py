@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from facescope.losses.criteria import build_criterion
 from facescope.losses.multibox import PAPER_LOSS, PORT_LOSS
 from facescope.models import create_model
 from facescope.models.mesh_topology import icosphere_topology, save_mesh_topology
-from facescope.models.retinaface import build_retinaface_paper, with_loss_config
+from facescope.models.retinaface import build_retinaface_paper
 from facescope.structures import FaceTargets
 
 
@@ -20,46 +21,52 @@ def _no_face() -> FaceTargets:
     return FaceTargets.from_boxes(torch.zeros((0, 4)))
 
 
+def _losses(model, images, targets, criterion=None):
+    criterion = criterion or build_criterion(model)
+    return criterion(model(images), targets, tuple(images.shape[2:])).losses
+
+
 def test_port_model_default_loss_is_the_ports():
     model = create_model("retinaface_mnet025")
-    assert model.loss_config == PORT_LOSS
+    assert build_criterion(model).config == PORT_LOSS
     assert (PORT_LOSS.pos_iou, PORT_LOSS.force_match_min_iou, PORT_LOSS.neg_pos_ratio, PORT_LOSS.box_weight) == (0.35, 0.2, 7, 2.0)
     paper = build_retinaface_paper(50, deformable=False)
-    assert paper.loss_config == PAPER_LOSS
+    assert build_criterion(paper).config == PAPER_LOSS
     assert (PAPER_LOSS.pos_iou, PAPER_LOSS.neg_iou, PAPER_LOSS.neg_pos_ratio) == (0.5, 0.3, 3)
-    assert (PAPER_LOSS.cls_weight, PAPER_LOSS.box_weight, PAPER_LOSS.landmark_weight, paper.pixel_weight) == (1, 0.25, 0.1, 0.01)
+    assert (PAPER_LOSS.cls_weight, PAPER_LOSS.box_weight, PAPER_LOSS.landmark_weight, PAPER_LOSS.pixel_weight) == (1, 0.25, 0.1, 0.01)
 
 
 @pytest.mark.parametrize(("name", "size"), [("retinaface_mnet025", 64), ("retinaface_paper_r50", 128)])
 def test_empty_image_gives_zero_box_and_landmark_loss_and_a_face_gives_all_positive(name, size):
     torch.manual_seed(0)
     model = create_model(name).train()
-    with_loss_config(model, min_negatives=3)  # the paper's rule for images without faces
+    criterion = build_criterion(model, {"min_negatives": 3})  # the paper's rule for images without faces
     images = torch.randn(1, 3, size, size)  # (the paper's P6 must be > 1x1 for training-mode BN)
-    empty = model.loss(model(images), [_no_face()], (size, size))
+    empty = _losses(model, images, [_no_face()], criterion)
     assert empty["box"].item() == 0.0 and empty["landmark"].item() == 0.0
     assert empty["cls"].item() > 0
-    one = model.loss(model(images), [_one_face()], (size, size))
+    one = _losses(model, images, [_one_face()], criterion)
     assert all(v.item() > 0 for v in one.values()), one
 
 
 def test_port_rule_an_image_without_faces_contributes_nothing():
     model = create_model("retinaface_mnet025").train()
-    losses = model.loss(model(torch.randn(1, 3, 64, 64)), [_no_face()], (64, 64))
+    losses = _losses(model, torch.randn(1, 3, 64, 64), [_no_face()])
     assert [v.item() for v in losses.values()] == [0.0, 0.0, 0.0]
 
 
 def test_face_without_landmarks_trains_boxes_only():
     model = create_model("retinaface_mnet025").train()
-    losses = model.loss(model(torch.randn(1, 3, 64, 64)), [_one_face(valid=False)], (64, 64))
+    losses = _losses(model, torch.randn(1, 3, 64, 64), [_one_face(valid=False)])
     assert losses["landmark"].item() == 0.0 and losses["box"].item() > 0
 
 
 def _train(model: torch.nn.Module, images: torch.Tensor, targets: list[FaceTargets], steps: int) -> list[dict[str, float]]:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    criterion = build_criterion(model)
     history = []
     for _ in range(steps):
-        losses = model.loss(model(images), targets, tuple(images.shape[2:]))
+        losses = _losses(model, images, targets, criterion)
         total = sum(losses.values())
         optimizer.zero_grad()
         total.backward()

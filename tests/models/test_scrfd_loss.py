@@ -3,8 +3,13 @@
 import pytest
 import torch
 
+from facescope.losses.criteria import build_criterion
 from facescope.models import create_model, list_models
 from facescope.structures import FaceTargets
+
+
+def losses_of(model, images, targets):
+    return build_criterion(model)(model(images), targets, tuple(images.shape[2:])).losses
 
 
 def one_face():
@@ -17,11 +22,11 @@ def one_face():
 def test_empty_image_gives_zero_box_loss_and_positive_cls_loss(name):
     model = create_model(name).train()
     images = torch.randn(1, 3, 64, 64)
-    empty = model.loss(model(images), [FaceTargets.from_boxes(torch.zeros(0, 4))], (64, 64))
+    empty = losses_of(model, images, [FaceTargets.from_boxes(torch.zeros(0, 4))])
     assert empty["cls"].item() > 0
     assert empty["box"].item() == 0.0
     assert empty.get("landmark", torch.tensor(0.0)).item() == 0.0
-    face = model.loss(model(images), [one_face()], (64, 64))
+    face = losses_of(model, images, [one_face()])
     assert all(value.item() > 0 for value in face.values()), face
     assert ("landmark" in face) == model.has_landmarks
 
@@ -30,12 +35,12 @@ def test_faces_without_landmarks_do_not_train_the_landmark_branch():
     model = create_model("scrfd_500m_kps").train()
     target = one_face()
     target.landmark_valid[:] = False
-    losses = model.loss(model(torch.randn(1, 3, 64, 64)), [target], (64, 64))
+    losses = losses_of(model, torch.randn(1, 3, 64, 64), [target])
     assert losses["landmark"].item() == 0.0 and losses["box"].item() > 0
 
 
 def test_gradients_reach_every_parameter():
     model = create_model("scrfd_2.5g_kps").train()
-    losses = model.loss(model(torch.randn(2, 3, 64, 64)), [one_face(), one_face()], (64, 64))
+    losses = losses_of(model, torch.randn(2, 3, 64, 64), [one_face(), one_face()])
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.parameters())
