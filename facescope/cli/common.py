@@ -40,7 +40,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
     group.add_argument("--input-size", type=parse_size, help="640, 1280x720 or original (override the preset)")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     group.add_argument("--threads", type=int, help="CPU threads")
-    group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    group.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="auto (default): onnxruntime for .onnx weights, torch for PyTorch weights",
+    )
 
 
 def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing torch at parser build time
@@ -59,4 +64,5 @@ def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing 
         nms_thresh=args.nms_thresh,
         input_size=args.input_size,
         backend=args.backend,
+        tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )

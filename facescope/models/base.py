@@ -1,8 +1,9 @@
 """The interface every face detector in facescope implements.
 
-``forward`` returns raw head outputs (:class:`DenseOutputs`); ``postprocess`` turns them into
-:class:`~facescope.structures.Detections` in network-input pixels; ``loss`` computes training
-losses. The three never depend on ``self.training``.
+``forward`` returns raw head outputs (:class:`DenseOutputs`); ``activate`` turns logits into
+probabilities. Post-processing (decode, threshold, NMS) is a separate object of
+:mod:`facescope.inference.postprocess`, and losses are criteria; neither depends on
+``self.training``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from facescope.models.postprocess import decode_dense
-from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings
+from facescope.models.spec import InputSpec
 from facescope.ops.anchors import AnchorGenerator
-from facescope.ops.coders import DeltaCoder, DistanceCoder
-from facescope.structures import Detections, FaceTargets
+from facescope.ops.coders import BoxCoder
+from facescope.structures import FaceTargets
 
 
 @dataclass
@@ -82,17 +82,17 @@ class DenseFaceDetector(nn.Module):
     """Base class of single-stage detectors that predict a score, a box and optionally landmarks
     for every prior of an :class:`AnchorGenerator`.
 
-    Subclasses set ``family``, implement :meth:`forward`, :meth:`scores_from_logits` and
-    :meth:`loss`, and are constructed with their prior generator and coder.
+    Subclasses set ``family``, implement :meth:`forward` and :meth:`scores_from_logits`, and are
+    constructed with the prior generator, coder and input spec of their catalogue entry
+    (:mod:`facescope.models.catalog`). Presets belong to the registry entry.
     """
 
     family: ClassVar[str] = "dense"
-    presets: ClassVar[dict[str, InferencePreset]] = {}
 
     def __init__(
         self,
         anchor_generator: AnchorGenerator,
-        coder: DistanceCoder | DeltaCoder,
+        coder: BoxCoder,
         input_spec: InputSpec,
         has_landmarks: bool,
     ) -> None:
@@ -118,22 +118,3 @@ class DenseFaceDetector(nn.Module):
         """Turn logits into probabilities and concatenate the levels."""
         scores = [self.scores_from_logits(level) for level in outputs.cls_logits]
         return DensePredictions.from_levels(scores, outputs.box_regs, outputs.landmark_regs)
-
-    @torch.no_grad()
-    def postprocess(
-        self, outputs: DenseOutputs, input_hw: tuple[int, int], settings: PostprocessSettings
-    ) -> list[Detections]:
-        """Decode, threshold and NMS; boxes are in pixels of the ``input_hw`` network input."""
-        return self.decode(self.activate(outputs), input_hw, settings)
-
-    def decode(
-        self, predictions: DensePredictions, input_hw: tuple[int, int], settings: PostprocessSettings
-    ) -> list[Detections]:
-        """Post-process activated predictions (also used by the onnxruntime backend)."""
-        priors = self.anchor_generator.priors(input_hw, predictions.scores.device, predictions.box_regs.dtype)
-        if len(priors) != predictions.scores.shape[1]:
-            raise ValueError(
-                f"{predictions.scores.shape[1]} predictions but {len(priors)} priors for input {input_hw}; "
-                f"the input sides must be multiples of {self.input_spec.size_divisor}"
-            )
-        return decode_dense(predictions, priors, self.coder, settings)
