@@ -85,7 +85,7 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
 
     def detect(bgr: np.ndarray) -> np.ndarray:
         faces = detector.detect(bgr, color_order="bgr")
-        return np.concatenate([faces.boxes.numpy(), faces.scores.numpy()[:, None]], axis=1)
+        return np.concatenate([faces.boxes, faces.scores[:, None]], axis=1)
 
     return detect
 

@@ -148,7 +148,8 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, pixel
         width = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
         height = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
         inter = width * height
-        iou = inter / (areas[i] + areas[rest] - inter)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of empty boxes: NaN, never suppresses (as torchvision)
+            iou = inter / (areas[i] + areas[rest] - inter)
         remaining = rest[~(iou > threshold)]
     return order[np.asarray(keep, dtype=np.int64)]
 

@@ -12,8 +12,6 @@ import hashlib
 import io
 import os
 import shutil
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +61,8 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     if target.exists():
         verify_sha256(target, spec.sha256)
         return target
+    import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
+
     urls = list(spec.mirrors) + [spec.url]
     failures = []
     for url in urls:
@@ -91,6 +91,8 @@ def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> No
 
 
 def _read_url(url: str, progress: bool) -> bytes:
+    import urllib.request
+
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - URLs come from WeightSpecs
