@@ -81,7 +81,7 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
     from facescope import Detector
 
     preset = "widerface" if accuracy else "default"
-    detector = Detector(spec.model, spec.weights, preset=preset, backend=spec.backend, threads=threads, progress=False)
+    detector = Detector(spec.model, spec.weights, preset=preset, backend=spec.backend, threads=threads, progress=False, tune_process=True)
 
     def detect(bgr: np.ndarray) -> np.ndarray:
         faces = detector.detect(bgr, color_order="bgr")
@@ -104,7 +104,7 @@ def _load_module_file(relative: str, name: str):
 
 
 def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
-    if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope's Detector applies to itself
+    if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope applies with tune_process=True (the CLI)
         if not _load_module_file("allocator.py", "facescope_allocator").tune_cpu_allocator():
             raise RuntimeError("glibc malloc tuning not available in this process")
     module = _load_module_file("_reference/insightface_scrfd.py", "insightface_scrfd_reference")

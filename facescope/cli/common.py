@@ -54,10 +54,18 @@ def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing 
 
     if args.threads is not None and args.threads < 1:
         raise FacescopeError(f"--threads must be >= 1, got {args.threads}")
+    preset = args.preset
+    if preset is None:  # evaluation: the protocol of the weights' published numbers
+        from facescope.models.registry import get_model_entry
+
+        entry = get_model_entry(args.model)
+        tags = {spec.tag for spec in entry.weights}
+        release = None if args.weights in (None, "pretrained") else args.weights
+        preset = entry.protocol_preset(release) if release is None or release in tags else "widerface"
     return Detector(
         args.model,
         args.weights,
-        preset=args.preset,
+        preset=preset,
         device=args.device,
         threads=args.threads,
         score_thresh=args.score_thresh,
