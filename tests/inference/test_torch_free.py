@@ -71,3 +71,35 @@ def test_unknown_file_is_judged_by_its_output_shapes(scrfd_onnx):
         Detector("retinaface_paper_r50", scrfd_onnx["scrfd_500m_kps_static640"])
     detector = Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps_static640"])
     assert detector.model_name == "scrfd_500m_kps" and "scrfd_500m_bnkps_static640.onnx" in detector.describe()
+
+
+WITHOUT_TORCH = """
+import sys
+class NoTorch:  # as if only the base install were present: torch and torchvision cannot be imported
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision'):
+            raise ImportError(f"No module named '{name}'")
+        return None
+sys.meta_path.insert(0, NoTorch())
+from facescope.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_torch_onnx_detection_works_and_pth_names_the_extra(scrfd_onnx, retinaface_mnet_weights, shared_data):
+    image = str(shared_data / "images/crowd/t1.jpg")
+    onnx_run = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "detect", image, "--model", "scrfd_500m_kps", "--weights", str(scrfd_onnx["scrfd_500m_kps"])],
+        capture_output=True, text=True,
+    )
+    assert onnx_run.returncode == 0, onnx_run.stderr
+    assert "6 faces" in onnx_run.stdout
+    pth_run = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "detect", image, "--model", "retinaface_mnet025", "--weights", str(retinaface_mnet_weights)],
+        capture_output=True, text=True,
+    )
+    assert pth_run.returncode == 2
+    assert pth_run.stderr.strip().splitlines() == [
+        'facescope: error: running weights mobilenet0.25_Final.pth needs PyTorch, which is not installed: '
+        'pip install "facescope[torch]" (or use .onnx weights)'
+    ]
