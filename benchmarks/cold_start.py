@@ -5,7 +5,7 @@ memory is not counted); the commands alternate so that machine load hits them al
 JSON summary (medians) and the ratios against the reference.
 
 Usage:
-    python benchmarks/cold_start.py --runs 10 [--image t1.jpg] [--weights scrfd_500m_kps.onnx]
+    python benchmarks/cold_start.py --runs 10 [--torch-runs 3] [--image t1.jpg] [--weights scrfd_500m_kps.onnx]
 """
 
 from __future__ import annotations
@@ -45,15 +45,21 @@ def run_once(command: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--torch-runs", type=int, help="runs of the torch path (default --runs; it is the slow one)")
     parser.add_argument("--image", type=Path, default=SHARED / "images/crowd/t1.jpg")
     parser.add_argument("--weights", type=Path, default=SHARED / "weights/scrfd/scrfd_500m_kps.onnx")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(args.image, args.weights, Path(tmp) / "out.json")
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
-        for _ in range(args.runs):
+        torch_runs = args.runs if args.torch_runs is None else args.torch_runs
+        for round_index in range(args.runs):
             for name, command in cmds.items():  # alternate: one run of each per round
+                if "torch" in name and round_index >= torch_runs:
+                    continue
                 samples[name].append(run_once(command))
+                print(json.dumps({"round": round_index, "command": name, "wall_s": round(samples[name][-1][0], 3),
+                                  "peak_rss_mib": round(samples[name][-1][1], 1)}), file=sys.stderr, flush=True)
     summary = {
         name: {
             "wall_s_median": round(statistics.median(w for w, _ in runs), 3),
@@ -66,7 +72,7 @@ def main() -> None:
     for stats in summary.values():
         stats["wall_ratio"] = round(stats["wall_s_median"] / reference["wall_s_median"], 2)
         stats["rss_ratio"] = round(stats["peak_rss_mib_median"] / reference["peak_rss_mib_median"], 2)
-    print(json.dumps({"runs": args.runs, "image": str(args.image), "weights": str(args.weights), "results": summary}, indent=1))
+    print(json.dumps({"runs": {name: len(runs) for name, runs in samples.items()}, "image": str(args.image), "weights": str(args.weights), "results": summary}, indent=1))
 
 
 if __name__ == "__main__":
