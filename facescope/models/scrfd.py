@@ -2,7 +2,8 @@
 
 Backbone (MobileNetV1 or ResNetV1e) -> PAFPN on strides 8/16/32 -> SCRFD head with 2 square
 anchors per location (16/32, 64/128, 256/512), sigmoid classification, distance box coding and
-10-value landmark coding. State dicts match the official mmdet checkpoints key for key.
+10-value landmark coding. State dicts match the official mmdet checkpoints key for key. The head layout,
+presets and releases are declared in :mod:`facescope.models.catalog.scrfd`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads import SCRFDHead
 from facescope.models.layers import BN, GN, NormSpec
 from facescope.models.necks import PAFPN
-from facescope.models.catalog.scrfd import SCRFD_INPUT, STRIDES, scrfd_head
+from facescope.models.catalog.scrfd import (  # noqa: F401 - presets and releases re-exported for callers
+    ANCHOR_SIZES,
+    SCRFD_10G_KPS_WEIGHTS,
+    SCRFD_2_5G_KPS_WEIGHTS,
+    SCRFD_500M_KPS_WEIGHTS,
+    SCRFD_INPUT,
+    SCRFD_PRESETS,
+    STRIDES,
+    scrfd_head,
+)
 from facescope.ops.anchors import AnchorGenerator, Priors
 from facescope.structures import FaceTargets
 
