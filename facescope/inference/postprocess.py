@@ -34,6 +34,7 @@ from facescope.ops.coders import BoxCoder
 from facescope.structures import Detections
 
 Array = Any  # numpy.ndarray or torch.Tensor
+NMS_BLOCK = 128  # rows of the overlap block in nms_numpy: ~128 x K float32 temporaries
 
 
 @dataclass
@@ -140,17 +141,28 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, pixel
     x1, y1, x2, y2 = ranked.T
     areas = (x2 - x1) * (y2 - y1)
     threshold = np.float32(iou_threshold)
+    count = len(order)
+    suppressed = np.zeros(count, dtype=bool)
     keep = []
-    remaining = np.arange(len(order))
-    while remaining.size:
-        i, rest = remaining[0], remaining[1:]
-        keep.append(i)
-        width = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        height = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+    # Overlaps are computed a block of ranked boxes at a time (the still-alive rows of the block
+    # against every lower-ranked box), then the greedy scan inside the block only ORs boolean rows:
+    # the same decisions as box-by-box greedy NMS, with far fewer numpy calls.
+    for start in range(0, count, NMS_BLOCK):
+        rows = np.arange(start, min(start + NMS_BLOCK, count))
+        alive = rows[~suppressed[rows]]
+        if alive.size == 0:
+            continue
+        cols = slice(start, count)
+        width = np.maximum(np.float32(0), np.minimum(x2[alive, None], x2[None, cols]) - np.maximum(x1[alive, None], x1[None, cols]))
+        height = np.maximum(np.float32(0), np.minimum(y2[alive, None], y2[None, cols]) - np.maximum(y1[alive, None], y1[None, cols]))
         inter = width * height
         with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of empty boxes: NaN, never suppresses (as torchvision)
-            iou = inter / (areas[i] + areas[rest] - inter)
-        remaining = rest[~(iou > threshold)]
+            overlaps = inter / (areas[alive, None] + areas[None, cols] - inter) > threshold
+        for k, i in enumerate(alive):
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            suppressed[i + 1 :] |= overlaps[k, i - start + 1 :]
     return order[np.asarray(keep, dtype=np.int64)]
 
 
