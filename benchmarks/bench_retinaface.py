@@ -49,7 +49,7 @@ def main() -> None:
     if not weights.is_file() or not paths:
         raise SystemExit(f"shared data not found under {SHARED} (set FACESCOPE_SHARED_DATA)")
     images = [cv2.imread(str(p)) for p in paths]
-    detector = Detector("retinaface_mnet025", weights, preset="official", threads=args.threads)
+    detector = Detector("retinaface_mnet025", weights, preset="official", threads=args.threads, tune_process=True)
     oracle = PytorchRetinaFaceReference("mobilenet0.25", weights)
     with torch.no_grad():
         ours = _median_seconds(lambda im: detector.detect(im, color_order="bgr"), images, args.repeats)

@@ -81,11 +81,11 @@ def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
     from facescope import Detector
 
     preset = "widerface" if accuracy else "default"
-    detector = Detector(spec.model, spec.weights, preset=preset, backend=spec.backend, threads=threads, progress=False)
+    detector = Detector(spec.model, spec.weights, preset=preset, backend=spec.backend, threads=threads, progress=False, tune_process=True)
 
     def detect(bgr: np.ndarray) -> np.ndarray:
         faces = detector.detect(bgr, color_order="bgr")
-        return np.concatenate([faces.boxes.numpy(), faces.scores.numpy()[:, None]], axis=1)
+        return np.concatenate([faces.boxes, faces.scores[:, None]], axis=1)
 
     return detect
 
@@ -104,7 +104,7 @@ def _load_module_file(relative: str, name: str):
 
 
 def _reference(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
-    if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope's Detector applies to itself
+    if spec.backend == REFERENCE_MALLOC_TUNED:  # the glibc settings facescope applies with tune_process=True (the CLI)
         if not _load_module_file("facescope/allocator.py", "facescope_allocator").tune_cpu_allocator():
             raise RuntimeError("glibc malloc tuning not available in this process")
     module = _load_module_file("tests/oracles/insightface_scrfd.py", "insightface_scrfd_reference")

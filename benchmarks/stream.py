@@ -53,7 +53,7 @@ def stream_detector(
 ) -> dict:
     from facescope import Detector
 
-    detector = Detector("scrfd_500m_kps", weights, backend=backend, threads=1, progress=False, **options)
+    detector = Detector("scrfd_500m_kps", weights, backend=backend, threads=1, progress=False, tune_process=True, **options)
     samples, faces, start = [], 0, time.perf_counter()
     for index, detections in enumerate(detector.stream(frames(source, count, max_side=max_side), color_order="bgr"), start=1):
         faces += len(detections)

@@ -1,54 +1,74 @@
 """The data contract shared by every detector, the evaluator, the visualiser and the CLI.
 
-* boxes: ``Tensor[N, 4]`` float32, ``x1, y1, x2, y2`` in pixels of the image the user passed in;
-* scores: ``Tensor[N]`` float32 in ``[0, 1]``, sorted in descending order by the detectors;
-* landmarks: ``Tensor[N, 5, 2]`` float32 ``(x, y)`` in the same pixels, ordered left eye, right eye,
+* boxes: ``ndarray[N, 4]`` float32, ``x1, y1, x2, y2`` in pixels of the image the user passed in;
+* scores: ``ndarray[N]`` float32 in ``[0, 1]``, sorted in descending order by the detectors;
+* landmarks: ``ndarray[N, 5, 2]`` float32 ``(x, y)`` in the same pixels, ordered left eye, right eye,
   nose, left mouth corner, right mouth corner, or ``None`` when the model predicts none.
 
-Encoded regressions (distances, deltas, normalised centres) never leave a model head.
+:class:`Detections` holds numpy arrays whatever the backend, so detection with ONNX weights needs
+no torch; the torch side converts at its edge with :meth:`Detections.from_torch` /
+:meth:`Detections.to_torch`. Encoded regressions (distances, deltas, normalised centres) never
+leave a model head. Importing this module does not import torch (:class:`FaceTargets`, a
+training structure, imports it when used).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
 
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 # Index pairs swapped by a horizontal flip.
 LANDMARK_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (3, 4))
 
 
-def _check_shape(name: str, tensor: Tensor, shape: tuple[int | None, ...]) -> None:
-    ok = tensor.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, tensor.shape))
+def _check_shape(name: str, array: Any, shape: tuple[int | None, ...]) -> None:
+    actual = tuple(array.shape)
+    ok = len(actual) == len(shape) and all(s is None or s == d for s, d in zip(shape, actual))
     if not ok:
         want = "[" + ", ".join("N" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"{name} must have shape {want}, got {list(tensor.shape)}")
+        raise ValueError(f"{name} must have shape {want}, got {list(actual)}")
+
+
+def _float32(values: Any) -> np.ndarray:
+    """A float32 numpy array (``values`` may be a list, an array or a CPU tensor)."""
+    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU
+        values = values.detach().cpu().numpy()
+    return np.ascontiguousarray(values, dtype=np.float32)
 
 
 @dataclass
 class Detections:
-    """Faces found in one image.
+    """Faces found in one image, as float32 numpy arrays.
 
     Args:
-        boxes: ``Tensor[N, 4]`` x1, y1, x2, y2 in input-image pixels.
-        scores: ``Tensor[N]`` confidences.
-        landmarks: ``Tensor[N, 5, 2]`` or None.
+        boxes: ``[N, 4]`` x1, y1, x2, y2 in input-image pixels.
+        scores: ``[N]`` confidences.
+        landmarks: ``[N, 5, 2]`` or None.
+
+    Any array-like is accepted and stored as a float32 ndarray.
 
     Example:
-        >>> dets = Detections(torch.tensor([[10., 20., 50., 70.]]), torch.tensor([0.9]))
+        >>> dets = Detections(np.array([[10., 20., 50., 70.]]), np.array([0.9]))
         >>> len(dets), dets.to_dict()["faces"][0]["box"]
         (1, [10.0, 20.0, 50.0, 70.0])
     """
 
-    boxes: Tensor
-    scores: Tensor
-    landmarks: Tensor | None = None
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self.boxes = _float32(self.boxes)
+        self.scores = _float32(self.scores)
+        if self.landmarks is not None:
+            self.landmarks = _float32(self.landmarks)
         _check_shape("boxes", self.boxes, (None, 4))
         _check_shape("scores", self.scores, (self.boxes.shape[0],))
         if self.landmarks is not None:
@@ -58,36 +78,44 @@ class Detections:
         return int(self.boxes.shape[0])
 
     @classmethod
-    def empty(cls, with_landmarks: bool = False, device: torch.device | str = "cpu") -> Detections:
+    def empty(cls, with_landmarks: bool = False) -> Detections:
         """No faces."""
-        landmarks = torch.zeros((0, 5, 2), device=device) if with_landmarks else None
-        return cls(torch.zeros((0, 4), device=device), torch.zeros((0,), device=device), landmarks)
+        landmarks = np.zeros((0, 5, 2), np.float32) if with_landmarks else None
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), landmarks)
 
-    def __getitem__(self, index: Tensor | slice | list[int]) -> Detections:
-        """Select faces by boolean mask, index tensor or slice."""
+    def __getitem__(self, index: Any) -> Detections:
+        """Select faces by boolean mask, index array or slice."""
         landmarks = self.landmarks[index] if self.landmarks is not None else None
         return Detections(self.boxes[index], self.scores[index], landmarks)
 
-    def to(self, device: torch.device | str) -> Detections:
-        landmarks = self.landmarks.to(device) if self.landmarks is not None else None
-        return Detections(self.boxes.to(device), self.scores.to(device), landmarks)
-
     def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Return ``(boxes [N,4], scores [N], landmarks [N,5,2] or None)`` as float32 numpy arrays."""
-        landmarks = self.landmarks.detach().cpu().numpy() if self.landmarks is not None else None
-        return self.boxes.detach().cpu().numpy(), self.scores.detach().cpu().numpy(), landmarks
+        """Return ``(boxes [N,4], scores [N], landmarks [N,5,2] or None)``."""
+        return self.boxes, self.scores, self.landmarks
+
+    @classmethod
+    def from_torch(cls, boxes: Tensor, scores: Tensor, landmarks: Tensor | None = None) -> Detections:
+        """Detections from tensors on any device (copied to host memory as float32)."""
+        return cls(_float32(boxes), _float32(scores), _float32(landmarks) if landmarks is not None else None)
+
+    def to_torch(
+        self, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(boxes, scores, landmarks or None)`` as float32 tensors on ``device``."""
+        import torch
+
+        landmarks = torch.from_numpy(self.landmarks).to(device) if self.landmarks is not None else None
+        return torch.from_numpy(self.boxes).to(device), torch.from_numpy(self.scores).to(device), landmarks
 
     def to_dict(self, decimals: int = 2) -> dict[str, Any]:
         """JSON-ready form: ``{"faces": [{"box": [x1,y1,x2,y2], "score": s, "landmarks": [[x,y]*5]}]}``."""
-        boxes, scores, landmarks = self.numpy()
         faces = []
         for i in range(len(self)):
             face: dict[str, Any] = {
-                "box": [round(float(v), decimals) for v in boxes[i]],
-                "score": round(float(scores[i]), 5),
+                "box": [round(float(v), decimals) for v in self.boxes[i]],
+                "score": round(float(self.scores[i]), 5),
             }
-            if landmarks is not None:
-                face["landmarks"] = [[round(float(x), decimals), round(float(y), decimals)] for x, y in landmarks[i]]
+            if self.landmarks is not None:
+                face["landmarks"] = [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks[i]]
             faces.append(face)
         return {"faces": faces}
 
@@ -95,14 +123,10 @@ class Detections:
     def from_dict(cls, data: dict[str, Any]) -> Detections:
         """Inverse of :meth:`to_dict`."""
         faces = data.get("faces", [])
-        boxes = torch.tensor([f["box"] for f in faces], dtype=torch.float32).reshape(-1, 4)
-        scores = torch.tensor([f["score"] for f in faces], dtype=torch.float32).reshape(-1)
+        boxes = np.asarray([f["box"] for f in faces], dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray([f["score"] for f in faces], dtype=np.float32).reshape(-1)
         with_landmarks = len(faces) > 0 and all("landmarks" in f for f in faces)
-        landmarks = (
-            torch.tensor([f["landmarks"] for f in faces], dtype=torch.float32).reshape(-1, 5, 2)
-            if with_landmarks
-            else None
-        )
+        landmarks = np.asarray([f["landmarks"] for f in faces], dtype=np.float32).reshape(-1, 5, 2) if with_landmarks else None
         return cls(boxes, scores, landmarks)
 
 
@@ -139,6 +163,8 @@ class FaceTargets:
     @classmethod
     def from_boxes(cls, boxes: Tensor, ignore: Tensor | None = None) -> FaceTargets:
         """Targets without any landmark annotation."""
+        import torch
+
         num = boxes.shape[0]
         no_points = torch.zeros((num, 5), dtype=torch.bool, device=boxes.device)
         return cls(boxes, boxes.new_zeros((num, 5, 2)), no_points, ignore)

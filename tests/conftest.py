@@ -21,8 +21,8 @@ def shared_path(relative: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def restore_torch_threads():
-    """Detectors set PyTorch's process-wide thread count (threads=, the onnxruntime backend: 1);
-    later tests get the count back."""
+    """Torch-backend detectors set PyTorch's process-wide thread count (threads=); later tests get
+    the count back."""
     import torch
 
     threads = torch.get_num_threads()

@@ -31,11 +31,14 @@ def test_switched_off_by_environment(switch):
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tuning only exists on glibc")
-def test_detector_applies_it_on_cpu():
+@pytest.mark.parametrize("tune_process,expected", [(False, "None None"), (True, "None True")])
+def test_detector_applies_it_only_when_asked(tune_process, expected):
+    """A library Detector leaves process-wide allocator state alone; the CLI asks for the tuning."""
     code = (
         "import facescope.allocator as a; from facescope import Detector; from facescope.models import create_model; "
-        "before = a._applied; Detector(create_model('scrfd_500m'), progress=False); print(before, a._applied)"
+        f"before = a._applied; Detector(create_model('scrfd_500m'), progress=False, tune_process={tune_process}); "
+        "print(before, a._applied)"
     )
     env = {k: v for k, v in os.environ.items() if k != "FACESCOPE_MALLOC_TUNING"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
-    assert out.splitlines()[-1] == "None True"
+    assert out.splitlines()[-1] == expected

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 
@@ -6,26 +10,40 @@ from facescope.structures import Detections, FaceTargets
 
 def test_detections_validates_shapes():
     with pytest.raises(ValueError, match=r"boxes must have shape \[N, 4\]"):
-        Detections(torch.zeros(3, 5), torch.zeros(3))
+        Detections(np.zeros((3, 5)), np.zeros(3))
     with pytest.raises(ValueError, match=r"scores must have shape \[3\]"):
-        Detections(torch.zeros(3, 4), torch.zeros(2))
+        Detections(np.zeros((3, 4)), np.zeros(2))
     with pytest.raises(ValueError, match=r"landmarks must have shape \[3, 5, 2\]"):
-        Detections(torch.zeros(3, 4), torch.zeros(3), torch.zeros(3, 4, 2))
+        Detections(np.zeros((3, 4)), np.zeros(3), np.zeros((3, 4, 2)))
 
 
-def test_detections_json_round_trip_and_indexing():
+def test_detections_are_float32_numpy_json_round_trip_and_indexing():
     dets = Detections(
-        torch.tensor([[1.0, 2.0, 30.0, 40.0], [5.0, 6.0, 7.0, 8.0]]),
-        torch.tensor([0.9, 0.3]),
-        torch.arange(20, dtype=torch.float32).reshape(2, 5, 2),
+        np.array([[1.0, 2.0, 30.0, 40.0], [5.0, 6.0, 7.0, 8.0]]),
+        np.array([0.9, 0.3]),
+        np.arange(20, dtype=np.float64).reshape(2, 5, 2),
     )
+    assert isinstance(dets.boxes, np.ndarray) and dets.boxes.dtype == np.float32 and dets.landmarks.dtype == np.float32
     data = dets.to_dict()
     assert data["faces"][0] == {"box": [1.0, 2.0, 30.0, 40.0], "score": 0.9, "landmarks": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]}
     back = Detections.from_dict(data)
-    assert torch.equal(back.boxes, dets.boxes) and torch.equal(back.landmarks, dets.landmarks)
+    assert np.array_equal(back.boxes, dets.boxes) and np.array_equal(back.landmarks, dets.landmarks)
     high = dets[dets.scores > 0.5]
     assert len(high) == 1 and high.landmarks.shape == (1, 5, 2)
     assert len(Detections.empty()) == 0 and Detections.empty(with_landmarks=True).landmarks.shape == (0, 5, 2)
+
+
+def test_torch_edge_conversion_round_trips():
+    boxes, scores = torch.tensor([[1.5, 2.0, 3.0, 4.0]]), torch.tensor([0.75])
+    dets = Detections.from_torch(boxes, scores, torch.ones(1, 5, 2))
+    assert dets.boxes.tolist() == [[1.5, 2.0, 3.0, 4.0]] and dets.scores.dtype == np.float32
+    back_boxes, back_scores, back_landmarks = dets.to_torch()
+    assert torch.equal(back_boxes, boxes) and torch.equal(back_scores, scores) and back_landmarks.shape == (1, 5, 2)
+
+
+def test_structures_import_without_torch():
+    code = "import sys, facescope.structures as s; s.Detections.empty(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_face_targets_from_boxes_has_no_landmarks():

@@ -41,7 +41,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
     group.add_argument("--input-size", type=argtypes.input_size, help="640, 1280x720 or original (override the preset)")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     group.add_argument("--threads", type=argtypes.positive_int, help="CPU threads")
-    group.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
+    group.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="auto (default): onnxruntime for .onnx weights, torch for PyTorch weights",
+    )
 
 
 def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing torch at parser build time
@@ -50,14 +55,23 @@ def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing 
 
     if args.threads is not None and args.threads < 1:
         raise FacescopeError(f"--threads must be >= 1, got {args.threads}")
+    preset = args.preset
+    if preset is None:  # evaluation: the protocol of the weights' published numbers
+        from facescope.models.registry import get_model_entry
+
+        entry = get_model_entry(args.model)
+        tags = {spec.tag for spec in entry.weights}
+        release = None if args.weights in (None, "pretrained") else args.weights
+        preset = entry.protocol_preset(release) if release is None or release in tags else "widerface"
     return Detector(
         args.model,
         args.weights,
-        preset=args.preset,
+        preset=preset,
         device=args.device,
         threads=args.threads,
         score_thresh=args.score_thresh,
         nms_thresh=args.nms_thresh,
         input_size=args.input_size,
         backend=args.backend,
+        tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )

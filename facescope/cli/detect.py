@@ -18,7 +18,7 @@ from facescope.fileio import atomic_path, atomic_write_text
 EXAMPLES = """examples:
   facescope detect photo.jpg                                   # print the faces
   facescope detect photo.jpg --out annotated.jpg --json faces.json
-  facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx
+  facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx   # onnxruntime, no torch
   facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
   facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
 """
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise FacescopeError(f"no such file or folder: {source}")
     check_detect_paths(source, args)  # outputs and the image's pixel budget, before any work
     detector = make_detector(args)
-    if args.crops and not detector.model.has_landmarks:
+    if args.crops and not detector.has_landmarks:
         raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
     if source.is_dir():
         return _run_folder(detector, source, args)

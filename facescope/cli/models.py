@@ -68,7 +68,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"  GMACs      : {count_macs(model, (height, width), args.rule).gmacs:.4f} at {width}x{height}")
     if entry.paper_metrics:
         print("  paper AP   : " + ", ".join(f"{k} {v:.2f}" for k, v in entry.paper_metrics.items()))
-    print("  presets    : " + "; ".join(f"{name}: {p.description}" for name, p in model.presets.items()))
+    print("  presets    : " + "; ".join(f"{name}: {p.description}" for name, p in entry.presets.items()))
     for spec in entry.weights:
-        print(f"  weights    : {entry.name}.{spec.tag} ({spec.format}, {spec.license})")
+        print(f"  weights    : {entry.name}.{spec.tag} ({spec.format}, {spec.license}; published numbers: preset '{spec.preset}')")
     return 0

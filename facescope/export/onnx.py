@@ -20,7 +20,7 @@ one of the official SCRFD ONNX files):
   ``score_8 [B, 12800, 1]``, ``score_16 [B, 3200, 1]``, ``score_32 [B, 800, 1]``, then ``bbox_*``, ``kps_*``.
 
 Decoding (priors + coder), score thresholding and NMS stay outside the graph, in
-:meth:`~facescope.models.base.DenseFaceDetector.decode`, so one file serves every preset.
+:mod:`facescope.inference.postprocess`, so one file serves every preset.
 
 The file's ``metadata_props`` record the architecture (``facescope_model``, ``facescope_family``,
 ``facescope_strides``, ``facescope_anchors_per_level``, ``facescope_has_landmarks``,

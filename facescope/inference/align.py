@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 import cv2
 import numpy as np
-import torch
 
 from facescope.errors import FacescopeError
 from facescope.inference.image_io import read_image
@@ -31,7 +32,7 @@ def arcface_template(size: int = 112) -> np.ndarray:
     return ARCFACE_TEMPLATE_112 * (size / 112.0)
 
 
-def alignment_matrices(landmarks: np.ndarray | torch.Tensor | Detections, size: int = 112) -> np.ndarray:
+def alignment_matrices(landmarks: np.ndarray | Any | Detections, size: int = 112) -> np.ndarray:
     """``[N, 2, 3]`` affine matrices mapping image pixels to aligned-crop pixels."""
     points = _landmark_array(landmarks)
     template = arcface_template(size)
@@ -40,7 +41,7 @@ def alignment_matrices(landmarks: np.ndarray | torch.Tensor | Detections, size: 
 
 def align(
     image: str | Path | np.ndarray,
-    landmarks: np.ndarray | torch.Tensor | Detections,
+    landmarks: np.ndarray | Any | Detections,
     size: int = 112,
 ) -> np.ndarray:
     """Crop and align faces to the ArcFace template.
@@ -70,11 +71,12 @@ def align(
     return np.stack(crops) if crops else np.zeros((0, size, size) + pixels.shape[2:], dtype=pixels.dtype)
 
 
-def _to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
-    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+def _to_numpy(values: Any) -> np.ndarray:
+    """numpy arrays as they are; torch tensors (checked by duck type, so torch is never imported here) copied."""
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
 
 
-def _landmark_array(landmarks: np.ndarray | torch.Tensor | Detections) -> np.ndarray:
+def _landmark_array(landmarks: np.ndarray | Any | Detections) -> np.ndarray:
     if isinstance(landmarks, Detections):
         if landmarks.landmarks is None:
             raise FacescopeError("these detections have no landmarks; align needs a model that predicts 5 points")

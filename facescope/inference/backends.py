@@ -1,23 +1,35 @@
-"""Inference backends: run a normalised batch through a network, return activated predictions."""
+"""Inference backends: run a normalised ``ndarray[B, 3, H, W]`` batch, return activated predictions.
+
+* :class:`OnnxRuntimeBackend`: onnxruntime + numpy; imports no torch. Before it runs anything it
+  checks that the file fits the chosen architecture (:func:`check_onnx_fits`).
+* :class:`TorchBackend`: eager PyTorch; its predictions stay torch tensors (on the model's device)
+  so post-processing runs there too.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from facescope.errors import FacescopeError, WeightsError
-from facescope.models.base import DenseFaceDetector, DensePredictions
+from facescope.inference.postprocess import Predictions
+from facescope.models.registry import ModelEntry, entries, find_release
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.models.base import DenseFaceDetector
+
+PROBE_HW = (64, 64)  # dynamic-size files are probed at this input (a multiple of every stride)
 
 
 class Backend(Protocol):
     name: str
 
-    def __call__(self, batch: torch.Tensor) -> DensePredictions:
-        """``Tensor[B, 3, H, W]`` normalised input -> activated predictions (levels concatenated)."""
+    def __call__(self, batch: np.ndarray) -> Predictions | Any:
+        """``ndarray[B, 3, H, W]`` normalised input -> activated predictions (levels concatenated)."""
         ...
 
 
@@ -28,7 +40,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: DenseFaceDetector, device: torch.device, optimize: bool = True) -> None:
+    def __init__(self, model: DenseFaceDetector, device: Any, optimize: bool = True) -> None:
         from facescope.inference.optimize import optimize_for_inference
 
         self.device = device
@@ -36,12 +48,14 @@ class TorchBackend:
         self.model = optimize_for_inference(model, channels_last) if optimize else model.eval()
         self.channels_last = optimize and channels_last and self.model is not model
 
-    @torch.inference_mode()
-    def __call__(self, batch: torch.Tensor) -> DensePredictions:
-        batch = batch.to(self.device)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.model.activate(self.model(batch))
+    def __call__(self, batch: np.ndarray) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device)
+            if self.channels_last:
+                tensor = tensor.contiguous(memory_format=torch.channels_last)
+            return self.model.activate(self.model(tensor))
 
 
 class OnnxRuntimeBackend:
@@ -50,17 +64,21 @@ class OnnxRuntimeBackend:
     Accepts facescope exports (batched, named outputs, see :mod:`facescope.export.onnx`) and the
     official SCRFD files: numbered outputs in the same order, with or without a batch dimension,
     dynamic or fixed input size. Files whose input batch is fixed (or whose outputs have no batch
-    dimension) run one image at a time. Scores in the file are probabilities. A facescope export
-    whose metadata names another architecture, strides or landmark setting is refused.
+    dimension) run one image at a time. Scores in the file are probabilities.
+
+    Args:
+        path: the ``.onnx`` file.
+        entry: the registry entry of the architecture the file is meant to be.
+        device: ``"cpu"`` or ``"cuda[:i]"`` (CUDA only when onnxruntime has the provider).
+        threads: intra-op threads of the session (None: onnxruntime's default).
     """
 
     name = "onnxruntime"
 
-    def __init__(
-        self, path: Path, model: DenseFaceDetector, device: torch.device, threads: int | None, arch: str | None = None
-    ) -> None:
+    def __init__(self, path: Path, entry: ModelEntry, device: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        payload = Path(path).read_bytes()  # read once: hashed for identification, then loaded
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # errors only: official files annotate 640x640 output shapes and warn at any other size
@@ -69,38 +87,44 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(payload, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise WeightsError(f"onnxruntime cannot load {path}: {exc}")
-        self.path = path
+        self.path = Path(path)
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         # fixed (int) dims of the input; None where dynamic
         self.fixed_input = [d if isinstance(d, int) and d > 0 else None for d in graph_input.shape]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.num_levels = len(model.anchor_generator.strides)
-        self.with_landmarks = model.has_landmarks
-        self._check_outputs(path)
-        _check_export_metadata(path, self.session.get_modelmeta().custom_metadata_map, model, arch)
+        self.num_levels = entry.head.num_levels
+        self.with_landmarks = entry.head.has_landmarks
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        probe_shapes = self._probe_output_shapes(entry.input_spec.size_divisor)
+        self.batched = len(probe_shapes[0]) == 3 and self.fixed_input[0] is None
+        check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, hashlib.sha256(payload).hexdigest())
 
-    def _check_outputs(self, path: Path) -> None:
-        expected = self.num_levels * (3 if self.with_landmarks else 2)
-        outputs = self.session.get_outputs()
-        if len(outputs) != expected:
-            raise WeightsError(f"{path} has {len(outputs)} outputs; this architecture needs {expected}")
-        self.batched = len(outputs[0].shape) == 3 and self.fixed_input[0] is None
+    def _probe_output_shapes(self, size_divisor: int) -> list[tuple[int, ...]]:
+        """Output shapes for one tiny (or the file's fixed-size) input: what the file computes."""
+        fixed_h, fixed_w = self.fixed_input[2:4] if len(self.fixed_input) == 4 else (None, None)
+        side = max(PROBE_HW[0], size_divisor)
+        self._probe_hw = (fixed_h or side, fixed_w or side)
+        probe = np.zeros((1, 3, *self._probe_hw), dtype=np.float32)
+        try:
+            outputs = self.session.run(self.output_names, {self.input_name: probe})
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise WeightsError(f"{self.path} fails on a {self._probe_hw[1]}x{self._probe_hw[0]} probe input: {exc}")
+        return [tuple(o.shape) for o in outputs]
 
-    def __call__(self, batch: torch.Tensor) -> DensePredictions:
-        array = batch.cpu().numpy()
-        self._check_input_size(array.shape)
+    def __call__(self, batch: np.ndarray) -> Predictions:
+        self._check_input_size(batch.shape)
         if self.batched:
-            return self._predictions(self.session.run(self.output_names, {self.input_name: array}))
+            return self._predictions(self.session.run(self.output_names, {self.input_name: batch}))
         per_image = [
-            self._predictions(self.session.run(self.output_names, {self.input_name: array[i : i + 1]}))
-            for i in range(len(array))
+            self._predictions(self.session.run(self.output_names, {self.input_name: batch[i : i + 1]}))
+            for i in range(len(batch))
         ]
         return _stack(per_image)
 
@@ -112,52 +136,96 @@ class OnnxRuntimeBackend:
                 f"use input_size={fixed_w if fixed_w == fixed_h else (fixed_w, fixed_h)} or a file with dynamic axes"
             )
 
-    def _predictions(self, outputs: list[np.ndarray]) -> DensePredictions:
+    def _predictions(self, outputs: list[np.ndarray]) -> Predictions:
         # unbatched official files: (N_l, C) -> (1, N_l, C)
-        tensors = [torch.from_numpy(o if o.ndim == 3 else o[None]) for o in outputs]
+        arrays = [o if o.ndim == 3 else o[None] for o in outputs]
         n = self.num_levels
-        scores = [t[..., 0] for t in tensors[:n]]
-        landmarks = tensors[2 * n : 3 * n] if self.with_landmarks else None
-        return DensePredictions.from_levels(scores, tensors[n : 2 * n], landmarks)
+        scores = np.concatenate([a[..., 0] for a in arrays[:n]], axis=1)
+        boxes = np.concatenate(arrays[n : 2 * n], axis=1)
+        landmarks = np.concatenate(arrays[2 * n : 3 * n], axis=1) if self.with_landmarks else None
+        return Predictions(scores, boxes, landmarks)
 
 
-def _check_export_metadata(path: Path, metadata: dict[str, str], model: DenseFaceDetector, arch: str | None) -> None:
-    """Refuse a facescope export (``facescope_*`` metadata) made for another architecture."""
+def expected_output_shapes(entry: ModelEntry, input_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """``(rows, channels)`` of every output an export of ``entry`` has for ``input_hw``."""
+    rows = entry.head.rows_per_level(input_hw)
+    kinds = [1, 4] + ([10] if entry.head.has_landmarks else [])
+    return [(r, channels) for channels in kinds for r in rows]
+
+
+def _fits_shapes(entry: ModelEntry, shapes: list[tuple[int, ...]], input_hw: tuple[int, int]) -> bool:
+    actual = [(s[-2], s[-1]) if len(s) >= 2 else s for s in shapes]
+    return actual == expected_output_shapes(entry, input_hw)
+
+
+def _identity(metadata: dict[str, str], sha256: str) -> tuple[str, str] | None:
+    """``(architecture, how it is known)`` when the file says or is a registered release."""
+    if "facescope_model" in metadata:
+        return metadata["facescope_model"], f"a facescope export of '{metadata['facescope_model']}'"
+    release = find_release(sha256)
+    if release is not None:
+        entry, spec = release
+        return entry.name, f"the released weights '{entry.name}.{spec.tag}' (sha256 {sha256[:12]}...)"
+    return None
+
+
+def check_onnx_fits(
+    path: Path,
+    entry: ModelEntry,
+    shapes: list[tuple[int, ...]],
+    probe_hw: tuple[int, int],
+    metadata: dict[str, str],
+    sha256: str,
+) -> None:
+    """Refuse an ONNX file that is not the architecture ``entry``, naming those it does fit.
+
+    What a file fits: for a facescope export (``facescope_model`` metadata) or a registered
+    release (known sha256), exactly that architecture; for any other file, every registered
+    architecture whose head layout gives the output count, per-level row counts and channels
+    (1 score, 4 box, 10 landmark values) the file produced for the probe input. Output shapes
+    cannot tell apart two architectures with the same layout but different decoding (e.g. SCRFD's
+    and the RetinaFace port's 3 levels of 2 anchors), so files of unknown origin are accepted on
+    shapes alone.
+    """
+    by_shape = [e.name for e in entries() if _fits_shapes(e, shapes, probe_hw)]
+    identity = _identity(metadata, sha256)
+    fits = [identity[0]] if identity is not None else by_shape
+    if entry.name in fits:
+        _check_export_metadata(path, metadata, entry)
+        return
+    if identity is not None:
+        reason = f"it is {identity[1]}"
+    elif not _fits_shapes(entry, shapes, probe_hw):
+        got = [(s[-2], s[-1]) if len(s) >= 2 else s for s in shapes]
+        need = expected_output_shapes(entry, probe_hw)
+        reason = (
+            f"for a {probe_hw[1]}x{probe_hw[0]} input its {len(shapes)} outputs have (rows, channels) {got}, "
+            f"'{entry.name}' needs {len(need)} outputs {need}"
+        )
+    else:  # pragma: no cover - an entry fitting by shape is in `fits`
+        reason = "it does not fit"
+    fit_text = f"it fits {', '.join(sorted(fits))}" if fits else "it fits no registered architecture"
+    raise WeightsError(f"{path} does not fit model '{entry.name}': {reason}; {fit_text}")
+
+
+def _check_export_metadata(path: Path, metadata: dict[str, str], entry: ModelEntry) -> None:
+    """Refuse a facescope export whose recorded layout differs from the entry's."""
     if "facescope_model" not in metadata:
-        return  # not a facescope export (e.g. an official file): the output count was checked
-    problems = []
-    if arch is not None and metadata["facescope_model"] != arch:
-        problems.append(f"it was exported from '{metadata['facescope_model']}', not '{arch}'")
+        return
     expected = {
-        "facescope_strides": list(model.anchor_generator.strides),
-        "facescope_anchors_per_level": list(model.anchor_generator.num_anchors_per_level),
-        "facescope_has_landmarks": bool(model.has_landmarks),
+        "facescope_strides": list(entry.head.strides),
+        "facescope_anchors_per_level": [len(level) for level in entry.head.anchors],
+        "facescope_has_landmarks": bool(entry.head.has_landmarks),
     }
-    for key, value in expected.items():
-        if key in metadata and json.loads(metadata[key]) != value:
-            problems.append(f"{key.removeprefix('facescope_')} {metadata[key]} != {json.dumps(value)}")
+    problems = [
+        f"{key.removeprefix('facescope_')} {metadata[key]} != {json.dumps(value)}"
+        for key, value in expected.items()
+        if key in metadata and json.loads(metadata[key]) != value
+    ]
     if problems:
         raise WeightsError(f"{path} does not fit this architecture: " + "; ".join(problems))
 
 
-def _stack(items: list[DensePredictions]) -> DensePredictions:
-    landmarks = torch.cat([p.landmark_regs for p in items]) if items[0].landmark_regs is not None else None
-    return DensePredictions(torch.cat([p.scores for p in items]), torch.cat([p.box_regs for p in items]), landmarks)
-
-
-def make_backend(
-    kind: str,
-    model: DenseFaceDetector,
-    weights: Path | None,
-    device: torch.device,
-    threads: int | None,
-    arch: str | None = None,
-) -> Backend:
-    """Build the named backend (``arch``: registry name, checked against an export's metadata)."""
-    if kind == "torch":
-        return TorchBackend(model, device)
-    if kind == "onnxruntime":
-        if weights is None or weights.suffix.lower() != ".onnx":
-            raise FacescopeError("backend='onnxruntime' needs an .onnx weights file (export one with `facescope export`)")
-        return OnnxRuntimeBackend(weights, model, device, threads, arch)
-    raise FacescopeError(f"unknown backend '{kind}'; use 'torch' or 'onnxruntime'")
+def _stack(items: list[Predictions]) -> Predictions:
+    landmarks = np.concatenate([p.landmark_regs for p in items]) if items[0].landmark_regs is not None else None
+    return Predictions(np.concatenate([p.scores for p in items]), np.concatenate([p.box_regs for p in items]), landmarks)

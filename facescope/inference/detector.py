@@ -1,53 +1,70 @@
-"""The user-facing face detector: image(s) in, :class:`~facescope.structures.Detections` out."""
+"""The user-facing face detector: image(s) in, :class:`~facescope.structures.Detections` out.
+
+With ONNX weights (the default backend picks onnxruntime for them) the whole path - reading,
+resizing, normalising (OpenCV), the onnxruntime session, decoding and NMS (numpy) - imports no
+torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
-from facescope.allocator import tune_cpu_allocator
-from facescope.errors import FacescopeError, WeightsError, suggest
-from facescope.inference.backends import Backend, make_backend
+from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
-from facescope.inference.preprocess import ResizedImage, resize_image, to_original, to_tensor
+from facescope.inference.postprocess import postprocess
+from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.validate import validate_detector_options
-from facescope.models.base import DenseFaceDetector
-from facescope.models.registry import create_model, get_model_entry, resolve_weights
-from facescope.models.spec import InferencePreset
+from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
+from facescope.models.spec import InferencePreset, InputSpec
 from facescope.structures import Detections
 
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.models.base import DenseFaceDetector
+
 InputSize = int | tuple[int, int] | Literal["original"] | None
+BackendName = Literal["auto", "torch", "onnxruntime"]
+TORCH_EXTRA_HINT = 'pip install "facescope[torch]"'
 
 
 class Detector:
     """Detect faces with any registered model.
 
     Args:
-        model: a registry name (see ``facescope models``) or a built model.
+        model: a registry name (see ``facescope models``) or a built PyTorch model.
         weights: a weights file (``.onnx`` or PyTorch), a release tag, or None for the model's
             default pretrained release (downloaded and hash-checked on first use).
-        preset: named inference recipe of the model family (``"default"``, ``"official"``,
-            ``"widerface"``, ...).
+        preset: named inference recipe of the model (``"default"``, ``"official"``,
+            ``"widerface"``, ...); ``"default"`` suits photos, evaluation uses the weights'
+            protocol preset.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        threads: CPU threads for inference: ``torch.set_num_threads`` for the torch backend, the
-            onnxruntime session's intra-op threads for the onnxruntime backend (which sets PyTorch,
-            left with decoding and NMS only, to one thread). PyTorch's thread count is process-wide.
+        threads: CPU threads: the onnxruntime session's intra-op threads, or for the torch backend
+            ``torch.set_num_threads`` (process-wide: it changes every PyTorch computation).
         score_thresh: override the preset's score threshold.
         nms_thresh: override the preset's NMS IoU threshold.
         input_size: override the preset's input size: an int (square letterbox), ``(width, height)``
-            or ``"original"`` (the image's own size, padded to a multiple of 32).
-        backend: ``"torch"`` or ``"onnxruntime"`` (needs an ``.onnx`` weights file).
+            or ``"original"`` (the image's own size, padded to the model's size divisor).
+        backend: ``"auto"`` (onnxruntime for ``.onnx`` weights and ONNX releases, torch otherwise),
+            ``"torch"`` or ``"onnxruntime"``.
         batch_size: images per forward pass in :meth:`detect_batch`.
+        progress: progress bar when downloading weights.
+        tune_process: also apply process-wide CPU tuning (glibc malloc settings of
+            :mod:`facescope.allocator`); off by default so that a library call changes no global
+            state. The ``facescope`` CLI turns it on.
+
+    Attributes:
+        model_name: the registered architecture that runs (or the class name of a given model).
+        backend: the backend object (``backend.name`` is ``"torch"`` or ``"onnxruntime"``).
+        model: the PyTorch model on the torch backend, None on onnxruntime.
 
     Example:
-        >>> detector = Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")
+        >>> detector = Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")   # onnxruntime, no torch
         >>> faces = detector.detect("group.jpg")
-        >>> faces.boxes.shape, faces.landmarks.shape
-        (torch.Size([6, 4]), torch.Size([6, 5, 2]))
+        >>> faces.boxes.shape, faces.landmarks.shape                                # numpy float32
+        ((6, 4), (6, 5, 2))
     """
 
     def __init__(
@@ -56,32 +73,53 @@ class Detector:
         weights: str | Path | None = None,
         *,
         preset: str = "default",
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         threads: int | None = None,
         score_thresh: float | None = None,
         nms_thresh: float | None = None,
         input_size: InputSize = None,
-        backend: Literal["torch", "onnxruntime"] = "torch",
+        backend: BackendName = "auto",
         batch_size: int = 8,
         progress: bool = True,
+        tune_process: bool = False,
     ) -> None:
-        validate_detector_options(model=model, score_thresh=score_thresh, nms_thresh=nms_thresh, input_size=input_size, batch_size=batch_size, threads=threads, device=device, backend=backend)  # noqa: E501
-        if backend == "onnxruntime":
-            # decoding and NMS are all the PyTorch work left; a second thread pool spinning next to
-            # onnxruntime's costs more than it saves (SCRFD-500M-kps, VGA, 2 threads: 20 -> 15 ms)
-            torch.set_num_threads(1)
-        elif threads is not None:
-            torch.set_num_threads(int(threads))
-        self.model_name = model if isinstance(model, str) else type(model).__name__
-        self.device = torch.device(device)
-        if self.device.type == "cpu":
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise FacescopeError(f"unknown backend '{backend}'; use 'auto', 'torch' or 'onnxruntime'")
+        # every option is checked before any weights are read or a session is built
+        validate_detector_options(
+            model=model, score_thresh=score_thresh, nms_thresh=nms_thresh, input_size=input_size,
+            batch_size=batch_size, threads=threads, device=device, backend=None if backend == "auto" else backend,
+        )  # fmt: skip
+        self.entry: ModelEntry | None = get_model_entry(model) if isinstance(model, str) else None
+        self.device = str(device)
+        self.weights_path = _weights_path(model, self.entry, weights, progress)
+        kind = _choose_backend(backend, model, self.entry, weights, self.weights_path)
+        if tune_process and self.device == "cpu":
+            from facescope.allocator import tune_cpu_allocator
+
             tune_cpu_allocator()  # reuse freed buffers across frames (see facescope.allocator)
-        weights_path = _weights_path(model, weights, progress)
-        self.model = _build(model, weights_path, self.device, backend)
+        self.model: DenseFaceDetector | None = None
+        if kind == "onnxruntime":
+            assert self.entry is not None and self.weights_path is not None
+            from facescope.inference.backends import OnnxRuntimeBackend
+
+            self.backend: Any = OnnxRuntimeBackend(self.weights_path, self.entry, self.device, threads)
+            self.model_name = self.entry.name
+            self.input_spec: InputSpec = self.entry.input_spec
+            self.anchor_generator = self.entry.head.anchor_generator()
+            self.coder = self.entry.head.coder
+            self.has_landmarks = self.entry.head.has_landmarks
+            presets = self.entry.presets
+        else:
+            self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads)
+            self.model_name = model if isinstance(model, str) else type(model).__name__
+            self.input_spec = self.model.input_spec
+            self.anchor_generator = self.model.anchor_generator
+            self.coder = self.model.coder
+            self.has_landmarks = bool(self.model.has_landmarks)
+            presets = self.entry.presets if self.entry is not None else family_presets(self.model.family)
         self.preset_name = preset
-        self.preset = _preset(self.model, preset).with_overrides(score_thresh, nms_thresh, input_size)
-        arch = model if isinstance(model, str) else None
-        self.backend: Backend = make_backend(backend, self.model, weights_path, self.device, threads, arch)
+        self.preset = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.batch_size = max(int(batch_size), 1)
 
     def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:
@@ -107,63 +145,88 @@ class Detector:
         """Images whose network inputs differ in size (``"original"`` resizing) run as separate
         batches, so no image is padded beyond its own input size and results do not depend on
         what else is in the batch."""
-        resized = [resize_image(image, self.preset.resize, self.model.input_spec) for image in images]
+        resized = [resize_image(image, self.preset.resize, self.input_spec) for image in images]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, item in enumerate(resized):
             groups.setdefault(item.input_hw, []).append(i)
         results: list[Detections | None] = [None] * len(images)
         for members in groups.values():
             group = [resized[i] for i in members]
-            batch = to_tensor(group, self.model.input_spec, self.preset.resize.pad_value)
+            batch = to_blob(group, self.input_spec, self.preset.resize.pad_value)
             input_hw = (int(batch.shape[2]), int(batch.shape[3]))
-            detections = self.model.decode(self.backend(batch), input_hw, self.preset.postprocess)
+            predictions = self.backend(batch)
+            detections = postprocess(predictions, input_hw, self.anchor_generator, self.coder, self.preset.postprocess)
             for i, dets, item in zip(members, detections, group):
-                results[i] = to_original(dets.to("cpu"), item)
+                results[i] = to_original(dets, item)
         return [r for r in results if r is not None]
 
     def describe(self) -> str:
-        """One line naming the model, backend and settings."""
+        """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
         size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        weights = f" ({self.weights_path.name})" if self.weights_path is not None else ""
         return (
-            f"{self.model_name} [{self.backend.name}] preset '{self.preset_name}': {size}, "
+            f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
         )
 
 
-def _weights_path(model: str | DenseFaceDetector, weights: str | Path | None, progress: bool) -> Path | None:
+def _weights_path(model: Any, entry: ModelEntry | None, weights: str | Path | None, progress: bool) -> Path | None:
     """The local weights file: the given path, a release tag, or the default release."""
-    if isinstance(model, DenseFaceDetector):
+    if entry is None:
         if weights is not None:
             raise FacescopeError("pass weights either inside the model or as weights=, not both")
         return None
-    entry = get_model_entry(model)
     if weights is None:
         if not entry.weights:
-            raise WeightsError(f"model '{model}' has no pretrained weights; pass weights=PATH (or --weights PATH)")
+            raise WeightsError(f"model '{entry.name}' has no pretrained weights; pass weights=PATH (or --weights PATH)")
         weights = "pretrained"
     return resolve_weights(entry, weights, progress)
 
 
-def _build(
-    model: str | DenseFaceDetector, weights: Path | None, device: torch.device, backend: str
-) -> DenseFaceDetector:
-    if isinstance(model, DenseFaceDetector):
-        return model.to(device).eval()
+def _choose_backend(
+    backend: str, model: Any, entry: ModelEntry | None, weights: str | Path | None, path: Path | None
+) -> str:
+    """``"auto"`` -> onnxruntime for an ONNX file or release, torch otherwise; check explicit choices."""
+    is_onnx = path is not None and (path.suffix.lower() == ".onnx" or (entry is not None and release_format(entry, weights) == "onnx"))
+    if backend == "auto":
+        return "onnxruntime" if is_onnx else "torch"
     if backend == "onnxruntime":
-        return create_model(model, device=device)  # architecture only: input spec, priors, coder
-    return create_model(model, weights, device=device)
+        if entry is None:
+            raise FacescopeError("backend='onnxruntime' needs a registered model name and an .onnx weights file, not a built model")
+        if not is_onnx:
+            raise FacescopeError("backend='onnxruntime' needs an .onnx weights file (export one with `facescope export`)")
+    return backend
 
 
-def _preset(model: DenseFaceDetector, name: str) -> InferencePreset:
-    if name not in model.presets:
-        raise FacescopeError(f"unknown preset '{name}'{suggest(name, model.presets)}; {model.family} has {sorted(model.presets)}")
-    return model.presets[name]
+def _torch_backend(model: Any, weights: Path | None, device: str, threads: int | None) -> tuple[Any, Any]:
+    """Build (or take) the PyTorch model and its backend; a clear message when torch is missing."""
+    try:
+        import torch
+    except ImportError:
+        what = f"weights {weights.name}" if weights is not None else "this model"
+        raise FacescopeError(
+            f"running {what} needs PyTorch, which is not installed: {TORCH_EXTRA_HINT} (or use .onnx weights)"
+        ) from None
+    from facescope.inference.backends import TorchBackend
+    from facescope.models.registry import create_model
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))  # process-wide: documented on Detector(threads=...)
+    torch_device = torch.device(device)
+    built = model.to(torch_device).eval() if not isinstance(model, str) else create_model(model, weights, device=torch_device)
+    return built, TorchBackend(built, torch_device)
 
 
-def preprocess_batch(
-    images: list[np.ndarray], preset: InferencePreset, model: DenseFaceDetector
-) -> tuple[torch.Tensor, list[ResizedImage]]:
-    """BGR images -> (normalised batch, resize records), as :class:`Detector` does."""
-    resized = [resize_image(image, preset.resize, model.input_spec) for image in images]
-    return to_tensor(resized, model.input_spec, preset.resize.pad_value), resized
+def _preset(presets: Any, name: str, model_name: str) -> InferencePreset:
+    from facescope.errors import suggest
+
+    if name not in presets:
+        raise FacescopeError(f"unknown preset '{name}'{suggest(name, presets)}; {model_name} has {sorted(presets)}")
+    return presets[name]
+
+
+def preprocess_batch(images: list[np.ndarray], preset: InferencePreset, input_spec: InputSpec) -> tuple[np.ndarray, list[ResizedImage]]:
+    """BGR images -> (normalised ``ndarray[B, 3, H, W]``, resize records), as :class:`Detector` does."""
+    resized = [resize_image(image, preset.resize, input_spec) for image in images]
+    return to_blob(resized, input_spec, preset.resize.pad_value), resized

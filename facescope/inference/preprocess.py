@@ -1,17 +1,22 @@
-"""Resizing and normalisation of BGR uint8 images into network input tensors, and the inverse map
-of boxes and landmarks back to the original pixels."""
+"""Resizing and normalisation of BGR uint8 images into network input arrays, and the inverse map
+of boxes and landmarks back to the original pixels. numpy and OpenCV only (torch callers wrap the
+array with :func:`to_tensor`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
 from facescope.models.spec import InputSpec, ResizeSpec
 from facescope.structures import Detections
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,14 @@ def resize_image(image: np.ndarray, resize: ResizeSpec, input_spec: InputSpec) -
 
 
 def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: float = 0.0) -> torch.Tensor:
-    """Build the normalised network input ``Tensor[B, 3, H, W]`` float32.
+    """:func:`to_blob` as a ``Tensor[B, 3, H, W]`` (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(to_blob(images, input_spec, pad_value))
+
+
+def to_blob(images: list[ResizedImage], input_spec: InputSpec, pad_value: float = 0.0) -> np.ndarray:
+    """Build the normalised network input ``ndarray[B, 3, H, W]`` float32.
 
     Each image sits at the top-left; the rest (letterbox border, size-divisor padding, and
     padding to the largest image of the batch) holds ``pad_value`` (a pixel value, normalised
@@ -93,7 +105,7 @@ def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: floa
     inv_std = (1.0 / np.asarray(input_spec.std, dtype=np.float64)).astype(np.float32)
     uniform_scale = bool(np.all(inv_std == inv_std[0]))
     if len(images) == 1 and uniform_scale and float(pad_value).is_integer() and 0 <= pad_value <= 255:
-        return torch.from_numpy(_single_blob(images[0], (height, width), mean, float(inv_std[0]), input_spec, int(pad_value)))
+        return _single_blob(images[0], (height, width), mean, float(inv_std[0]), input_spec, int(pad_value))
     batch = np.empty((len(images), 3, height, width), dtype=np.float32)
     # the normalised pad value, per channel: (3,) -> (1, 3, 1, 1)
     batch[...] = ((np.float32(pad_value) - mean) * inv_std).reshape(1, 3, 1, 1)
@@ -109,7 +121,7 @@ def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: floa
         if not uniform_scale:
             blob *= inv_std.reshape(1, 3, 1, 1)
         batch[i, :, :h, :w] = blob[0]
-    return torch.from_numpy(batch)
+    return batch
 
 
 def _single_blob(
@@ -129,9 +141,9 @@ def _single_blob(
 def to_original(detections: Detections, resized: ResizedImage) -> Detections:
     """Map detections from canvas pixels back to the original image's pixels."""
     scale_x, scale_y = resized.scale_xy
-    scale = detections.boxes.new_tensor([scale_x, scale_y, scale_x, scale_y])
+    scale = np.asarray([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
     boxes = detections.boxes / scale
     landmarks = None
     if detections.landmarks is not None:
-        landmarks = detections.landmarks / detections.landmarks.new_tensor([scale_x, scale_y])
+        landmarks = detections.landmarks / scale[:2]
     return Detections(boxes, detections.scores, landmarks)

@@ -1,10 +1,10 @@
 """The interface every face detector in facescope implements.
 
-``forward`` returns raw head outputs (:class:`DenseOutputs`); ``postprocess`` turns them into
-:class:`~facescope.structures.Detections` in network-input pixels. Training losses are criterion
-objects outside the model (:mod:`facescope.losses.criteria`); a model only names its default loss
-settings and wires its criterion from its anchors and coder (``make_criterion``). None of these
-depends on ``self.training``.
+``forward`` returns raw head outputs (:class:`DenseOutputs`); ``activate`` turns logits into
+probabilities. Post-processing (decode, threshold, NMS) is a separate object of
+:mod:`facescope.inference.postprocess`; training losses are criterion objects outside the model
+(:mod:`facescope.losses.criteria`): a model only names its default loss settings and wires its
+criterion from its anchors and coder (``make_criterion``). None of these depends on ``self.training``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from facescope.models.postprocess import decode_dense
-from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings
+from facescope.models.spec import InputSpec
 from facescope.ops.anchors import AnchorGenerator
-from facescope.ops.coders import DeltaCoder, DistanceCoder
-from facescope.structures import Detections
+from facescope.ops.coders import BoxCoder
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.losses.criteria import Criterion
@@ -89,7 +87,8 @@ class DenseFaceDetector(nn.Module):
 
     Subclasses set ``family`` and ``default_loss_config``, implement :meth:`forward`,
     :meth:`scores_from_logits` and :meth:`make_criterion`, provide ``backbone``, and are
-    constructed with their prior generator and coder.
+    constructed with the prior generator, coder and input spec of their catalogue entry
+    (:mod:`facescope.models.catalog`). Presets belong to the registry entry.
 
     Attributes:
         backbone: the classification network the features start from (what ImageNet weights
@@ -100,14 +99,13 @@ class DenseFaceDetector(nn.Module):
     """
 
     family: ClassVar[str] = "dense"
-    presets: ClassVar[dict[str, InferencePreset]] = {}
     default_loss_config: ClassVar[Any] = None
     backbone: nn.Module
 
     def __init__(
         self,
         anchor_generator: AnchorGenerator,
-        coder: DistanceCoder | DeltaCoder,
+        coder: BoxCoder,
         input_spec: InputSpec,
         has_landmarks: bool,
     ) -> None:
@@ -139,22 +137,3 @@ class DenseFaceDetector(nn.Module):
         """Turn logits into probabilities and concatenate the levels."""
         scores = [self.scores_from_logits(level) for level in outputs.cls_logits]
         return DensePredictions.from_levels(scores, outputs.box_regs, outputs.landmark_regs)
-
-    @torch.no_grad()
-    def postprocess(
-        self, outputs: DenseOutputs, input_hw: tuple[int, int], settings: PostprocessSettings
-    ) -> list[Detections]:
-        """Decode, threshold and NMS; boxes are in pixels of the ``input_hw`` network input."""
-        return self.decode(self.activate(outputs), input_hw, settings)
-
-    def decode(
-        self, predictions: DensePredictions, input_hw: tuple[int, int], settings: PostprocessSettings
-    ) -> list[Detections]:
-        """Post-process activated predictions (also used by the onnxruntime backend)."""
-        priors = self.anchor_generator.priors(input_hw, predictions.scores.device, predictions.box_regs.dtype)
-        if len(priors) != predictions.scores.shape[1]:
-            raise ValueError(
-                f"{predictions.scores.shape[1]} predictions but {len(priors)} priors for input {input_hw}; "
-                f"the input sides must be multiples of {self.input_spec.size_divisor}"
-            )
-        return decode_dense(predictions, priors, self.coder, settings)

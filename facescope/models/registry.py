@@ -1,29 +1,46 @@
-"""The one registry of model builders.
+"""The one registry of models: a torch-free catalogue of entries, each naming a lazily imported builder.
 
-Builders are plain functions registered with :func:`register_model`; pretrained weights are
-declared next to them as :class:`~facescope.models.weights.WeightSpec` data.
+An entry (:class:`ModelEntry`) carries everything inference needs without building the network:
+family, input spec, inference presets, head layout (strides, anchors, coder, landmarks),
+pretrained weights and paper metrics; its ``builder`` is a ``"module:function"`` string imported
+(with torch) only by :func:`create_model`.
+
+How families register themselves: every module of the package :mod:`facescope.models.catalog`
+is a torch-free declaration of one family that calls :func:`register_model` for each of its
+architectures; the registry finds them with :func:`pkgutil.iter_modules` on first use, so adding a
+family is adding one file there (no import list to edit here). A package scan was chosen over
+``importlib.metadata`` entry points because it needs no re-install after adding a family (editable
+checkouts see it at once) and costs only the import of a few small modules, while scanning the
+installed distributions' metadata costs tens of milliseconds on every cold start.
 
 Example:
     >>> from facescope.models import create_model, list_models
     >>> "scrfd_500m_kps" in list_models()
     True
-    >>> model = create_model("scrfd_500m_kps")          # random init
+    >>> model = create_model("scrfd_500m_kps")          # random init (imports torch)
+    >>> model = create_model("retinaface_paper_r50", deformable=False)
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+from facescope.errors import FacescopeError, UnknownModelError, WeightsError, suggest
+from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
 
-from facescope.errors import UnknownModelError, WeightsError, suggest
-from facescope.models.base import DenseFaceDetector
-from facescope.models.weights import WeightSpec, fetch_weights, load_weights_file
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-Builder = Callable[[], DenseFaceDetector]
+    from facescope.models.base import DenseFaceDetector
+
+CATALOG_PACKAGE = "facescope.models.catalog"
 
 
 @dataclass(frozen=True)
@@ -32,17 +49,25 @@ class ModelEntry:
 
     Attributes:
         name: registry name, e.g. ``"scrfd_2.5g_kps"``.
-        builder: zero-argument function returning a randomly initialised model.
+        builder: ``"module:function"`` returning a randomly initialised model; its keyword
+            arguments are the overrides :func:`create_model` accepts.
         family: detector family (``"scrfd"``, ``"retinaface"``, ...).
         summary: one line for ``facescope models``.
-        weights: pretrained releases, the first being the default.
+        input_spec: pixel normalisation and size divisor of the network input.
+        head: :class:`~facescope.models.spec.HeadLayout` (what decoding needs).
+        presets: named inference recipes; ``"default"`` is what :class:`~facescope.Detector` uses.
+        weights: pretrained releases, the first being the default; each names the preset its
+            published numbers used (``WeightSpec.preset``).
         paper_metrics: published WIDER FACE val AP of the architecture, when the paper gives one.
     """
 
     name: str
-    builder: Builder
+    builder: str
     family: str
     summary: str
+    input_spec: InputSpec
+    head: HeadLayout
+    presets: Mapping[str, InferencePreset] = field(default_factory=dict)
     weights: tuple[WeightSpec, ...] = ()
     paper_metrics: Mapping[str, float] | None = None
 
@@ -58,47 +83,110 @@ class ModelEntry:
         tags = [s.tag for s in self.weights]
         raise WeightsError(f"model '{self.name}' has no weights '{tag}'{suggest(tag, tags)}; available: {tags}")
 
+    def preset(self, name: str) -> InferencePreset:
+        """The preset called ``name``; an unknown name is an error listing the family's presets."""
+        if name not in self.presets:
+            raise FacescopeError(f"unknown preset '{name}'{suggest(name, self.presets)}; {self.name} has {sorted(self.presets)}")
+        return self.presets[name]
+
+    def protocol_preset(self, weights_tag: str | None = None) -> str:
+        """The preset the published numbers of a release were measured with (evaluation uses it).
+
+        ``weights_tag`` None means the default release; a model without releases uses its
+        ``"widerface"`` preset.
+        """
+        if not self.weights:
+            return "widerface"
+        spec = self.weight_spec(weights_tag)
+        return spec.preset
+
+    def builder_function(self) -> Callable[..., DenseFaceDetector]:
+        """Import the builder (this imports torch and the model code)."""
+        module_name, _, attribute = self.builder.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def accepted_overrides(self) -> list[str]:
+        """Keyword arguments the builder accepts (what ``create_model(name, **overrides)`` may pass)."""
+        parameters = inspect.signature(self.builder_function()).parameters.values()
+        return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def build(self, **overrides: Any) -> DenseFaceDetector:
+        """A randomly initialised model; unknown ``overrides`` are an error naming the accepted ones."""
+        accepted = self.accepted_overrides()
+        unknown = sorted(set(overrides) - set(accepted))
+        if unknown:
+            raise FacescopeError(
+                f"model '{self.name}' does not accept {', '.join(repr(k) for k in unknown)}"
+                f"{suggest(unknown[0], accepted)}; accepted overrides: {accepted or 'none'}"
+            )
+        return self.builder_function()(**overrides)
+
 
 _MODELS: dict[str, ModelEntry] = {}
+_CATALOG_LOADED = False
 
 
 def register_model(
     name: str,
     *,
+    builder: str,
     family: str,
     summary: str,
+    input_spec: InputSpec,
+    head: HeadLayout,
+    presets: Mapping[str, InferencePreset],
     weights: tuple[WeightSpec, ...] = (),
     paper_metrics: Mapping[str, float] | None = None,
-) -> Callable[[Builder], Builder]:
-    """Decorator registering a builder under ``name``; a duplicate name is an error."""
+) -> ModelEntry:
+    """Add an entry (called by the catalogue modules); a duplicate name is an error."""
+    if name in _MODELS:
+        raise ValueError(f"model '{name}' is already registered")
+    if ":" not in builder:
+        raise ValueError(f"builder of '{name}' must be 'module:function', got {builder!r}")
+    for spec in weights:
+        if spec.preset not in presets:
+            raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
+    entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
+    _MODELS[name] = entry
+    return entry
 
-    def decorator(builder: Builder) -> Builder:
-        if name in _MODELS:
-            raise ValueError(f"model '{name}' is already registered")
-        _MODELS[name] = ModelEntry(name, builder, family, summary, tuple(weights), paper_metrics)
-        return builder
 
-    return decorator
-
-
-def _ensure_builtin_models() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    import facescope.models.retinaface  # noqa: F401
-    import facescope.models.scrfd  # noqa: F401
+def _load_catalog() -> None:
+    global _CATALOG_LOADED
+    if _CATALOG_LOADED:
+        return
+    _CATALOG_LOADED = True
+    package = importlib.import_module(CATALOG_PACKAGE)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered names matching a shell ``pattern``, optionally only those with weights."""
-    _ensure_builtin_models()
+    _load_catalog()
     return sorted(n for n, e in _MODELS.items() if fnmatch.fnmatch(n, pattern) and (e.weights or not pretrained))
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """Look ``name`` up, raising :class:`UnknownModelError` with a close-match suggestion."""
-    _ensure_builtin_models()
+    _load_catalog()
     if name not in _MODELS:
         raise UnknownModelError(f"unknown model '{name}'{suggest(name, _MODELS)}; see `facescope models`")
     return _MODELS[name]
+
+
+def entries() -> list[ModelEntry]:
+    """Every registered entry, sorted by name."""
+    return [get_model_entry(name) for name in list_models()]
+
+
+def family_presets(family: str) -> Mapping[str, InferencePreset]:
+    """The presets of a family (those of its first registered entry)."""
+    for entry in entries():
+        if entry.family == family:
+            return entry.presets
+    raise UnknownModelError(f"no registered model of family '{family}'")
 
 
 def create_model(
@@ -108,6 +196,7 @@ def create_model(
     sha256: str | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    **overrides: Any,
 ) -> DenseFaceDetector:
     """Build a registered model, optionally with weights.
 
@@ -118,12 +207,16 @@ def create_model(
         sha256: expected hash of a weights *path* (releases always carry their own).
         device: where to put the model.
         progress: show a download progress bar.
+        **overrides: builder options, e.g. ``deformable=False`` for ``retinaface_paper_r50``; an
+            unknown one is an error naming those the builder accepts.
 
     Returns:
         The model in eval mode.
     """
+    from facescope.models.weights import load_weights_file
+
     entry = get_model_entry(name)
-    model = entry.builder()
+    model = entry.build(**overrides)
     if weights is not None:
         path = resolve_weights(entry, weights, progress)
         load_weights_file(model, path, name, sha256=sha256)
@@ -132,6 +225,8 @@ def create_model(
 
 def resolve_weights(entry: ModelEntry, weights: str | Path, progress: bool = True) -> Path:
     """Map ``"pretrained"``, a release tag or a path to a local file."""
+    from facescope.models.weights import fetch_weights
+
     text = str(weights)
     if text == "pretrained":
         return fetch_weights(entry.weight_spec(), progress)
@@ -144,10 +239,31 @@ def resolve_weights(entry: ModelEntry, weights: str | Path, progress: bool = Tru
     return path
 
 
+def release_format(entry: ModelEntry, weights: str | Path | None) -> str | None:
+    """``"onnx"`` / ``"torch"`` when ``weights`` names a release of ``entry`` (None = default), else None."""
+    if weights is None or str(weights) == "pretrained":
+        return entry.weights[0].format if entry.weights else None
+    for spec in entry.weights:
+        if spec.tag == str(weights):
+            return spec.format
+    return None
+
+
+def find_release(sha256: str) -> tuple[ModelEntry, WeightSpec] | None:
+    """The registered release whose file hashes to ``sha256``, if any."""
+    for entry in entries():
+        for spec in entry.weights:
+            if spec.sha256.lower() == sha256.lower():
+                return entry, spec
+    return None
+
+
 def build_on_meta(name: str) -> DenseFaceDetector:
-    """Build the architecture without allocating weights (for metadata, decoding and key lists)."""
+    """Build the architecture without allocating weights (for parameter counts and key lists)."""
+    import torch
+
     with torch.device("meta"):
-        return get_model_entry(name).builder()
+        return get_model_entry(name).build()
 
 
 def find_architectures_for(shapes: dict[str, tuple[int, ...]]) -> list[str]:

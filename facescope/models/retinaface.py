@@ -17,7 +17,8 @@ Two families of architectures:
 ``forward`` returns raw logits and encodings; the training loss is a
 :class:`~facescope.losses.multibox.MultiBoxCriterion` (softmax + OHEM, smooth-L1 boxes and
 landmarks, plus the pixel loss when the dense branch is on), port settings ``PORT_LOSS`` and paper
-settings ``PAPER_LOSS``; ``postprocess`` decodes and applies NMS.
+settings ``PAPER_LOSS``. Decoding and NMS live in :mod:`facescope.inference.postprocess`; head
+layouts, presets and weights in :mod:`facescope.models.catalog.retinaface`.
 """
 
 from __future__ import annotations
@@ -41,59 +42,28 @@ from facescope.models.heads.retinaface_head import (
     make_level_heads,
 )
 from facescope.models.necks import SSH, RetinaFaceFPN, RetinaFacePaperFPN
-from facescope.models.registry import register_model
-from facescope.models.spec import InferencePreset, InputSpec, PostprocessSettings, ResizeSpec
-from facescope.models.weights import WeightSpec
-from facescope.ops.anchors import AnchorGenerator
-from facescope.ops.coders import DeltaCoder
-
-PORT_STRIDES = (8, 16, 32)
-PORT_MIN_SIZES = ((16, 32), (64, 128), (256, 512))
-PAPER_STRIDES = (4, 8, 16, 32, 64)
-VARIANCES = (0.1, 0.2)
-
-# Pytorch_Retinaface feeds raw BGR pixels minus the ImageNet-Caffe mean, no std scaling, at any size.
-RETINAFACE_INPUT = InputSpec(mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0), color="bgr", size_divisor=1)
-
-_OFFICIAL_TEST = InferencePreset(
-    "Pytorch_Retinaface test_widerface.py: original size without padding, BGR - (104, 117, 123), "
-    "score > 0.02, numpy NMS 0.4 with +1 areas, no top-k",
-    ResizeSpec("original", size_divisor=1),
-    PostprocessSettings(score_thresh=0.02, nms_thresh=0.4, nms_pixel_offset=1.0, strict_score=True),
+from facescope.models.catalog.retinaface import (  # noqa: F401 - presets and releases re-exported for callers
+    PAPER_HEAD,
+    PAPER_STRIDES,
+    PORT_HEAD,
+    RETINAFACE_INPUT,
+    RETINAFACE_MNET025_WEIGHTS,
+    RETINAFACE_PRESETS,
+    RETINAFACE_R50_WEIGHTS,
+    paper_anchor_sizes,
 )
-RETINAFACE_PRESETS: dict[str, InferencePreset] = {
-    "default": InferencePreset(
-        "original image size, score >= 0.5, NMS 0.4 (+1 areas)",
-        ResizeSpec("original", size_divisor=1),
-        PostprocessSettings(score_thresh=0.5, nms_thresh=0.4, nms_pixel_offset=1.0),
-    ),
-    "official": _OFFICIAL_TEST,
-    # The protocol of the published WIDER FACE numbers: the port evaluates with its test script.
-    "widerface": replace(_OFFICIAL_TEST, description="WIDER FACE protocol of the port (= 'official')"),
-    "official_detect": InferencePreset(
-        "Pytorch_Retinaface detect.py: as 'official', plus top 5000 scores before NMS and at most 750 faces after",
-        ResizeSpec("original", size_divisor=1),
-        PostprocessSettings(
-            score_thresh=0.02,
-            nms_thresh=0.4,
-            nms_pixel_offset=1.0,
-            strict_score=True,
-            pre_nms_top_k=5000,
-            max_detections=750,
-        ),
-    ),
-}
-
+from facescope.ops.anchors import AnchorGenerator
+from facescope.structures import FaceTargets
 
 class _RetinaFaceBase(DenseFaceDetector):
     """Shared by both RetinaFace families: softmax scores and the multibox criterion."""
 
     family = "retinaface"
-    presets = RETINAFACE_PRESETS
     default_loss_config = PORT_LOSS
 
     def __init__(self, anchor_generator: AnchorGenerator) -> None:
-        super().__init__(anchor_generator, DeltaCoder(VARIANCES), RETINAFACE_INPUT, has_landmarks=True)
+        # coder and input spec from the catalogue's declaration (both layouts share them)
+        super().__init__(anchor_generator, PORT_HEAD.coder, RETINAFACE_INPUT, has_landmarks=True)
 
     @property
     def backbone(self) -> nn.Module:
@@ -126,7 +96,7 @@ class RetinaFace(_RetinaFaceBase):
     """
 
     def __init__(self, body: nn.Module, out_channels: int) -> None:
-        super().__init__(AnchorGenerator(PORT_STRIDES, PORT_MIN_SIZES, center_offset=0.5))
+        super().__init__(PORT_HEAD.anchor_generator())
         num_anchors = 2
         self.body = body
         self.fpn = RetinaFaceFPN(body.out_channels, out_channels)
@@ -146,14 +116,6 @@ class RetinaFace(_RetinaFaceBase):
             [head(f) for head, f in zip(self.BboxHead, features)],
             [head(f) for head, f in zip(self.LandmarkHead, features)],
         )
-
-
-def paper_anchor_sizes(base_size: float = 16.0, num_levels: int = 5, scales_per_octave: int = 3) -> tuple[tuple[float, ...], ...]:
-    """Anchor sides per level: ``base * 2^(level + k / scales_per_octave)`` (paper Table 2)."""
-    return tuple(
-        tuple(base_size * 2 ** (level + k / scales_per_octave) for k in range(scales_per_octave))
-        for level in range(num_levels)
-    )
 
 
 class RetinaFacePaper(_RetinaFaceBase):
@@ -182,7 +144,7 @@ class RetinaFacePaper(_RetinaFaceBase):
         dense_branch: DenseRegressionBranch | None = None,
         out_channels: int = 256,
     ) -> None:
-        super().__init__(AnchorGenerator(PAPER_STRIDES, paper_anchor_sizes(), center_offset=0.5))
+        super().__init__(PAPER_HEAD.anchor_generator())
         self.deformable = deformable
         self.body = TorchvisionResNetBody(depth, ("layer1", "layer2", "layer3", "layer4"))
         self.fpn = RetinaFacePaperFPN(self.body.out_channels, out_channels, deformable)
@@ -209,61 +171,13 @@ class RetinaFacePaper(_RetinaFaceBase):
 
 
 # ---------------------------------------------------------------------------------------------
-# Builders and weights
+# Builders (registered, with their weights, in facescope.models.catalog.retinaface)
 # ---------------------------------------------------------------------------------------------
 
-PYTORCH_RETINAFACE_RELEASES = "https://drive.google.com/open?id=1oZRSG0ZegbVkVwUd8wUIQx8W7yfZ_ki1"
-PYTORCH_RETINAFACE_LICENSE = "MIT (biubug6/Pytorch_Retinaface)"
-
-RETINAFACE_MNET025_WEIGHTS = WeightSpec(
-    tag="official",
-    # The official release is a Google Drive folder (``source``) that cannot be fetched by URL; this
-    # GitHub release serves the identical file (same sha256 as the Drive file).
-    url="https://github.com/elliottzheng/face-detection/releases/download/0.0.1/mobilenet0.25_Final.pth",
-    sha256="2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
-    filename="retinaface_mobilenet0.25_Final.pth",
-    license=PYTORCH_RETINAFACE_LICENSE,
-    format="torch",
-    source=PYTORCH_RETINAFACE_RELEASES,
-    input_size=None,
-    preset="official",
-    metrics={"widerface_val": {"easy": 90.70, "medium": 88.16, "hard": 73.82}},
-)
-
-RETINAFACE_R50_WEIGHTS = WeightSpec(
-    tag="facexlib",
-    # facexlib's re-release of the Pytorch_Retinaface ResNet-50 checkpoint, loaded by facexlib into
-    # the same module tree with strict=True. sha256 (and size, 109,497,761 bytes) as stated in
-    # several public download manifests that verify this exact URL (e.g. GFPGAN / Stable Diffusion
-    # deployment scripts); not re-verified here, since nothing can be downloaded in this workspace.
-    url="https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
-    sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
-    filename="retinaface_Resnet50_Final.pth",
-    license=PYTORCH_RETINAFACE_LICENSE,
-    format="torch",
-    source=PYTORCH_RETINAFACE_RELEASES,
-    input_size=None,
-    preset="official",
-    metrics={"widerface_val": {"easy": 95.48, "medium": 94.04, "hard": 84.43}},
-)
-
-
-@register_model(
-    "retinaface_mnet025",
-    family="retinaface",
-    summary="RetinaFace MobileNet-0.25 (Pytorch_Retinaface): FPN 8/16/32, SSH, 2 priors/location, 5 landmarks",
-    weights=(RETINAFACE_MNET025_WEIGHTS,),
-)
 def retinaface_mnet025() -> RetinaFace:
     return RetinaFace(RetinaFaceMobileNetV1(), out_channels=64)
 
 
-@register_model(
-    "retinaface_r50",
-    family="retinaface",
-    summary="RetinaFace ResNet-50 (Pytorch_Retinaface): FPN 8/16/32, SSH, 2 priors/location, 5 landmarks",
-    weights=(RETINAFACE_R50_WEIGHTS,),
-)
 def retinaface_r50() -> RetinaFace:
     return RetinaFace(TorchvisionResNetBody(50, ("layer2", "layer3", "layer4")), out_channels=256)
 
@@ -290,26 +204,18 @@ def build_retinaface_paper(
     return RetinaFacePaper(depth, deformable, dense_branch)
 
 
-@register_model(
-    "retinaface_paper_r50",
-    family="retinaface",
-    summary="RetinaFace as in the paper, ResNet-50: P2-P6, 3 anchors/location, deformable context, shared head",
-)
-def retinaface_paper_r50() -> RetinaFacePaper:
-    return build_retinaface_paper(50)
+def retinaface_paper_r50(*, deformable: bool = True, mesh_topology: str | Path | None = None) -> RetinaFacePaper:
+    return build_retinaface_paper(50, deformable=deformable, mesh_topology=mesh_topology)
 
 
-@register_model(
-    "retinaface_paper_r152",
-    family="retinaface",
-    summary="RetinaFace as in the paper, ResNet-152: P2-P6, 3 anchors/location, deformable context, shared head",
-)
-def retinaface_paper_r152() -> RetinaFacePaper:
-    return build_retinaface_paper(152)
+def retinaface_paper_r152(*, deformable: bool = True, mesh_topology: str | Path | None = None) -> RetinaFacePaper:
+    return build_retinaface_paper(152, deformable=deformable, mesh_topology=mesh_topology)
 
 
 __all__ = [
+    "RETINAFACE_MNET025_WEIGHTS",
     "RETINAFACE_PRESETS",
+    "RETINAFACE_R50_WEIGHTS",
     "RetinaFace",
     "RetinaFacePaper",
     "build_retinaface_paper",

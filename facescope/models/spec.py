@@ -1,10 +1,12 @@
 """Declarative settings that travel with a model or its weights: input normalisation, resizing
-policy, post-processing thresholds and named inference presets."""
+policy, post-processing thresholds, named inference presets and the head layout. Torch-free."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,97 @@ def _resize_for(resize: ResizeSpec, input_size: int | tuple[int, int] | str) -> 
     if len(size) != 2 or min(size) <= 0:
         raise ValueError(f"input_size must be positive (width, height), got {input_size!r}")
     return replace(resize, mode="letterbox", size=size)
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """What decoding a dense head's outputs needs, declared without torch.
+
+    The torch model builds its anchor generator and coder from this declaration (one source of
+    truth), and the torch-free onnxruntime path decodes with it directly.
+
+    Attributes:
+        strides: stride of every pyramid level, ascending.
+        anchors: per level, the anchors of one location as ``(width, height)`` pairs
+            (:func:`~facescope.ops.anchors.anchor_shape` turns a scale and aspect ratio into one).
+        center_offset: anchor centres at ``(j + offset) * stride``.
+        coder: the box/landmark coder (a :class:`~facescope.ops.coders.BoxCoder`).
+        has_landmarks: the head predicts 5 landmarks.
+        score_activation: ``"sigmoid"`` (1 logit per prior) or ``"softmax"`` (background, face).
+    """
+
+    strides: tuple[int, ...]
+    anchors: tuple[tuple[tuple[float, float], ...], ...]
+    center_offset: float
+    coder: Any
+    has_landmarks: bool
+    score_activation: Literal["sigmoid", "softmax"] = "sigmoid"
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.strides)
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of an exported graph: scores, boxes (and landmarks) per level."""
+        return self.num_levels * (3 if self.has_landmarks else 2)
+
+    @property
+    def num_logits(self) -> int:
+        """Classification channels of the torch head per prior."""
+        return 1 if self.score_activation == "sigmoid" else 2
+
+    def anchor_generator(self) -> Any:
+        """A new :class:`~facescope.ops.anchors.AnchorGenerator` for this layout."""
+        from facescope.ops.anchors import AnchorGenerator
+
+        return AnchorGenerator(self.strides, self.anchors, self.center_offset)
+
+    def rows_per_level(self, input_hw: tuple[int, int]) -> tuple[int, ...]:
+        """Output rows of every level for an input of ``input_hw`` (ceil-divided feature maps)."""
+        height, width = input_hw
+        return tuple(-(-height // s) * -(-width // s) * len(a) for s, a in zip(self.strides, self.anchors))
+
+
+def square_anchors(sides_per_level: tuple[tuple[float, ...], ...]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """``((16, 32), ...)`` -> ``(((16, 16), (32, 32)), ...)``: square anchors as (width, height) pairs."""
+    return tuple(tuple((float(s), float(s)) for s in level) for level in sides_per_level)
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One released set of weights for one registered architecture.
+
+    Attributes:
+        tag: short name, unique per architecture (``"insightface"``); ``arch.tag`` names the entry.
+        url: the official release (a file, or an archive holding ``archive_member``).
+        sha256: hash of the weights file itself (the archive member when there is one).
+        filename: name of the cached file.
+        license: licence of the weights (not of facescope).
+        format: ``"onnx"`` (imported into the PyTorch model) or ``"torch"`` (a state dict / checkpoint).
+        archive_member: path inside a zip archive at ``url``.
+        mirrors: other URLs serving the identical file (checked against the same sha256), tried first.
+        source: page describing the release.
+        input_size: ``(width, height)`` the weights were evaluated at.
+        preset: inference preset the metrics were measured with.
+        metrics: e.g. ``{"widerface_val": {"easy": 93.80, "medium": 92.02, "hard": 77.13}}`` as published.
+    """
+
+    tag: str
+    url: str
+    sha256: str
+    filename: str
+    license: str
+    format: Literal["onnx", "torch"]
+    archive_member: str | None = None
+    mirrors: tuple[str, ...] = ()
+    source: str = ""
+    input_size: tuple[int, int] | None = (640, 640)
+    preset: str = "official"
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def cached_path(self) -> Path:
+        """Where the file lives in the cache (it may not exist yet)."""
+        from facescope.models.weights import weights_dir
+
+        return weights_dir() / self.filename

@@ -1,6 +1,6 @@
 """Pretrained weights: declarations, the download cache, hash checks and loading into a model.
 
-A :class:`WeightSpec` is data declared next to its builder. Files are cached in
+A :class:`~facescope.models.spec.WeightSpec` is data declared in the family's catalogue entry. Files are cached in
 ``$FACESCOPE_HOME/weights`` (default ``~/.cache/facescope/weights``), downloaded on first use and
 refused when their sha256 differs from the declared one. Offline, the error says which file to
 place where.
@@ -12,56 +12,19 @@ import hashlib
 import io
 import os
 import shutil
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from facescope.errors import WeightsError
 from facescope.fileio import atomic_path
+from facescope.models.spec import WeightSpec
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
-@dataclass(frozen=True)
-class WeightSpec:
-    """One released set of weights for one registered architecture.
-
-    Attributes:
-        tag: short name, unique per architecture (``"insightface"``); ``arch.tag`` names the entry.
-        url: the official release (a file, or an archive holding ``archive_member``).
-        sha256: hash of the weights file itself (the archive member when there is one).
-        filename: name of the cached file.
-        license: licence of the weights (not of facescope).
-        format: ``"onnx"`` (imported into the PyTorch model) or ``"torch"`` (a state dict / checkpoint).
-        archive_member: path inside a zip archive at ``url``.
-        mirrors: other URLs serving the identical file (checked against the same sha256), tried first.
-        source: page describing the release.
-        input_size: ``(width, height)`` the weights were evaluated at.
-        preset: inference preset the metrics were measured with.
-        metrics: e.g. ``{"widerface_val": {"easy": 93.80, "medium": 92.02, "hard": 77.13}}`` as published.
-    """
-
-    tag: str
-    url: str
-    sha256: str
-    filename: str
-    license: str
-    format: Literal["onnx", "torch"]
-    archive_member: str | None = None
-    mirrors: tuple[str, ...] = ()
-    source: str = ""
-    input_size: tuple[int, int] | None = (640, 640)
-    preset: str = "official"
-    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    def cached_path(self) -> Path:
-        """Where the file lives in the cache (it may not exist yet)."""
-        return weights_dir() / self.filename
+__all__ = ["WeightSpec", "fetch_weights", "file_sha256", "load_weights_file", "read_state_dict", "verify_sha256"]
 
 
 def facescope_home() -> Path:
@@ -98,6 +61,8 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     if target.exists():
         verify_sha256(target, spec.sha256)
         return target
+    import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
+
     urls = list(spec.mirrors) + [spec.url]
     failures = []
     for url in urls:
@@ -126,6 +91,8 @@ def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> No
 
 
 def _read_url(url: str, progress: bool) -> bytes:
+    import urllib.request
+
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - URLs come from WeightSpecs
@@ -152,6 +119,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a bare state dict, an mmdet checkpoint (``{"state_dict", "meta", ...}``), a facescope
     checkpoint (``{"model", ...}``) and DataParallel files (``module.`` prefix).
     """
+    import torch
+
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -226,6 +195,8 @@ def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str
 
 def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Atomically write ``{"model": state_dict, **extra}`` to ``path``."""
+    import torch
+
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), **(extra or {})}, tmp)

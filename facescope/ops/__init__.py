@@ -1,7 +1,33 @@
-"""Pure tensor functions: box geometry, NMS, prior (anchor) grids and box/landmark coders."""
+"""Array functions: box geometry, NMS, prior (anchor) grids and box/landmark coders.
 
-from facescope.ops.anchors import AnchorGenerator, Priors
-from facescope.ops.boxes import box_iou, clip_boxes, nms
-from facescope.ops.coders import DeltaCoder, DistanceCoder
+``anchors`` and ``coders`` work on numpy arrays and torch tensors alike and import without torch;
+``boxes`` (torchvision NMS, IoU) needs torch. Attributes are imported on first use so that the
+torch-free modules stay torch-free.
+"""
 
-__all__ = ["AnchorGenerator", "Priors", "box_iou", "clip_boxes", "nms", "DeltaCoder", "DistanceCoder"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY_ATTRIBUTES = {
+    "AnchorGenerator": "facescope.ops.anchors",
+    "Priors": "facescope.ops.anchors",
+    "anchor_shape": "facescope.ops.anchors",
+    "BoxCoder": "facescope.ops.coders",
+    "DeltaCoder": "facescope.ops.coders",
+    "DistanceCoder": "facescope.ops.coders",
+    "box_iou": "facescope.ops.boxes",
+    "clip_boxes": "facescope.ops.boxes",
+    "nms": "facescope.ops.boxes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'facescope.ops' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_LAZY_ATTRIBUTES)

@@ -62,6 +62,10 @@ def test_corrupt_image_and_wrong_weights_exit_non_zero(scrfd_onnx, tmp_path, cap
     assert main(["detect", str(corrupt), "--model", "scrfd_500m_kps", "--weights", str(scrfd_onnx["scrfd_500m_kps"])]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["detect", str(corrupt), "--model", "scrfd_10g_kps", "--weights", str(scrfd_onnx["scrfd_500m_kps"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit model 'scrfd_10g_kps'" in err and err.strip().endswith("it fits scrfd_500m_kps")
+    # the torch backend imports the file into the PyTorch model and names the architecture it fits
+    assert main(["detect", str(corrupt), "--model", "scrfd_10g_kps", "--weights", str(scrfd_onnx["scrfd_500m_kps"]), "--backend", "torch"]) == 2
     assert "do not fit architecture 'scrfd_10g_kps'" in capsys.readouterr().err
 
 

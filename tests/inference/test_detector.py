@@ -27,9 +27,9 @@ def test_detections_equal_official_pipeline(key, arch, scrfd_onnx, wider_val_ima
         assert len(ours) == len(ref_dets), path
         total += len(ours)
         if len(ours):
-            assert np.abs(ours.boxes.numpy() - ref_dets[:, :4]).max() <= 0.01
-            assert np.abs(ours.scores.numpy() - ref_dets[:, 4]).max() <= 1e-4
-            assert np.abs(ours.landmarks.numpy() - ref_kps).max() <= 0.01
+            assert np.abs(ours.boxes - ref_dets[:, :4]).max() <= 0.01
+            assert np.abs(ours.scores - ref_dets[:, 4]).max() <= 1e-4
+            assert np.abs(ours.landmarks - ref_kps).max() <= 0.01
     assert total > 100
 
 
@@ -60,12 +60,14 @@ def test_batch_matches_single_and_original_size(scrfd_onnx, wider_val_images):
 
 def test_onnxruntime_backend_equals_torch(scrfd_onnx, shared_data):
     path = shared_data / "images/crowd/t1.jpg"
-    torch_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"]).detect(path)
+    torch_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"], backend="torch").detect(path)
     torch.set_num_threads(2)
-    ort_dets = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"], backend="onnxruntime", threads=2).detect(path)
-    assert torch.get_num_threads() == 1  # decode + NMS only: no PyTorch thread pool competing with onnxruntime's
+    ort = Detector("scrfd_2.5g_kps", scrfd_onnx["scrfd_2.5g_kps"], threads=2)  # "auto": onnxruntime for .onnx
+    ort_dets = ort.detect(path)
+    assert ort.backend.name == "onnxruntime" and ort.model is None
+    assert torch.get_num_threads() == 2  # the onnxruntime path leaves PyTorch's process-wide setting alone
     assert len(torch_dets) == len(ort_dets) == 6
-    assert np.abs(torch_dets.boxes.numpy() - ort_dets.boxes.numpy()).max() < 0.01
+    assert np.abs(torch_dets.boxes - ort_dets.boxes).max() < 0.01
 
 
 def test_errors(scrfd_onnx):
@@ -75,3 +77,5 @@ def test_errors(scrfd_onnx):
         Detector("scrfd_500m")
     with pytest.raises(FacescopeError, match="needs an .onnx"):
         Detector("scrfd_500m_kps", __file__, backend="onnxruntime")
+    with pytest.raises(FacescopeError, match="unknown backend 'tensorrt'"):
+        Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps"], backend="tensorrt")

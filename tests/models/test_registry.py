@@ -1,10 +1,16 @@
 """Registry-wide tests: every registered architecture is covered automatically."""
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 
-from facescope.errors import UnknownModelError
+from facescope.errors import FacescopeError, UnknownModelError
+from facescope.inference.postprocess import postprocess
 from facescope.models import create_model, get_model_entry, list_models, register_model
+from facescope.models.registry import build_on_meta
 from facescope.models.spec import PostprocessSettings
 from facescope.structures import Detections
 
@@ -14,7 +20,16 @@ ALL_MODELS = list_models()
 def test_registry_is_populated_and_rejects_duplicates():
     assert {"scrfd_500m", "scrfd_1g", "scrfd_2.5g", "scrfd_10g", "scrfd_34g"} <= set(ALL_MODELS)
     with pytest.raises(ValueError, match="already registered"):
-        register_model("scrfd_500m", family="scrfd", summary="dup")(lambda: None)
+        entry = get_model_entry("scrfd_500m")
+        register_model(
+            "scrfd_500m",
+            builder=entry.builder,
+            family="scrfd",
+            summary="dup",
+            input_spec=entry.input_spec,
+            head=entry.head,
+            presets=entry.presets,
+        )
 
 
 def test_unknown_model_suggests_close_match():
@@ -39,12 +54,14 @@ def test_forward_backward_and_postprocess(name):
 
     model.eval()
     with torch.no_grad():
-        detections = model.postprocess(model(images), (64, 96), PostprocessSettings(score_thresh=0.0, max_detections=50))
+        predictions = model.activate(model(images))
+    settings = PostprocessSettings(score_thresh=0.0, max_detections=50)
+    detections = postprocess(predictions, (64, 96), model.anchor_generator, model.coder, settings)
     assert len(detections) == 2
     for dets in detections:
         assert isinstance(dets, Detections) and 0 < len(dets) <= 50
-        assert torch.all(dets.scores[:-1] >= dets.scores[1:])  # sorted
-        assert torch.isfinite(dets.boxes).all() and torch.isfinite(dets.scores).all()
+        assert np.all(dets.scores[:-1] >= dets.scores[1:])  # sorted
+        assert np.isfinite(dets.boxes).all() and np.isfinite(dets.scores).all()
         assert (dets.landmarks is not None) == model.has_landmarks
 
 
@@ -64,8 +81,52 @@ def test_forward_does_not_depend_on_training_mode_flag(name):
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_every_family_has_the_common_presets(name):
     """`detect` uses 'default', parity tests 'official', `facescope eval widerface` 'widerface'."""
-    from facescope.models.registry import build_on_meta
-
-    presets = build_on_meta(name).presets
+    entry = get_model_entry(name)
+    presets = entry.presets
     assert {"default", "official", "widerface"} <= set(presets)
     assert presets["widerface"].postprocess.score_thresh <= 0.02  # AP needs the low-score tail
+    for spec in entry.weights:  # a release names the preset of its published numbers
+        assert spec.preset in presets and presets[spec.preset].postprocess.score_thresh <= 0.02
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_built_model_takes_its_layout_from_the_catalogue_entry(name):
+    """One source of truth: the torch model decodes with exactly what its entry declares."""
+    entry = get_model_entry(name)
+    model = build_on_meta(name)
+    assert model.anchor_generator == entry.head.anchor_generator()
+    assert model.anchor_generator.shapes == entry.head.anchors
+    assert model.coder == entry.head.coder
+    assert model.input_spec == entry.input_spec
+    assert model.has_landmarks == entry.head.has_landmarks
+    assert model.family == entry.family
+    with torch.no_grad():  # the activation the entry declares: 1 logit (sigmoid) or 2 (softmax)
+        assert model.scores_from_logits(torch.zeros(1, 3, entry.head.num_logits)).shape == (1, 3)
+
+
+def test_protocol_preset_comes_with_the_weights():
+    assert get_model_entry("scrfd_500m_kps").protocol_preset() == "widerface"
+    assert get_model_entry("retinaface_mnet025").protocol_preset() == "official"
+    assert get_model_entry("scrfd_500m").protocol_preset() == "widerface"  # no release: the family's protocol
+
+
+def test_overrides_go_to_the_builder_and_unknown_ones_are_named():
+    entry = get_model_entry("retinaface_paper_r50")
+    assert "deformable" in entry.accepted_overrides()
+    with torch.device("meta"):
+        plain = entry.build(deformable=False)
+    assert plain.deformable is False
+    with pytest.raises(FacescopeError, match=r"does not accept 'deformabel' \(did you mean 'deformable'\?\); accepted overrides: \['deformable', 'mesh_topology'\]"):
+        create_model("retinaface_paper_r50", deformabel=False)
+    with pytest.raises(FacescopeError, match="accepted overrides: none"):
+        create_model("scrfd_500m", width=2)
+
+
+def test_catalogue_loads_without_torch():
+    code = (
+        "import sys; from facescope.models.registry import list_models, get_model_entry; "
+        "names = list_models(); e = get_model_entry('retinaface_paper_r50'); e.head.anchor_generator().grid((64, 64)); "
+        "print(len(names), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(ALL_MODELS)), "False"]

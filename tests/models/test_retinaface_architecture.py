@@ -123,8 +123,11 @@ def test_paper_deformable_flag_puts_dcn_in_laterals_and_context_modules():
 
 def test_postprocess_returns_detections_in_input_pixels():
     model = create_model("retinaface_mnet025")
+    from facescope.inference.postprocess import postprocess
+
     with torch.no_grad():
-        dets = model.postprocess(model(torch.randn(2, 3, 64, 96)), (64, 96), RETINAFACE_PRESETS["official"].postprocess)
+        predictions = model.activate(model(torch.randn(2, 3, 64, 96)))
+    dets = postprocess(predictions, (64, 96), model.anchor_generator, model.coder, RETINAFACE_PRESETS["official"].postprocess)
     assert len(dets) == 2 and all(isinstance(d, Detections) and d.landmarks is not None for d in dets)
 
 

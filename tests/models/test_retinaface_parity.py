@@ -48,9 +48,9 @@ def assert_same_detections(expected: tuple[np.ndarray, np.ndarray], got: Detecti
     """Same count, same order, boxes and landmarks within 0.01 px, scores within 1e-5."""
     dets, landmarks = expected
     assert len(got) == len(dets)
-    assert np.abs(dets[:, :4] - got.boxes.numpy()).max(initial=0) < BOX_TOL
-    assert np.abs(dets[:, 4] - got.scores.numpy()).max(initial=0) < SCORE_TOL
-    assert np.abs(landmarks - got.landmarks.numpy().reshape(-1, 10)).max(initial=0) < BOX_TOL
+    assert np.abs(dets[:, :4] - got.boxes).max(initial=0) < BOX_TOL
+    assert np.abs(dets[:, 4] - got.scores).max(initial=0) < SCORE_TOL
+    assert np.abs(landmarks - got.landmarks.reshape(-1, 10)).max(initial=0) < BOX_TOL
     return len(dets)
 
 
@@ -70,7 +70,7 @@ def _unmatched(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
 def assert_equal_up_to_borderline_nms(expected: tuple[np.ndarray, np.ndarray], got: Detections, thresh: float = 0.4) -> int:
     """Every detection in only one list is explained by an NMS decision at IoU = thresh +- 1e-4 (or a cascade)."""
     ref = expected[0]
-    ours = np.hstack([got.boxes.numpy(), got.scores.numpy()[:, None]])
+    ours = np.hstack([got.boxes, got.scores[:, None]])
     differing = sorted(_unmatched(ref, ours) + _unmatched(ours, ref), key=lambda row: -row[4])
     union = np.vstack([ref, ours])
     explained: list[np.ndarray] = []

@@ -37,3 +37,30 @@ def test_coders_round_trip():
     for coder in (DistanceCoder(), DeltaCoder()):
         assert torch.allclose(coder.decode_boxes(priors(), coder.encode_boxes(priors(), boxes)), boxes, atol=1e-4)
         assert torch.allclose(coder.decode_landmarks(priors(), coder.encode_landmarks(priors(), points)), points, atol=1e-4)
+
+
+def test_coders_give_the_same_numbers_in_numpy_and_torch():
+    """The onnxruntime path decodes in numpy with the same float32 operations as the torch path."""
+    import numpy as np
+
+    from facescope.ops.coders import BoxCoder
+
+    torch_priors = priors()
+    numpy_priors = Priors(*(t.numpy() for t in (torch_priors.centers, torch_priors.sizes, torch_priors.strides)), (1, 1))
+    regs = torch.tensor([[0.3, -0.2, 1.1, 0.7], [1.0, -1.0, 0.5, 2.0]])
+    points = torch.linspace(-2, 2, 20).reshape(2, 10)
+    for coder in (DistanceCoder(), DeltaCoder((0.1, 0.2))):
+        assert isinstance(coder, BoxCoder)
+        boxes = coder.decode_boxes(numpy_priors, regs.numpy())
+        assert isinstance(boxes, np.ndarray) and boxes.dtype == np.float32
+        np.testing.assert_allclose(boxes, coder.decode_boxes(torch_priors, regs).numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            coder.decode_landmarks(numpy_priors, points.numpy()), coder.decode_landmarks(torch_priors, points).numpy(), rtol=0, atol=1e-5
+        )
+        np.testing.assert_allclose(coder.encode_boxes(numpy_priors, boxes), regs.numpy(), atol=1e-5)
+
+
+def test_delta_coder_with_rectangular_priors():
+    """Width and height are separate: a DSFD-style 1.5 aspect-ratio prior decodes to its own shape."""
+    rect = Priors(torch.tensor([[10.0, 20.0]]), torch.tensor([[8.0, 12.0]]), torch.tensor([4.0]), (1,))
+    assert DeltaCoder().decode_boxes(rect, torch.zeros(1, 4)).tolist() == [[6.0, 14.0, 14.0, 26.0]]

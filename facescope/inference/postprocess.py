@@ -1,0 +1,224 @@
+"""Post-processing of dense predictions: per-pass :func:`candidates`, then :func:`merge`.
+
+One algorithm, two array back-ends:
+
+* numpy (the torch-free onnxruntime path): greedy NMS in numpy (:func:`nms_numpy`);
+* torch (the PyTorch path, on any device): torchvision NMS through :func:`facescope.ops.boxes.nms`.
+
+Both visit boxes in the same stable order (decreasing score, ties by index), use the same float32
+IoU with the same area convention, and suppress on ``IoU > threshold``; a test checks that they
+return the same faces in the same order on real images.
+
+Flow for one image::
+
+    candidates(scores, box_regs, landmark_regs, priors, coder, settings)   # threshold, pre-NMS top-k, decode
+        -> Candidates(boxes, scores, landmarks)          # network-input pixels, array type of the inputs
+    merge([candidates, ...], settings)                   # NMS over all passes, max_detections
+        -> Detections (numpy)
+
+A single forward pass is a list of one :class:`Candidates`; test-time augmentation maps each pass's
+candidates back to the image and merges them all. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from facescope.models.spec import PostprocessSettings
+from facescope.ops.anchors import AnchorGenerator, Priors, _xp
+from facescope.ops.coders import BoxCoder
+from facescope.structures import Detections
+
+Array = Any  # numpy.ndarray or torch.Tensor
+NMS_BLOCK = 128  # rows of the overlap block in nms_numpy: ~128 x K float32 temporaries
+
+
+@dataclass
+class Candidates:
+    """Decoded candidate faces of one pass over one image, before NMS (unsorted).
+
+    Attributes:
+        boxes: ``[K, 4]`` x1, y1, x2, y2.
+        scores: ``[K]``.
+        landmarks: ``[K, 5, 2]`` or None.
+    """
+
+    boxes: Array
+    scores: Array
+    landmarks: Array | None = None
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def select(self, index: Array) -> Candidates:
+        landmarks = self.landmarks[index] if self.landmarks is not None else None
+        return Candidates(self.boxes[index], self.scores[index], landmarks)
+
+
+@dataclass
+class Predictions:
+    """Activated predictions of a batch over all priors, levels concatenated (numpy or torch).
+
+    Attributes:
+        scores: ``[B, N]`` face probabilities.
+        box_regs: ``[B, N, 4]`` encoded boxes.
+        landmark_regs: ``[B, N, 10]`` or None.
+    """
+
+    scores: Array
+    box_regs: Array
+    landmark_regs: Array | None = None
+
+
+def _stable_descending(scores: Array) -> Array:
+    """Indices sorting ``scores`` by decreasing value, ties in index order."""
+    if isinstance(scores, np.ndarray):
+        return np.argsort(-scores, kind="stable")
+    import torch
+
+    return torch.sort(scores, descending=True, stable=True).indices
+
+
+def candidates(
+    scores: Array,
+    box_regs: Array,
+    landmark_regs: Array | None,
+    priors: Priors,
+    coder: BoxCoder,
+    settings: PostprocessSettings,
+) -> Candidates:
+    """Threshold, keep the ``pre_nms_top_k`` best, decode (one image of one pass).
+
+    Only priors passing the score threshold are decoded, so the cost follows the number of
+    candidates, not of priors.
+
+    Args:
+        scores: ``[N]`` probabilities over the ``N`` priors.
+        box_regs: ``[N, 4]`` encoded boxes.
+        landmark_regs: ``[N, 10]`` or None.
+        priors: the ``N`` priors of the input size, in the same array kind.
+        coder: turns encodings into pixels.
+        settings: ``score_thresh``, ``strict_score``, ``pre_nms_top_k``.
+
+    Returns:
+        :class:`Candidates` in network-input pixels, in prior order (or, after top-k, score order).
+    """
+    if len(priors) != scores.shape[0]:
+        raise ValueError(f"{scores.shape[0]} predictions but {len(priors)} priors; the input sides must fit the model's strides")
+    mask = scores > settings.score_thresh if settings.strict_score else scores >= settings.score_thresh
+    index = np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.nonzero().squeeze(1)
+    if settings.pre_nms_top_k is not None and index.shape[0] > settings.pre_nms_top_k:
+        index = index[_stable_descending(scores[index])[: settings.pre_nms_top_k]]
+    selected = priors.select(index)
+    boxes = coder.decode_boxes(selected, box_regs[index])
+    landmarks = coder.decode_landmarks(selected, landmark_regs[index]) if landmark_regs is not None else None
+    return Candidates(boxes, scores[index], landmarks)
+
+
+def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, pixel_offset: float = 0.0) -> np.ndarray:
+    """Greedy NMS in numpy; the kept indices by decreasing score (ties in index order).
+
+    Same rule and float32 arithmetic as :func:`facescope.ops.boxes.nms` (torchvision): a box is
+    suppressed when its IoU with a kept, higher-ranked box is ``> iou_threshold``;
+    ``pixel_offset=1`` is the "+1" area convention of the official numpy NMS, ``0`` the continuous one.
+
+    Args:
+        boxes: ``[K, 4]`` x1, y1, x2, y2.
+        scores: ``[K]``.
+
+    Returns:
+        ``[M]`` int64 indices into ``boxes``.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ranked = boxes[order].astype(np.float32, copy=True)
+    if pixel_offset:
+        # IoU under the +1 convention equals the continuous IoU of boxes grown by one pixel.
+        ranked[:, 2:] += np.float32(pixel_offset)
+    x1, y1, x2, y2 = ranked.T
+    areas = (x2 - x1) * (y2 - y1)
+    threshold = np.float32(iou_threshold)
+    count = len(order)
+    suppressed = np.zeros(count, dtype=bool)
+    keep = []
+    # Overlaps are computed a block of ranked boxes at a time (the still-alive rows of the block
+    # against every lower-ranked box), then the greedy scan inside the block only ORs boolean rows:
+    # the same decisions as box-by-box greedy NMS, with far fewer numpy calls.
+    for start in range(0, count, NMS_BLOCK):
+        rows = np.arange(start, min(start + NMS_BLOCK, count))
+        alive = rows[~suppressed[rows]]
+        if alive.size == 0:
+            continue
+        cols = slice(start, count)
+        width = np.maximum(np.float32(0), np.minimum(x2[alive, None], x2[None, cols]) - np.maximum(x1[alive, None], x1[None, cols]))
+        height = np.maximum(np.float32(0), np.minimum(y2[alive, None], y2[None, cols]) - np.maximum(y1[alive, None], y1[None, cols]))
+        inter = width * height
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of empty boxes: NaN, never suppresses (as torchvision)
+            overlaps = inter / (areas[alive, None] + areas[None, cols] - inter) > threshold
+        for k, i in enumerate(alive):
+            if suppressed[i]:
+                continue
+            keep.append(i)
+            suppressed[i + 1 :] |= overlaps[k, i - start + 1 :]
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+def _concat(parts: Sequence[Array]) -> Array:
+    return parts[0] if len(parts) == 1 else _xp(parts[0]).concatenate(list(parts), 0)
+
+
+def merge(passes: Sequence[Candidates], settings: PostprocessSettings) -> Detections:
+    """NMS over the candidates of every pass, then ``max_detections``: the detections of one image.
+
+    Args:
+        passes: candidates in the same pixel frame (all numpy or all torch).
+        settings: ``nms_thresh``, ``nms_pixel_offset``, ``max_detections``.
+
+    Returns:
+        :class:`Detections` (numpy, float32) by decreasing score.
+    """
+    boxes = _concat([p.boxes for p in passes])
+    scores = _concat([p.scores for p in passes])
+    with_landmarks = all(p.landmarks is not None for p in passes)
+    landmarks = _concat([p.landmarks for p in passes]) if with_landmarks else None
+    if isinstance(boxes, np.ndarray):
+        keep = nms_numpy(boxes, scores, settings.nms_thresh, settings.nms_pixel_offset)
+    else:
+        from facescope.ops.boxes import nms
+
+        keep = nms(boxes, scores, settings.nms_thresh, settings.nms_pixel_offset)
+    if settings.max_detections is not None:
+        keep = keep[: settings.max_detections]
+    kept_landmarks = landmarks[keep] if landmarks is not None else None
+    if isinstance(boxes, np.ndarray):
+        return Detections(boxes[keep], scores[keep], kept_landmarks)
+    return Detections.from_torch(boxes[keep], scores[keep], kept_landmarks)
+
+
+def postprocess(
+    predictions: Predictions | Any,
+    input_hw: tuple[int, int],
+    anchor_generator: AnchorGenerator,
+    coder: BoxCoder,
+    settings: PostprocessSettings,
+) -> list[Detections]:
+    """One pass over a batch: :func:`candidates` then :func:`merge` for every image.
+
+    Args:
+        predictions: anything with ``scores [B, N]``, ``box_regs [B, N, 4]``, ``landmark_regs``
+            (a :class:`Predictions`, or a model's ``activate`` output).
+        input_hw: ``(H, W)`` of the network input.
+
+    Returns:
+        One :class:`Detections` per image, in network-input pixels.
+    """
+    priors = anchor_generator.priors_like(input_hw, predictions.box_regs)
+    results = []
+    for b in range(predictions.scores.shape[0]):
+        landmark_regs = predictions.landmark_regs[b] if predictions.landmark_regs is not None else None
+        found = candidates(predictions.scores[b], predictions.box_regs[b], landmark_regs, priors, coder, settings)
+        results.append(merge([found], settings))
+    return results
