@@ -155,7 +155,17 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
         for name, value, expected in _field_pairs(getattr(used, part, None), getattr(protocol, part, None))
         if value != expected
     ]
+    used_tta, protocol_tta = _tta_name(getattr(used, "tta", None)), _tta_name(getattr(protocol, "tta", None))
+    if used_tta != protocol_tta:
+        differences.append(f"tta {used_tta} (protocol: {protocol_tta})")
     return "; ".join(differences) or None
+
+
+def _tta_name(tta: Any) -> str:
+    """``'single pass'`` or the protocol's quoted name (a TTASpec or a name)."""
+    if tta is None:
+        return "single pass"
+    return repr(tta if isinstance(tta, str) else getattr(tta, "name", str(tta)))
 
 
 def _field_pairs(used: Any, protocol: Any) -> list[tuple[str, Any, Any]]:

@@ -40,7 +40,8 @@ import cv2
 import numpy as np
 
 from facescope.errors import FacescopeError, suggest
-from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, greedy_nms, merge_detections
+from facescope.ops.nms import nms_numpy
+from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, merge_detections
 from facescope.structures import LANDMARK_FLIP_PAIRS
 
 #: Default pixel budget of one pass: 16 MP (e.g. 4618 x 3464). The largest pass any published protocol
@@ -620,6 +621,22 @@ def get_tta_protocol(name: str) -> TTASpec:
         ) from None
 
 
+NO_TTA = "none"  # the name that asks for the single pass, e.g. to switch off a preset's protocol
+
+
+def resolve_tta(tta: TTASpec | str | None) -> TTASpec | None:
+    """A protocol from a :class:`TTASpec`, a registered name, or None / ``"none"`` (single pass).
+
+    Raises:
+        UnknownTTAProtocolError: an unknown name (the message suggests the closest known one).
+    """
+    if tta is None or isinstance(tta, TTASpec):
+        return tta
+    if isinstance(tta, str):
+        return None if tta == NO_TTA else get_tta_protocol(tta)
+    raise FacescopeError(f"tta must be a protocol name, a TTASpec or None, got {type(tta).__name__}")
+
+
 # --------------------------------------------------------------------------------------------------
 # The driver
 # --------------------------------------------------------------------------------------------------
@@ -685,7 +702,7 @@ def apply_pass_rules(spec: TTASpec, candidates: Candidates, pass_hw: tuple[int, 
         order = np.argsort(-candidates[1], kind="stable")[: spec.pass_top_k]
         candidates = _select(candidates, order)
     if spec.pass_nms_iou is not None:
-        candidates = _select(candidates, greedy_nms(candidates[0], candidates[1], spec.pass_nms_iou, 0.0))
+        candidates = _select(candidates, nms_numpy(candidates[0], candidates[1], spec.pass_nms_iou, 0.0))
     return candidates
 
 

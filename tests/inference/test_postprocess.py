@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from facescope.inference.postprocess import Candidates, candidates, merge, nms_numpy, postprocess
+from facescope.inference.postprocess import Candidates, candidates, merge, postprocess
+from facescope.ops.nms import nms_numpy
 from facescope.models.spec import PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.boxes import nms
