@@ -151,6 +151,11 @@ class Detector:
         self.tta_progress = bool(tta_progress)
         self.last_tta_notes: tuple[str, ...] = ()
         self._shown_notes: set[str] = set()
+        if self.tta is not None and getattr(self.backend, "fixed_input", None) is not None:
+            # a fixed-size file: plan an image of the letterbox canvas now, so a protocol whose passes
+            # cannot fit is refused before any image is read (every image is checked again when it runs)
+            width, height = self.preset.resize.size
+            self.plan_tta((height, width))
 
     def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:
         """Detect faces in one image (a path, a numpy array with ``color_order``, or a PIL image)."""
