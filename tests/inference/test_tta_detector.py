@@ -180,7 +180,7 @@ def test_a_pass_over_the_pixel_budget_is_capped_with_one_note(scrfd_path, wider_
     bar shows for an image with many passes."""
     budget = 300_000
     detector = Detector("scrfd_2.5g_kps", scrfd_path, tta="multiscale", max_pass_pixels=budget, tta_progress=True)
-    detector.backend = _CountingBackend(detector.backend)
+    detector.backend = counting = _CountingBackend(detector.backend)
     image = _read(wider_val_images[0])
     with caplog.at_level(logging.WARNING, logger="facescope.tta"):
         detector.detect(image, color_order="bgr")
