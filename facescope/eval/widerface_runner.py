@@ -146,6 +146,8 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
     preset (identical to its ``"widerface"``) does not."""
     used = getattr(detector, "preset", None)
     presets = getattr(getattr(detector, "model", None), "presets", None)
+    if presets is None:  # the onnxruntime backend has no model object; its registry entry has the presets
+        presets = getattr(getattr(detector, "entry", None), "presets", None)
     if used is None or not isinstance(presets, dict) or PROTOCOL_PRESET not in presets:
         # the presets cannot be compared (e.g. the onnxruntime backend has no model object), but a
         # test-time augmentation run is never the single-pass protocol of the published numbers
