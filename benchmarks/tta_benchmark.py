@@ -65,9 +65,11 @@ class _Timed:
         return self.detector.describe()
 
 
-def _detector(model: str, protocol: str, preset: str, threads: int | None) -> Detector:
+def _detector(model: str, protocol: str, preset: str, threads: int | None, device: str = "cpu") -> Detector:
     weights, backend = MODELS[model]
-    return Detector(model, SHARED / weights, preset=preset, backend=backend, tta=protocol, threads=threads)
+    # --device applies to the torch backend; onnxruntime runs on the CPU provider
+    where = device if backend == "torch" else "cpu"
+    return Detector(model, SHARED / weights, preset=preset, backend=backend, tta=protocol, threads=threads, device=where)
 
 
 def _probe_seconds(detector: Detector, paths: list[Path]) -> float:
@@ -77,15 +79,17 @@ def _probe_seconds(detector: Detector, paths: list[Path]) -> float:
     return (time.perf_counter() - start) / max(len(paths), 1)
 
 
-def widerface_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+def widerface_rows(args: argparse.Namespace, report: dict[str, Any]) -> list[dict[str, Any]]:
     gt = load_ground_truth(args.gt)
     images, _ = find_wider_images(args.images, gt)
     probe_paths = [images[k] for k in sorted(images)[: args.probe]]
-    rows = []
+    rows: list[dict[str, Any]] = report.setdefault("widerface_mini", [])
     for model in args.models:
         for protocol in args.protocols:
-            detector = _detector(model, protocol, "widerface", args.threads)
-            row: dict[str, Any] = {"model": model, "backend": detector.backend.name, "protocol": protocol}
+            detector = _detector(model, protocol, "widerface", args.threads, args.device)
+            row: dict[str, Any] = {
+                "model": model, "backend": detector.backend.name, "device": detector.device, "protocol": protocol
+            }
             # the probe also warms the detector up (first-call allocations, lazy initialisation), for every row
             estimate = _probe_seconds(detector, probe_paths) * len(images)
             row["estimated_s"] = round(estimate, 1)
@@ -94,6 +98,7 @@ def widerface_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                     row.update(skipped=f"estimated {estimate:.0f} s for {len(images)} images > budget {args.budget_s:.0f} s")
                     print(json.dumps(row), flush=True)
                     rows.append(row)
+                    _write(args, report)
                     continue
             timed = _Timed(detector)
             result = evaluate_detector_on_widerface(
@@ -107,7 +112,12 @@ def widerface_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
             print(json.dumps(row), flush=True)
             rows.append(row)
+            _write(args, report)  # after every row: an interrupted run keeps what it measured
     return rows
+
+
+def _write(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    atomic_write_text(Path(args.out) / args.report_name, json.dumps(report, indent=1) + "\n")
 
 
 def crowd(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,16 +154,20 @@ def main() -> None:
     parser.add_argument("--crowd-model", default="scrfd_2.5g_kps", choices=list(MODELS))
     parser.add_argument("--crowd-protocol", default="retinaface")
     parser.add_argument("--skip-widerface", action="store_true")
+    parser.add_argument("--skip-crowd", action="store_true")
+    parser.add_argument("--device", default="cpu", help="device of the torch backend (cuda, cpu)")
+    parser.add_argument("--report-name", default="tta_benchmark.json")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "budget_s": args.budget_s,
     }
-    report["crowd"] = crowd(args)
+    if not args.skip_crowd:
+        report["crowd"] = crowd(args)
     if not args.skip_widerface:
-        report["widerface_mini"] = widerface_rows(args)
-    atomic_write_text(Path(args.out) / "tta_benchmark.json", json.dumps(report, indent=1) + "\n")
+        widerface_rows(args, report)
+    _write(args, report)
 
 
 if __name__ == "__main__":
