@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -145,8 +146,8 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
     ``Detector(m, preset="widerface", score_thresh=0.5)`` differs and RetinaFace's ``"official"``
     preset (identical to its ``"widerface"``) does not."""
     used = getattr(detector, "preset", None)
-    presets = getattr(getattr(detector, "model", None), "presets", None)
-    if used is None or not isinstance(presets, dict) or PROTOCOL_PRESET not in presets:
+    presets = _detector_presets(detector)
+    if used is None or presets is None or PROTOCOL_PRESET not in presets:
         return None
     protocol = presets[PROTOCOL_PRESET]
     differences = [
@@ -156,6 +157,20 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
         if value != expected
     ]
     return "; ".join(differences) or None
+
+
+def _detector_presets(detector: Any) -> Mapping[str, Any] | None:
+    """The presets of the model a Detector runs: its registry entry's, or its family's for a built model."""
+    entry = getattr(detector, "entry", None)
+    if entry is not None:
+        return entry.presets
+    model = getattr(detector, "model", None)
+    family = getattr(model, "family", None)
+    if family is None:
+        return None
+    from facescope.models.registry import family_presets
+
+    return family_presets(family)
 
 
 def _field_pairs(used: Any, protocol: Any) -> list[tuple[str, Any, Any]]:
