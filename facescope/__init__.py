@@ -1,4 +1,4 @@
-"""facescope: SCRFD, RetinaFace, DSFD, ASFD and SHF face detectors in one PyTorch toolkit.
+"""facescope: SCRFD and RetinaFace face detectors (DSFD, SHF and ASFD planned) with one data contract.
 
 Example:
     >>> import facescope

@@ -151,6 +151,8 @@ class FaceTargets:
         _check_shape("boxes", self.boxes, (None, 4))
         _check_shape("landmarks", self.landmarks, (self.boxes.shape[0], 5, 2))
         _check_shape("landmark_valid", self.landmark_valid, (self.boxes.shape[0], 5))
+        import torch  # lazily: structures.py is imported by the torch-free detection path
+
         if self.ignore is None:
             self.ignore = torch.zeros(self.boxes.shape[0], dtype=torch.bool, device=self.boxes.device)
         _check_shape("ignore", self.ignore, (self.boxes.shape[0],))

@@ -44,7 +44,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHARED_DATA
+REPO = Path(__file__).resolve().parents[1]
+# the same location rule as tests/conftest.py (imported by name, 'conftest' is ambiguous: tests/engine has one too)
+SHARED_DATA = Path(os.environ.get("FACESCOPE_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 README = REPO / "README.md"
 
@@ -80,11 +82,7 @@ OUTPUT_OPTIONS = {"--out", "--json", "--crops"}
 PATH_SUFFIXES = (".jpg", ".jpeg", ".png", ".onnx", ".pth", ".yaml", ".yml", ".txt", ".json", ".tar")
 
 # substring of an example -> why it does not run as written (xfail, strict)
-KNOWN_BROKEN: dict[str, str] = {
-    "facescope.draw_detections(image_bgr": "uses image_bgr, which the block never defines",
-    "evaluate_detector_on_widerface(detector,": "uses a detector the block never builds",
-    'faces = facescope.Detector("retinaface_mnet025")': "uses facescope without importing it",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from facescope.assign.labels import IGNORE, NEGATIVE, POSITIVE, Assignment  # the one label convention
 from facescope.ops.boxes import box_iou
-
-POSITIVE, NEGATIVE, IGNORE = 1, 0, -1
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ SHF_LABELS = SHFLabelConfig()
 
 
 @dataclass(frozen=True)
-class SHFAnchorTargets:
+class SHFAnchorTargets(Assignment):
     """Training targets of ``N`` anchors against ``M`` faces of one image.
 
     Attributes:
@@ -79,22 +78,9 @@ class SHFAnchorTargets:
         matched_faces: ``Tensor[M]`` bool, faces that own at least one positive anchor.
     """
 
-    labels: Tensor
-    gt_indices: Tensor
-    max_ious: Tensor
     inside: Tensor
     regression: Tensor
     matched_faces: Tensor
-
-    @property
-    def positive(self) -> Tensor:
-        """``Tensor[N]`` bool."""
-        return self.labels == POSITIVE
-
-    @property
-    def negative(self) -> Tensor:
-        """``Tensor[N]`` bool."""
-        return self.labels == NEGATIVE
 
 
 def anchors_inside(anchors: Tensor, image_hw: tuple[int, int], allowed_border: float | None) -> Tensor:

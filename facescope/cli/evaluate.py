@@ -1,4 +1,4 @@
-"""``facescope eval {widerface,fddb,afw}``: benchmark evaluation with the official protocols."""
+"""``facescope eval {widerface,fddb,landmarks}``: benchmark evaluation with the official protocols (AFW / PASCAL faces: the Python function :func:`facescope.eval.face_eval.evaluate_face_ap`)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ BANNER = "=" * 78
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate on WIDER FACE, FDDB or AFW/PASCAL faces (official protocols)",
+        help="evaluate on WIDER FACE or FDDB, or landmark accuracy (official protocols)",
         description="Evaluate detectors with the benchmarks' official protocols.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -145,12 +146,10 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
     ``Detector(m, preset="widerface", score_thresh=0.5)`` differs and RetinaFace's ``"official"``
     preset (identical to its ``"widerface"``) does not."""
     used = getattr(detector, "preset", None)
-    presets = getattr(getattr(detector, "model", None), "presets", None)
-    if presets is None:  # the onnxruntime backend has no model object; its registry entry has the presets
-        presets = getattr(getattr(detector, "entry", None), "presets", None)
-    if used is None or not isinstance(presets, dict) or PROTOCOL_PRESET not in presets:
-        # the presets cannot be compared (e.g. the onnxruntime backend has no model object), but a
-        # test-time augmentation run is never the single-pass protocol of the published numbers
+    presets = _detector_presets(detector)
+    if used is None or presets is None or PROTOCOL_PRESET not in presets:
+        # the presets cannot be compared, but a test-time augmentation run is never the
+        # single-pass protocol of the published numbers
         tta = getattr(used, "tta", None)
         return None if tta is None else f"tta {_tta_name(tta)} (protocol: single pass)"
     protocol = presets[PROTOCOL_PRESET]
@@ -171,6 +170,20 @@ def _tta_name(tta: Any) -> str:
     if tta is None:
         return "single pass"
     return repr(tta if isinstance(tta, str) else getattr(tta, "name", str(tta)))
+
+
+def _detector_presets(detector: Any) -> Mapping[str, Any] | None:
+    """The presets of the model a Detector runs: its registry entry's, or its family's for a built model."""
+    entry = getattr(detector, "entry", None)
+    if entry is not None:
+        return entry.presets
+    model = getattr(detector, "model", None)
+    family = getattr(model, "family", None)
+    if family is None:
+        return None
+    from facescope.models.registry import family_presets
+
+    return family_presets(family)
 
 
 def _field_pairs(used: Any, protocol: Any) -> list[tuple[str, Any, Any]]:

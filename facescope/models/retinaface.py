@@ -23,7 +23,6 @@ layouts, presets and weights in :mod:`facescope.models.catalog.retinaface`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,7 +52,6 @@ from facescope.models.catalog.retinaface import (  # noqa: F401 - presets and re
     paper_anchor_sizes,
 )
 from facescope.ops.anchors import AnchorGenerator
-from facescope.structures import FaceTargets
 
 class _RetinaFaceBase(DenseFaceDetector):
     """Shared by both RetinaFace families: softmax scores and the multibox criterion."""

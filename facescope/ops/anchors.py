@@ -11,12 +11,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
 
 # One anchor: a side (square) or a (width, height) pair, in input pixels.
 AnchorShape = Union[float, tuple[float, float]]

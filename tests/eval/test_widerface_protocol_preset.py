@@ -19,7 +19,7 @@ from facescope.models.scrfd import SCRFD_PRESETS
 def detector_like(presets: dict, preset: str, score_thresh: float | None = None) -> SimpleNamespace:
     """The attributes of a Detector the check reads (a real one is used in the shared-data test)."""
     effective = presets[preset].with_overrides(score_thresh=score_thresh)
-    return SimpleNamespace(preset=effective, preset_name=preset, model=SimpleNamespace(presets=presets), model_name="scrfd_500m_kps")
+    return SimpleNamespace(preset=effective, preset_name=preset, entry=SimpleNamespace(presets=presets), model_name="scrfd_500m_kps")
 
 
 def test_default_preset_is_refused_with_the_differences_and_the_fix(tmp_path) -> None:
@@ -75,5 +75,5 @@ def test_a_tta_run_is_not_the_single_pass_protocol() -> None:
     with_tta = detector_like(SCRFD_PRESETS, "widerface")
     with_tta.preset = replace(with_tta.preset, tta=TTA_PROTOCOLS["flip"])
     assert protocol_preset_mismatch(with_tta) == "tta 'flip' (protocol: single pass)"
-    without_presets = SimpleNamespace(preset=with_tta.preset, model=None)  # the onnxruntime backend has no model
+    without_presets = SimpleNamespace(preset=with_tta.preset)  # presets unknown: the TTA alone is the difference
     assert protocol_preset_mismatch(without_presets) == "tta 'flip' (protocol: single pass)"

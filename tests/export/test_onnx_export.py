@@ -145,7 +145,10 @@ def test_cli_export_prints_the_parity_and_rejects_bad_options(tmp_path, capsys):
     assert out.exists()
     assert main(["export", "scrfd_500m_kps", "--out", str(out), "--opset", "11"]) == 2
     assert "opset 11 is too old" in capsys.readouterr().err
-    assert main(["export", "scrfd_500m_kps", "--out", str(out), "--input-size", "original"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # refused by the argument type, before any work
+        main(["export", "scrfd_500m_kps", "--out", str(out), "--input-size", "original"])
+    assert exit_info.value.code == 2
+    assert "a concrete size is needed here" in capsys.readouterr().err
 
 
 def test_deformable_convolutions_export_as_onnx_deform_conv(tmp_path):

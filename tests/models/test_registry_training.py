@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from facescope.losses.criteria import build_criterion
-from facescope.models import create_model, get_model_entry, list_models
+from facescope.models import create_model, list_models
+from facescope.models.registry import build_on_meta
 from facescope.models.complexity import count_macs
 from facescope.structures import FaceTargets
 
@@ -31,8 +32,7 @@ def _test_size(name: str) -> int:
 
 def _on_meta(name: str) -> nn.Module:
     """The architecture without weights (shapes only): cheap for the heaviest models."""
-    with torch.device("meta"):
-        return get_model_entry(name).builder().eval()
+    return build_on_meta(name).eval()
 
 
 def _params(names):
