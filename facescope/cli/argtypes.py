@@ -106,3 +106,11 @@ def pixel_count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1 pixel, got '{text}'")
     return value
+
+
+def tta_protocol(text: str) -> str:
+    """A registered test-time augmentation protocol name, or ``none``; an unknown name is refused
+    with the closest known one (argparse exits with 2)."""
+    from facescope.inference.tta import resolve_tta
+
+    return _wrap(lambda: (resolve_tta(text), text)[1])

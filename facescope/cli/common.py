@@ -42,6 +42,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     group.add_argument("--threads", type=argtypes.positive_int, help="CPU threads")
     group.add_argument(
+        "--tta",
+        type=argtypes.tta_protocol,
+        metavar="NAME",
+        help="test-time augmentation protocol: flip, multiscale, retinaface, shf, s3fd, dsfd, pyramidbox, "
+        "or none (default: the preset's, single pass in every shipped preset)",
+    )
+    group.add_argument(
         "--backend",
         default="auto",
         choices=("auto", "torch", "onnxruntime"),
@@ -49,8 +56,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
     )
 
 
-def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing torch at parser build time
-    """Build a :class:`~facescope.Detector` from parsed model arguments."""
+def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa: ANN201 - avoids importing torch at parser build time
+    """Build a :class:`~facescope.Detector` from parsed model arguments (``tta_progress``: a bar
+    over the passes of an image with many test-time augmentation passes)."""
     from facescope.inference.detector import Detector
 
     if args.threads is not None and args.threads < 1:
@@ -73,5 +81,7 @@ def make_detector(args: argparse.Namespace):  # noqa: ANN201 - avoids importing 
         nms_thresh=args.nms_thresh,
         input_size=args.input_size,
         backend=args.backend,
+        tta=getattr(args, "tta", None),
+        tta_progress=tta_progress,
         tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )

@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx   # onnxruntime, no torch
   facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
   facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
+  facescope detect crowd.jpg --tta retinaface --out annotated.jpg   # image pyramid + flips, box voting (slower)
 """
 
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if not source.exists():
         raise FacescopeError(f"no such file or folder: {source}")
     check_detect_paths(source, args)  # outputs and the image's pixel budget, before any work
-    detector = make_detector(args)
+    # one image: a bar over its TTA passes; a folder has its own bar over the images
+    detector = make_detector(args, tta_progress=not args.quiet and not source.is_dir())
     if args.crops and not detector.has_landmarks:
         raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
     if source.is_dir():

@@ -148,7 +148,10 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
     used = getattr(detector, "preset", None)
     presets = _detector_presets(detector)
     if used is None or presets is None or PROTOCOL_PRESET not in presets:
-        return None
+        # the presets cannot be compared, but a test-time augmentation run is never the
+        # single-pass protocol of the published numbers
+        tta = getattr(used, "tta", None)
+        return None if tta is None else f"tta {_tta_name(tta)} (protocol: single pass)"
     protocol = presets[PROTOCOL_PRESET]
     differences = [
         f"{part}.{name} {value!r} (protocol: {expected!r})"
@@ -156,7 +159,17 @@ def protocol_preset_mismatch(detector: Any) -> str | None:
         for name, value, expected in _field_pairs(getattr(used, part, None), getattr(protocol, part, None))
         if value != expected
     ]
+    used_tta, protocol_tta = _tta_name(getattr(used, "tta", None)), _tta_name(getattr(protocol, "tta", None))
+    if used_tta != protocol_tta:
+        differences.append(f"tta {used_tta} (protocol: {protocol_tta})")
     return "; ".join(differences) or None
+
+
+def _tta_name(tta: Any) -> str:
+    """``'single pass'`` or the protocol's quoted name (a TTASpec or a name)."""
+    if tta is None:
+        return "single pass"
+    return repr(tta if isinstance(tta, str) else getattr(tta, "name", str(tta)))
 
 
 def _detector_presets(detector: Any) -> Mapping[str, Any] | None:

@@ -7,7 +7,9 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,8 +17,9 @@ import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
-from facescope.inference.postprocess import postprocess
+from facescope.inference.postprocess import candidates, postprocess
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
+from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
 from facescope.inference.validate import validate_detector_options
 from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
 from facescope.models.spec import InferencePreset, InputSpec
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 InputSize = int | tuple[int, int] | Literal["original"] | None
 BackendName = Literal["auto", "torch", "onnxruntime"]
 TORCH_EXTRA_HINT = 'pip install "facescope[torch]"'
+TTA_PROGRESS_MIN_PASSES = 4  # a per-image progress bar is shown from this many passes on (with tta_progress)
+LOGGER = logging.getLogger("facescope.tta")
 
 
 class Detector:
@@ -54,6 +59,19 @@ class Detector:
         tune_process: also apply process-wide CPU tuning (glibc malloc settings of
             :mod:`facescope.allocator`); off by default so that a library call changes no global
             state. The ``facescope`` CLI turns it on.
+        tta: test-time augmentation: a protocol name (``"flip"``, ``"multiscale"``, ``"retinaface"``,
+            ``"shf"``, ``"dsfd"``, ``"s3fd"``, ``"pyramidbox"``; see
+            :data:`facescope.inference.tta.TTA_PROTOCOLS`), a :class:`~facescope.inference.tta.TTASpec`,
+            ``"none"`` (single pass even when the preset names a protocol), or None for the preset's
+            own (``preset.tta``; None in every shipped preset). Every pass runs at its own size (the
+            preset's resize is replaced by the protocol's scales, relative to the scale the preset
+            would apply), its candidates (the preset's score threshold, or the protocol's per-pass
+            one) are mapped back to the image and merged once by the protocol's NMS or box voting;
+            the result keeps the preset's score threshold and ``max_detections``. Passes of one size
+            (a scale and its mirror) run as one batch.
+        max_pass_pixels: per-pass pixel budget of TTA; larger passes are scaled down to it and a
+            note is logged once (``facescope.tta`` logger; also in :attr:`last_tta_notes`).
+        tta_progress: show a progress bar over the passes of an image with many (>= 4) passes.
 
     Attributes:
         model_name: the registered architecture that runs (or the class name of a given model).
@@ -82,7 +100,13 @@ class Detector:
         batch_size: int = 8,
         progress: bool = True,
         tune_process: bool = False,
+        tta: str | TTASpec | None = None,
+        max_pass_pixels: int = DEFAULT_MAX_PASS_PIXELS,
+        tta_progress: bool = False,
     ) -> None:
+        requested_tta = resolve_tta(tta)  # an unknown protocol name fails here, before any weights are read
+        if max_pass_pixels < 1:
+            raise FacescopeError(f"max_pass_pixels must be >= 1, got {max_pass_pixels}")
         if backend not in ("auto", "torch", "onnxruntime"):
             raise FacescopeError(f"unknown backend '{backend}'; use 'auto', 'torch' or 'onnxruntime'")
         # every option is checked before any weights are read or a session is built
@@ -119,8 +143,19 @@ class Detector:
             self.has_landmarks = bool(self.model.has_landmarks)
             presets = self.entry.presets if self.entry is not None else family_presets(self.model.family)
         self.preset_name = preset
-        self.preset = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
+        chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
+        self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
+        self.preset = replace(chosen, tta=self.tta)
         self.batch_size = max(int(batch_size), 1)
+        self.max_pass_pixels = int(max_pass_pixels)
+        self.tta_progress = bool(tta_progress)
+        self.last_tta_notes: tuple[str, ...] = ()
+        self._shown_notes: set[str] = set()
+        if self.tta is not None and getattr(self.backend, "fixed_input", None) is not None:
+            # a fixed-size file: plan an image of the letterbox canvas now, so a protocol whose passes
+            # cannot fit is refused before any image is read (every image is checked again when it runs)
+            width, height = self.preset.resize.size
+            self.plan_tta((height, width))
 
     def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:
         """Detect faces in one image (a path, a numpy array with ``color_order``, or a PIL image)."""
@@ -142,6 +177,11 @@ class Detector:
             yield self.detect(image, color_order=color_order)
 
     def _detect_bgr(self, images: list[np.ndarray]) -> list[Detections]:
+        if self.tta is not None:
+            return [self._detect_tta(image) for image in images]
+        return self._detect_single_pass(images)
+
+    def _detect_single_pass(self, images: list[np.ndarray]) -> list[Detections]:
         """Images whose network inputs differ in size (``"original"`` resizing) run as separate
         batches, so no image is padded beyond its own input size and results do not depend on
         what else is in the batch."""
@@ -160,6 +200,99 @@ class Detector:
                 results[i] = to_original(dets, item)
         return [r for r in results if r is not None]
 
+    # ---------------------------------------------------------------- test-time augmentation
+
+    def detector_scale(self, image_hw: tuple[int, int]) -> float:
+        """The original-to-input factor of the preset's single pass for an ``image_hw`` image
+        (1 for ``"original"`` resizing): the base of the protocols' relative scales."""
+        resize = self.preset.resize
+        if resize.mode != "letterbox":
+            return 1.0
+        height, width = image_hw
+        return min(resize.size[0] / width, resize.size[1] / height)
+
+    def plan_tta(self, image_hw: tuple[int, int]) -> list[PassPlan]:
+        """The passes the detector's protocol runs on an ``image_hw`` image (checked against a
+        fixed-size ONNX input), without running them."""
+        if self.tta is None:
+            raise FacescopeError("this detector runs a single pass (tta=None)")
+        plans = plan_passes(self.tta, image_hw, detector_scale=self.detector_scale(image_hw), max_pixels=self.max_pass_pixels)
+        for plan in plans:
+            self._pass_input_hw(plan.target_hw, plan)
+        return plans
+
+    def _pass_input_hw(self, pass_hw: tuple[int, int], plan: PassPlan | None = None) -> tuple[int, int]:
+        """Network input of a pass image: its size padded (bottom/right) to the size divisor, or
+        the file's fixed size when the pass fits inside it (a letterbox with the offset at 0, 0)."""
+        divisor = max(self.input_spec.size_divisor, 1)
+        input_hw = (-(-pass_hw[0] // divisor) * divisor, -(-pass_hw[1] // divisor) * divisor)
+        fixed = getattr(self.backend, "fixed_input", None)
+        fixed_h, fixed_w = fixed[2:4] if fixed is not None and len(fixed) == 4 else (None, None)
+        if fixed_h is None and fixed_w is None:
+            return input_hw
+        if (fixed_h is not None and pass_hw[0] > fixed_h) or (fixed_w is not None and pass_hw[1] > fixed_w):
+            what = f"pass '{plan.label}' x{plan.scale:.3g}" if plan is not None else "a pass"
+            raise FacescopeError(
+                f"{self.backend.path.name} has a fixed {fixed_w}x{fixed_h} input but TTA protocol '{self.tta.name}' "
+                f"needs {pass_hw[1]}x{pass_hw[0]} for {what}; use an ONNX file with dynamic axes "
+                "(`facescope export`), another protocol or a smaller input size"
+            )
+        return (fixed_h or input_hw[0], fixed_w or input_hw[1])
+
+    def _run_passes(self, pass_images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Same-size pass images -> per image the candidates (score threshold, pre-NMS top-k,
+        decode; no NMS) in that pass image's pixels, as numpy arrays. One forward for all."""
+        assert self.tta is not None
+        pass_hw = (int(pass_images[0].shape[0]), int(pass_images[0].shape[1]))
+        input_hw = self._pass_input_hw(pass_hw)
+        items = [ResizedImage(image, input_hw, (1.0, 1.0), pass_hw) for image in pass_images]
+        predictions = self.backend(to_blob(items, self.input_spec, self.preset.resize.pad_value))
+        priors = self.anchor_generator.priors_like(input_hw, predictions.box_regs)
+        settings = self.preset.postprocess
+        if self.tta.pass_score_threshold is not None:
+            settings = replace(settings, score_thresh=self.tta.pass_score_threshold, strict_score=False)
+        results = []
+        for b in range(len(pass_images)):
+            landmark_regs = predictions.landmark_regs[b] if predictions.landmark_regs is not None else None
+            found = candidates(predictions.scores[b], predictions.box_regs[b], landmark_regs, priors, self.coder, settings)
+            results.append((_as_numpy(found.boxes), _as_numpy(found.scores), _as_numpy(found.landmarks)))
+        return results
+
+    def _detect_tta(self, image: np.ndarray) -> Detections:
+        """Every pass of the protocol on one BGR image, merged; then the preset's score threshold and cap."""
+        assert self.tta is not None
+        image_hw = (int(image.shape[0]), int(image.shape[1]))
+        plans = self.plan_tta(image_hw)  # refuses passes a fixed-size file cannot take, before any runs
+        bar = None
+        if self.tta_progress and len(plans) >= TTA_PROGRESS_MIN_PASSES:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plans), desc=f"TTA '{self.tta.name}'", unit="pass", leave=False)
+
+        def progress(index: int, total: int, plan: PassPlan) -> None:
+            if bar is not None:
+                bar.update(index - bar.n)
+
+        try:
+            result = run_tta(
+                self.tta, image, run_batch=self._run_passes, detector_scale=self.detector_scale(image_hw),
+                max_pixels=self.max_pass_pixels, progress=progress,
+            )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.update(len(plans) - bar.n)
+                bar.close()
+        self.last_tta_notes = result.notes
+        for note in result.notes:
+            if note not in self._shown_notes:
+                self._shown_notes.add(note)
+                LOGGER.warning("%s", note)
+        post = self.preset.postprocess
+        keep = result.scores > post.score_thresh if post.strict_score else result.scores >= post.score_thresh
+        index = np.flatnonzero(keep)[: post.max_detections]
+        landmarks = result.landmarks[index] if result.landmarks is not None else None
+        return Detections(result.boxes[index], result.scores[index], landmarks)
+
     def describe(self) -> str:
         """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
@@ -168,7 +301,15 @@ class Detector:
         return (
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
+            + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
         )
+
+
+def _as_numpy(value: Any) -> Any:
+    """numpy arrays (and None) as they are; torch tensors moved to the CPU as numpy."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    return value.detach().cpu().numpy()
 
 
 def _weights_path(model: Any, entry: ModelEntry | None, weights: str | Path | None, progress: bool) -> Path | None:

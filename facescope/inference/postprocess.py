@@ -2,7 +2,7 @@
 
 One algorithm, two array back-ends:
 
-* numpy (the torch-free onnxruntime path): greedy NMS in numpy (:func:`nms_numpy`);
+* numpy (the torch-free onnxruntime path): greedy NMS in numpy (:func:`facescope.ops.nms.nms_numpy`);
 * torch (the PyTorch path, on any device): torchvision NMS through :func:`facescope.ops.boxes.nms`.
 
 Both visit boxes in the same stable order (decreasing score, ties by index), use the same float32
@@ -24,17 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facescope.models.spec import PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator, Priors, _xp
 from facescope.ops.coders import BoxCoder
+from facescope.ops.nms import nms_numpy
+from facescope.ops.voting import box_voting
 from facescope.structures import Detections
 
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.inference.tta import MergeSpec
+
 Array = Any  # numpy.ndarray or torch.Tensor
-NMS_BLOCK = 128  # rows of the overlap block in nms_numpy: ~128 x K float32 temporaries
 
 
 @dataclass
@@ -119,63 +123,30 @@ def candidates(
     return Candidates(boxes, scores[index], landmarks)
 
 
-def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, pixel_offset: float = 0.0) -> np.ndarray:
-    """Greedy NMS in numpy; the kept indices by decreasing score (ties in index order).
-
-    Same rule and float32 arithmetic as :func:`facescope.ops.boxes.nms` (torchvision): a box is
-    suppressed when its IoU with a kept, higher-ranked box is ``> iou_threshold``;
-    ``pixel_offset=1`` is the "+1" area convention of the official numpy NMS, ``0`` the continuous one.
-
-    Args:
-        boxes: ``[K, 4]`` x1, y1, x2, y2.
-        scores: ``[K]``.
-
-    Returns:
-        ``[M]`` int64 indices into ``boxes``.
-    """
-    order = np.argsort(-scores, kind="stable")
-    ranked = boxes[order].astype(np.float32, copy=True)
-    if pixel_offset:
-        # IoU under the +1 convention equals the continuous IoU of boxes grown by one pixel.
-        ranked[:, 2:] += np.float32(pixel_offset)
-    x1, y1, x2, y2 = ranked.T
-    areas = (x2 - x1) * (y2 - y1)
-    threshold = np.float32(iou_threshold)
-    count = len(order)
-    suppressed = np.zeros(count, dtype=bool)
-    keep = []
-    # Overlaps are computed a block of ranked boxes at a time (the still-alive rows of the block
-    # against every lower-ranked box), then the greedy scan inside the block only ORs boolean rows:
-    # the same decisions as box-by-box greedy NMS, with far fewer numpy calls.
-    for start in range(0, count, NMS_BLOCK):
-        rows = np.arange(start, min(start + NMS_BLOCK, count))
-        alive = rows[~suppressed[rows]]
-        if alive.size == 0:
-            continue
-        cols = slice(start, count)
-        width = np.maximum(np.float32(0), np.minimum(x2[alive, None], x2[None, cols]) - np.maximum(x1[alive, None], x1[None, cols]))
-        height = np.maximum(np.float32(0), np.minimum(y2[alive, None], y2[None, cols]) - np.maximum(y1[alive, None], y1[None, cols]))
-        inter = width * height
-        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of empty boxes: NaN, never suppresses (as torchvision)
-            overlaps = inter / (areas[alive, None] + areas[None, cols] - inter) > threshold
-        for k, i in enumerate(alive):
-            if suppressed[i]:
-                continue
-            keep.append(i)
-            suppressed[i + 1 :] |= overlaps[k, i - start + 1 :]
-    return order[np.asarray(keep, dtype=np.int64)]
-
-
 def _concat(parts: Sequence[Array]) -> Array:
     return parts[0] if len(parts) == 1 else _xp(parts[0]).concatenate(list(parts), 0)
 
 
-def merge(passes: Sequence[Candidates], settings: PostprocessSettings) -> Detections:
-    """NMS over the candidates of every pass, then ``max_detections``: the detections of one image.
+def _numpy(value: Array | None) -> np.ndarray | None:
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    return value.detach().cpu().numpy()
+
+
+def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: MergeSpec | None = None) -> Detections:
+    """Merge the candidates of every pass into the detections of one image.
+
+    Without ``method`` (or with ``method.method == "nms"`` and no other settings): greedy NMS at
+    ``settings.nms_thresh`` with ``settings.nms_pixel_offset``, then ``settings.max_detections``.
+    With a :class:`~facescope.inference.tta.MergeSpec` the spec names the merge: ``"nms"`` at
+    ``method.iou`` or ``"box_voting"`` (:func:`facescope.ops.voting.box_voting`: score-weighted
+    means of boxes and landmarks, the spec's singleton policy and cap), then
+    ``settings.max_detections``. Box voting runs in numpy (torch candidates are moved to the CPU).
 
     Args:
         passes: candidates in the same pixel frame (all numpy or all torch).
         settings: ``nms_thresh``, ``nms_pixel_offset``, ``max_detections``.
+        method: the merge of a test-time augmentation protocol, or None for the preset's NMS.
 
     Returns:
         :class:`Detections` (numpy, float32) by decreasing score.
@@ -184,18 +155,33 @@ def merge(passes: Sequence[Candidates], settings: PostprocessSettings) -> Detect
     scores = _concat([p.scores for p in passes])
     with_landmarks = all(p.landmarks is not None for p in passes)
     landmarks = _concat([p.landmarks for p in passes]) if with_landmarks else None
+    if method is not None and method.method == "box_voting":
+        voted = box_voting(
+            _numpy(boxes), _numpy(scores), _numpy(landmarks), method.iou, method.singleton, method.max_detections,
+            method.pixel_offset,
+        )  # fmt: skip
+        return _capped(Detections(*voted), settings.max_detections)
+    iou, offset = (settings.nms_thresh, settings.nms_pixel_offset) if method is None else (method.iou, method.pixel_offset)
     if isinstance(boxes, np.ndarray):
-        keep = nms_numpy(boxes, scores, settings.nms_thresh, settings.nms_pixel_offset)
+        keep = nms_numpy(boxes, scores, iou, offset)
     else:
         from facescope.ops.boxes import nms
 
-        keep = nms(boxes, scores, settings.nms_thresh, settings.nms_pixel_offset)
-    if settings.max_detections is not None:
-        keep = keep[: settings.max_detections]
+        keep = nms(boxes, scores, iou, offset)
+    caps = [c for c in (settings.max_detections, None if method is None else method.max_detections) if c is not None]
+    if caps:
+        keep = keep[: min(caps)]
     kept_landmarks = landmarks[keep] if landmarks is not None else None
     if isinstance(boxes, np.ndarray):
         return Detections(boxes[keep], scores[keep], kept_landmarks)
     return Detections.from_torch(boxes[keep], scores[keep], kept_landmarks)
+
+
+def _capped(detections: Detections, cap: int | None) -> Detections:
+    if cap is None or len(detections.scores) <= cap:
+        return detections
+    landmarks = detections.landmarks[:cap] if detections.landmarks is not None else None
+    return Detections(detections.boxes[:cap], detections.scores[:cap], landmarks)
 
 
 def postprocess(

@@ -1,7 +1,7 @@
 """Test-time augmentation (TTA): image pyramids, flips, per-scale face-size filters and one merge.
 
-How a Detector runs a :class:`TTASpec` (the integration this module is written for)
------------------------------------------------------------------------------------
+How a Detector runs a :class:`TTASpec` (``Detector(..., tta="dsfd")``, ``facescope detect --tta``)
+-------------------------------------------------------------------------------------------------
 1. ``plan_passes(spec, image_hw, detector_scale=..., max_pixels=...)`` lists the passes: for
    each, the size the image is resized to, whether it is flipped, the face-size filter its
    detections go through, and the exact :class:`PassTransform` between original and pass pixels.
@@ -9,8 +9,10 @@ How a Detector runs a :class:`TTASpec` (the integration this module is written f
 2. For each pass: ``PassTransform.forward_image`` (resize, then flip) gives the pass image; the
    backend runs on it *at that size* (the detector's own resize is off; only stride padding), and
    the detector's per-pass ``candidates(...)`` (score threshold, decode, pre-NMS top-k) returns
-   boxes/scores/landmarks in pass pixels. Passes of one size (a scale and its flip) can be batched:
-   they are adjacent in the plan and :func:`run_tta` accepts a batched callable.
+   boxes/scores/landmarks in pass pixels. Passes of one size (a scale and its flip) are batched:
+   they are adjacent in the plan and :func:`run_tta` hands them to the Detector together. An ONNX
+   file with a fixed input size takes a pass that fits inside it padded at the bottom/right (the
+   content stays at offset 0, 0) and refuses one that does not.
 3. The protocol's per-pass rules (score threshold, top-k, NMS of DSFD's ``Detect``) are applied,
    ``PassTransform.to_original`` maps the candidates back to original pixels, and the pass's
    size filter (the "big"/"small" rules of S3FD/DSFD/PyramidBox) keeps the faces that pass may see.
@@ -20,9 +22,8 @@ How a Detector runs a :class:`TTASpec` (the integration this module is written f
    ``[N]`` (descending), landmarks ``[N, 5, 2]`` or None.
 
 :func:`run_tta` is that driver, with the backend given as a callable, so a Detector needs only to
-wrap its single-pass candidates. This module and :mod:`facescope.ops.voting` use numpy and OpenCV
-only; neither imports torch (the packages they sit in, ``facescope.ops`` and ``facescope.structures``,
-still import it at the time of writing).
+wrap its single-pass candidates. This module, :mod:`facescope.ops.voting` and :mod:`facescope.ops.nms`
+use numpy and OpenCV only and import no torch.
 
 Every number of the published protocols cites ``../shared/reference/dsfd_asfd_shf_eval.md``
 (written ``ref:LINE`` below); where the reference is silent, the comment says what the value rests on.
@@ -40,7 +41,8 @@ import cv2
 import numpy as np
 
 from facescope.errors import FacescopeError, suggest
-from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, greedy_nms, merge_detections
+from facescope.ops.nms import nms_numpy
+from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, merge_detections
 from facescope.structures import LANDMARK_FLIP_PAIRS
 
 #: Default pixel budget of one pass: 16 MP (e.g. 4618 x 3464). The largest pass any published protocol
@@ -620,6 +622,22 @@ def get_tta_protocol(name: str) -> TTASpec:
         ) from None
 
 
+NO_TTA = "none"  # the name that asks for the single pass, e.g. to switch off a preset's protocol
+
+
+def resolve_tta(tta: TTASpec | str | None) -> TTASpec | None:
+    """A protocol from a :class:`TTASpec`, a registered name, or None / ``"none"`` (single pass).
+
+    Raises:
+        UnknownTTAProtocolError: an unknown name (the message suggests the closest known one).
+    """
+    if tta is None or isinstance(tta, TTASpec):
+        return tta
+    if isinstance(tta, str):
+        return None if tta == NO_TTA else get_tta_protocol(tta)
+    raise FacescopeError(f"tta must be a protocol name, a TTASpec or None, got {type(tta).__name__}")
+
+
 # --------------------------------------------------------------------------------------------------
 # The driver
 # --------------------------------------------------------------------------------------------------
@@ -685,7 +703,7 @@ def apply_pass_rules(spec: TTASpec, candidates: Candidates, pass_hw: tuple[int, 
         order = np.argsort(-candidates[1], kind="stable")[: spec.pass_top_k]
         candidates = _select(candidates, order)
     if spec.pass_nms_iou is not None:
-        candidates = _select(candidates, greedy_nms(candidates[0], candidates[1], spec.pass_nms_iou, 0.0))
+        candidates = _select(candidates, nms_numpy(candidates[0], candidates[1], spec.pass_nms_iou, 0.0))
     return candidates
 
 

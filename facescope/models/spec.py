@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference code
+    from facescope.inference.tta import TTASpec
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,19 @@ class PostprocessSettings:
 
 @dataclass(frozen=True)
 class InferencePreset:
-    """A named, complete inference recipe (resize + post-processing)."""
+    """A named, complete inference recipe (resize + post-processing + test-time augmentation).
+
+    ``tta`` is the test-time augmentation protocol the recipe runs: a
+    :class:`~facescope.inference.tta.TTASpec`, the name of one in
+    :data:`~facescope.inference.tta.TTA_PROTOCOLS` (resolved when a Detector is built), or None for
+    the single pass (a single pass is the TTA of one pass). The published SCRFD and
+    Pytorch_Retinaface results are single-pass, so their presets leave it None.
+    """
 
     description: str
     resize: ResizeSpec = field(default_factory=ResizeSpec)
     postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    tta: TTASpec | str | None = None
 
     def with_overrides(
         self,

@@ -1,4 +1,5 @@
-"""Box voting and greedy NMS on numpy arrays: the merge step after test-time augmentation.
+"""Box voting on numpy arrays (and, through :func:`merge_detections`, the one greedy NMS of
+:mod:`facescope.ops.nms`): the merge step after test-time augmentation.
 
 Both functions take the data contract in numpy form (``boxes float [K, 4]`` x1, y1, x2, y2,
 ``scores float [K]``, ``landmarks float [K, 5, 2]`` or None) and import no torch, so the
@@ -26,6 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from facescope.ops.nms import nms_numpy
+
 SingletonPolicy = Literal["drop", "keep_last", "keep"]
 SINGLETON_POLICIES: tuple[str, ...] = ("drop", "keep_last", "keep")
 
@@ -44,7 +47,7 @@ def _check_inputs(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray |
 
 
 class _Pool:
-    """Boxes still to be visited, in score order, as contiguous float64 columns that shrink as
+    """Boxes still to be voted on, in score order, as contiguous float64 columns that shrink as
     clusters leave (compacting keeps every iteration O(remaining) with few, cheap numpy calls)."""
 
     def __init__(self, boxes: np.ndarray, order: np.ndarray, pixel_offset: float) -> None:
@@ -178,36 +181,6 @@ def box_voting(
     return merged[:, :4].astype(np.float32), merged_scores.astype(np.float32), merged_landmarks
 
 
-def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float, pixel_offset: float = 0.0) -> np.ndarray:
-    """Greedy NMS in numpy; returns kept indices, highest score first.
-
-    A box is suppressed when its IoU with a kept, higher-scoring box is ``> iou_thresh`` (the
-    torchvision rule). Ties in score are visited in input order.
-
-    Args:
-        boxes: ``float [K, 4]``.
-        scores: ``float [K]``.
-        iou_thresh: suppression threshold.
-        pixel_offset: ``1.0`` for the "+1" width convention, ``0.0`` continuous.
-
-    Returns:
-        ``int64 [N]`` indices into ``boxes``.
-    """
-    boxes = np.asarray(boxes)
-    scores = np.asarray(scores)
-    if boxes.ndim != 2 or boxes.shape[1] != 4 or scores.shape != (boxes.shape[0],):
-        raise ValueError(f"expected boxes [K, 4] and scores [K], got {list(boxes.shape)} and {list(scores.shape)}")
-    order = np.argsort(-scores.astype(np.float64), kind="stable")
-    pool = _Pool(boxes, order, pixel_offset)
-    keep: list[int] = []
-    while len(pool):
-        suppressed = pool.iou_with_top() > iou_thresh
-        suppressed[0] = True  # the top box leaves the pool as kept
-        keep.append(int(pool.index[0]))
-        pool.remove(suppressed)
-    return order[np.asarray(keep, np.int64)]
-
-
 def merge_detections(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -226,7 +199,7 @@ def merge_detections(
     boxes = np.asarray(boxes)
     scores = np.asarray(scores)
     _check_inputs(boxes, scores, landmarks)
-    keep = greedy_nms(boxes, scores, iou_thresh, pixel_offset)
+    keep = nms_numpy(boxes, scores, iou_thresh, pixel_offset)
     if max_detections is not None:
         keep = keep[:max_detections]
     kept_landmarks = landmarks[keep].astype(np.float32) if landmarks is not None else None

@@ -63,3 +63,17 @@ def test_a_real_detector_is_refused_or_labelled(shared_data, scrfd_onnx, tmp_pat
     assert result.num_images == 2
     (note,) = [note for note in result.notes if note.startswith("not the WIDER FACE protocol preset 'widerface': ")]
     assert "postprocess.score_thresh 0.5 (protocol: 0.02)" in note
+
+
+def test_a_tta_run_is_not_the_single_pass_protocol() -> None:
+    """The published SCRFD / RetinaFace-port numbers are single-pass (their presets name no protocol)."""
+    from dataclasses import replace
+
+    from facescope.inference.tta import TTA_PROTOCOLS
+
+    assert all(preset.tta is None for preset in (*SCRFD_PRESETS.values(), *RETINAFACE_PRESETS.values()))
+    with_tta = detector_like(SCRFD_PRESETS, "widerface")
+    with_tta.preset = replace(with_tta.preset, tta=TTA_PROTOCOLS["flip"])
+    assert protocol_preset_mismatch(with_tta) == "tta 'flip' (protocol: single pass)"
+    without_presets = SimpleNamespace(preset=with_tta.preset)  # presets unknown: the TTA alone is the difference
+    assert protocol_preset_mismatch(without_presets) == "tta 'flip' (protocol: single pass)"

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from facescope.inference.postprocess import Candidates, candidates, merge, nms_numpy, postprocess
+from facescope.inference.postprocess import Candidates, candidates, merge, postprocess
+from facescope.ops.nms import nms_numpy
 from facescope.models.spec import PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.boxes import nms
@@ -63,3 +64,29 @@ def test_merge_of_several_passes_suppresses_across_passes():
     two = Candidates(np.array([[0, 0, 10, 11], [50, 50, 60, 60]], np.float32), np.array([0.95, 0.5], np.float32))
     merged = merge([one, two], PostprocessSettings(nms_thresh=0.4, nms_pixel_offset=0.0))
     assert merged.boxes.tolist() == [[0, 0, 10, 11], [50, 50, 60, 60]] and merged.landmarks is None
+
+
+def test_merge_sends_box_voting_to_ops_voting_in_both_back_ends():
+    """Hand-computed: boxes 0 and 1 overlap with "+1" IoU 110 / 132 = 0.833 >= 0.4 and vote into their
+    score-weighted mean (weights 0.9, 0.6) with the top score; box 2 is a cluster of one."""
+    from facescope.inference.tta import MergeSpec
+
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.9, 0.6, 0.8], dtype=np.float32)
+    landmarks = np.stack([np.full((5, 2), v, dtype=np.float32) for v in (2.0, 4.0, 55.0)])
+    settings = PostprocessSettings(max_detections=None)
+    voted = [[0.4, 0.0, 10.4, 10.0], [50, 50, 60, 60]]
+    for to_array in (np.asarray, torch.from_numpy):
+        passes = [Candidates(to_array(boxes[:2]), to_array(scores[:2]), to_array(landmarks[:2])),
+                  Candidates(to_array(boxes[2:]), to_array(scores[2:]), to_array(landmarks[2:]))]
+        kept = merge(passes, settings, MergeSpec("box_voting", iou=0.4, singleton="keep"))
+        np.testing.assert_allclose(kept.boxes, voted, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(kept.scores, [0.9, 0.8], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(kept.landmarks[:, 0, 0], [(0.9 * 2 + 0.6 * 4) / 1.5, 55.0], rtol=0, atol=1e-5)
+        dropped = merge(passes, settings, MergeSpec("box_voting", iou=0.4, singleton="drop"))
+        np.testing.assert_allclose(dropped.boxes, voted[:1], rtol=0, atol=1e-5)
+        capped = merge(passes, PostprocessSettings(max_detections=1), MergeSpec("box_voting", iou=0.4, singleton="keep"))
+        assert len(capped) == 1
+        # NMS named by the spec uses the spec's IoU, not the settings': 0.833 > 0.8 suppresses box 1
+        nms_kept = merge(passes, PostprocessSettings(nms_thresh=0.9), MergeSpec("nms", iou=0.8))
+        np.testing.assert_array_equal(nms_kept.boxes, boxes[[0, 2]])

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torchvision
 
-from facescope.ops.voting import box_voting, greedy_nms, merge_detections
+from facescope.ops.nms import nms_numpy
+from facescope.ops.voting import box_voting, merge_detections
 
 # Four boxes, iou 0.3, "+1" widths: b0/b1 overlap (IoU 81/119 = 0.68), b2 and b3 are isolated.
 # Score order: b0 0.9, b2 0.8, b1 0.6, b3 0.5.
@@ -189,11 +190,11 @@ def test_matches_plain_python_transcription(seed: int, policy: str) -> None:
 
 
 @pytest.mark.parametrize("pixel_offset", [0.0, 1.0])
-def test_greedy_nms_matches_torchvision(pixel_offset: float) -> None:
+def test_nms_numpy_matches_torchvision(pixel_offset: float) -> None:
     rng = np.random.default_rng(7)
     boxes, scores, _ = _random_candidates(rng, 200)
     scores = scores + rng.uniform(0, 1e-3, size=scores.shape).astype(np.float32)  # torchvision: ties unspecified
-    keep = greedy_nms(boxes, scores, 0.4, pixel_offset)
+    keep = nms_numpy(boxes, scores, 0.4, pixel_offset)
     grown = torch.from_numpy(boxes.copy())
     grown[:, 2:] += pixel_offset  # +1 IoU equals the continuous IoU of boxes grown by one pixel
     expected = torchvision.ops.nms(grown.double(), torch.from_numpy(scores).double(), 0.4).numpy()
