@@ -13,11 +13,11 @@ from torch import nn
 from facescope.cli import main
 from facescope.export import ExportError, export_onnx, output_names, verify_export
 from facescope.export.onnx import DenseExportGraph, _check_inputs, normalised_batch, synthetic_scene
-from facescope.models import create_model, list_models
+from facescope.models import create_model
 from facescope.models.layers import Scale
+from registry_params import every_model
 
-SLOW_MODELS = {"scrfd_34g"}  # a few seconds each; every other model runs in the default suite
-REGISTRY = [pytest.param(n, marks=pytest.mark.slow if n in SLOW_MODELS else ()) for n in list_models()]
+REGISTRY = every_model()  # the heavy models (seconds each) run under `pytest -m slow`
 
 
 def randomise(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -8,7 +8,8 @@ from torch import nn
 
 from facescope.inference import optimize
 from facescope.inference.backends import TorchBackend
-from facescope.models import create_model, list_models
+from facescope.models import create_model
+from registry_params import every_model
 
 
 def perturbed(name: str) -> nn.Module:
@@ -29,7 +30,7 @@ def flat(outputs):
     return outputs.cls_logits + outputs.box_regs + (outputs.landmark_regs or [])
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n != "scrfd_34g"])
+@pytest.mark.parametrize("name", every_model())
 def test_optimised_copy_equals_model_and_leaves_it_untouched(name):
     model = perturbed(name)
     before = copy.deepcopy(model.state_dict())

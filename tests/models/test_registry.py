@@ -13,6 +13,7 @@ from facescope.models import create_model, get_model_entry, list_models, registe
 from facescope.models.registry import build_on_meta
 from facescope.models.spec import PostprocessSettings
 from facescope.structures import Detections
+from registry_params import every_model
 
 ALL_MODELS = list_models()
 
@@ -37,7 +38,7 @@ def test_unknown_model_suggests_close_match():
         get_model_entry("scrfd_2.5g_kp")
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", every_model())
 def test_forward_backward_and_postprocess(name):
     torch.manual_seed(0)
     model = create_model(name).train()
@@ -65,7 +66,7 @@ def test_forward_backward_and_postprocess(name):
         assert (dets.landmarks is not None) == model.has_landmarks
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", every_model())
 def test_forward_does_not_depend_on_training_mode_flag(name):
     """forward returns the same structure in train and eval mode (only BN statistics differ)."""
     model = create_model(name)

@@ -10,19 +10,8 @@ from facescope.models import create_model, list_models
 from facescope.models.registry import build_on_meta
 from facescope.models.complexity import count_macs
 from facescope.structures import FaceTargets
+from registry_params import HEAVY, HEAVY_GMACS, every_model
 
-# At or above ~5 GMACs at 640x480: building and back-propagating them takes seconds on a CPU.
-HEAVY = {
-    "retinaface_paper_r50",
-    "retinaface_paper_r152",
-    "retinaface_r50",
-    "scrfd_10g",
-    "scrfd_10g_kps",
-    "scrfd_34g",
-    "scrfd_base_10g",
-    "scrfd_base_34g",
-}
-HEAVY_GMACS = 5.0
 
 
 def _test_size(name: str) -> int:
@@ -36,7 +25,7 @@ def _on_meta(name: str) -> nn.Module:
 
 
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+    return every_model(names)
 
 
 def _one_face(size: int) -> FaceTargets:
