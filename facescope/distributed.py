@@ -127,6 +127,20 @@ def all_ranks_agree(flag: bool, device: torch.device) -> bool:
     return bool(value.item() > 0)
 
 
+def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
+    """Average a detached scalar over all ranks (a float32 copy; identity outside ``torch.distributed``).
+
+    Loss normalisers (e.g. the positive count) use it so N processes normalise by what one process
+    with the whole global batch would."""
+    value = value.detach().clone().float()
+    if not is_initialized():
+        return value
+    import torch.distributed as dist
+
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / dist.get_world_size()
+
+
 def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's ``Tensor[n_r, ...]`` along dim 0, in rank order.
 
