@@ -9,12 +9,14 @@ Rules for ``facescope detect``:
   existing file.
 * ``--json``: a file, not an existing folder, not the source.
 * ``--crops``: a folder (created if missing), not an existing file.
-* Every output's parent folder must exist: a misspelt parent is refused instead of silently created.
+* Every output *file*'s parent folder must exist: a misspelt parent is refused instead of silently created.
+  Output *folders* (``--out`` for a folder source, ``--crops``, ``eval --out``) are run folders: they are
+  created with their parents (as ``runs/x``), unless a part of the path is an existing file.
 * A single source image whose header declares more pixels than the pixel budget is refused here,
   before the detector is built (:mod:`facescope.inference.image_io`).
 
 ``facescope export --out``: a file ending in ``.onnx`` in an existing folder, not a folder.
-``facescope eval ... --out``: a folder (created if missing) in an existing folder, not a file.
+``facescope eval ... --out``: a folder (created with its parents if missing), not a file.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def check_output_file(option: str, path: str | Path, suffixes: tuple[str, ...] =
 
 
 def check_output_folder(option: str, path: str | Path) -> None:
-    """A folder to be written (created if missing): not an existing file, parent folder exists."""
+    """A folder to be written (created with its parents if missing): neither it nor an ancestor is a file."""
     _check_folder_target(option, Path(path))
 
 
@@ -92,4 +94,8 @@ def _check_image_target(path: Path, source: Path) -> None:
 def _check_folder_target(option: str, path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{option} {path} is a file; it must be a folder (created if missing)")
-    _check_parent(option, path)
+    for ancestor in path.parents:  # the nearest existing ancestor must be a folder
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise OutputPathError(f"{option} {path}: {ancestor} is a file, not a folder")
+            break

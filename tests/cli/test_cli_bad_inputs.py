@@ -114,7 +114,7 @@ def _out_cases(tmp_path: Path, image: Path) -> list[tuple[list[str], str]]:
         (["--json", str(tmp_path / "missing" / "f.json")], "does not exist; create it first"),
         (["--json", str(image)], "--json"),
         (["--crops", str(image)], "is a file; it must be a folder (created if missing)"),
-        (["--crops", str(tmp_path / "missing" / "crops")], "does not exist; create it first"),
+        (["--crops", str(image / "crops")], f"--crops {image / 'crops'}: {image} is a file, not a folder"),
     ]
 
 
@@ -170,7 +170,7 @@ def test_export_and_eval_outputs_are_checked_before_work(tmp_path, capsys) -> No
         (["export", "scrfd_500m_kps", "--out", str(tmp_path / "missing" / "m.onnx")], "does not exist; create it first"),
         (["eval", "widerface", "--predictions", "p", "--gt", "g", "--out", str(a_file)], f"--out {a_file} is a file; it must be a folder"),
         (["eval", "fddb", "--ellipses", "e", "--images", "i", "--out", str(a_file)], "is a file; it must be a folder"),
-        (["eval", "landmarks", "--labels", "l", "--images", "i", "--out", str(tmp_path / "no" / "out")], "does not exist"),
+        (["eval", "landmarks", "--labels", "l", "--images", "i", "--out", str(a_file / "out")], "is a file, not a folder"),
     ]
     for argv, words in cases:
         assert main(argv) == 2, argv
