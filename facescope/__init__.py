@@ -8,9 +8,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from facescope._lazy import lazy_getattr
 from facescope.errors import FacescopeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,13 +34,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_ATTRIBUTES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facescope' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("facescope", _LAZY_ATTRIBUTES, globals())
 
 
 __all__ = [

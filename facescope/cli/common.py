@@ -8,28 +8,6 @@ from facescope.cli import argtypes
 from facescope.errors import FacescopeError
 
 
-def parse_size(text: str) -> int | tuple[int, int] | str:
-    """``"640"`` -> 640, ``"1280x720"`` -> (1280, 720), ``"original"`` -> "original"."""
-    if text == "original":
-        return text
-    try:
-        if "x" in text:
-            width, height = (int(v) for v in text.lower().split("x"))
-            return (width, height)
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size '{text}': use 640, 1280x720 or original")
-
-
-def parse_hw(text: str) -> tuple[int, int]:
-    """``"1280x720"`` (width x height) -> (720, 1280) as (height, width)."""
-    size = parse_size(text)
-    if isinstance(size, str):
-        raise argparse.ArgumentTypeError("a concrete size is needed here, e.g. 640x480")
-    width, height = (size, size) if isinstance(size, int) else size
-    return (height, width)
-
-
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "scrfd_2.5g_kps") -> None:
     """--model, --weights, --preset, thresholds, size, device, threads, backend."""
     group = parser.add_argument_group("model")

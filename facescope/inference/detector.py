@@ -251,6 +251,8 @@ class Detector:
         settings = self.preset.postprocess
         if self.tta.pass_score_threshold is not None:
             settings = replace(settings, score_thresh=self.tta.pass_score_threshold, strict_score=False)
+        if self.tta.pass_top_k is not None:  # the protocol's per-pass cap replaces the preset's (e.g. SHF's 10,000)
+            settings = replace(settings, pre_nms_top_k=self.tta.pass_top_k)
         results = []
         for b in range(len(pass_images)):
             landmark_regs = predictions.landmark_regs[b] if predictions.landmark_regs is not None else None

@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 ConfigT = TypeVar("ConfigT")
 
 
+# Keys of ``CriterionResult.per_image`` that every criterion reports (samplers such as SHF's hard image
+# miner read them): positive anchors per image, and the lowest face score among them (1.0 when none).
+NUM_POSITIVE = "num_positive"
+MIN_POSITIVE_SCORE = "min_positive_score"
+
+
 @dataclass
 class CriterionResult:
     """What a criterion returns for one batch of ``B`` images.

@@ -21,7 +21,7 @@ from torch import Tensor
 from facescope.assign.labels import NEGATIVE, POSITIVE, Assignment
 from facescope.assign.max_iou import MaxIoUAssigner
 from facescope.losses.classification import ClassificationLoss, SoftmaxCrossEntropy
-from facescope.losses.criteria import CriterionResult
+from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.smooth_l1 import smooth_l1_sum
 from facescope.losses.targets import (
     FaceBatch,
@@ -175,7 +175,7 @@ class MultiBoxCriterion:
         for term in self.terms:
             losses.update(term(outputs, positives, faces))
         scores = self.cls_loss.scores(flat.cls_logits.detach())
-        per_image = {"num_positive": assignment.positive.sum(dim=1), "min_positive_score": min_positive_score(scores, assignment)}
+        per_image = {NUM_POSITIVE: assignment.positive.sum(dim=1), MIN_POSITIVE_SCORE: min_positive_score(scores, assignment)}
         return CriterionResult(losses, per_image)
 
     def losses(self, flat: FlatOutputs, assignment: Assignment, positives: Positives, faces: FaceBatch) -> dict[str, Tensor]:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from facescope.assign.atss import ATSSAssigner
 from facescope.assign.labels import Assignment
-from facescope.losses.criteria import CriterionResult
+from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.gfl import quality_focal_loss
 from facescope.losses.iou import aligned_iou, diou_loss
 from facescope.losses.landmark import weighted_smooth_l1
@@ -80,7 +80,7 @@ class SCRFDCriterion:
         faces = FaceBatch.from_targets(targets, device, dtype)
         positives = Positives.from_assignment(assignment, priors, faces)
         scores = torch.sigmoid(flat.cls_logits[..., 0].detach())
-        per_image = {"num_positive": assignment.positive.sum(dim=1), "min_positive_score": min_positive_score(scores, assignment)}
+        per_image = {NUM_POSITIVE: assignment.positive.sum(dim=1), MIN_POSITIVE_SCORE: min_positive_score(scores, assignment)}
         return CriterionResult(self.losses(flat, assignment, positives, faces), per_image)
 
     def losses(self, flat: FlatOutputs, assignment: Assignment, positives: Positives, faces: FaceBatch) -> dict[str, Tensor]:

@@ -33,11 +33,12 @@ from torch import Tensor
 
 from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHF_LABELS, SHFLabelConfig, shf_anchor_targets
 from facescope.ops.anchors import Priors
+from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE
 from facescope.ops.coders import DeltaCoder
 
-# The per-image statistics a criterion reports for :class:`~facescope.engine.hard_image_miner.HardImageMiner`.
-MIN_POSITIVE_SCORE = "min_positive_score"
-NUM_POSITIVE_ANCHORS = "num_positive_anchors"
+# The per-image statistics :class:`~facescope.engine.hard_image_miner.HardImageMiner` reads: the keys every
+# criterion reports (one definition, in facescope.losses.criteria).
+NUM_POSITIVE_ANCHORS = NUM_POSITIVE
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ are imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facescope._lazy import lazy_getattr
 
 _LAZY_ATTRIBUTES = {
     "DenseFaceDetector": "facescope.models.base",
@@ -23,11 +22,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_ATTRIBUTES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facescope.models' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("facescope.models", _LAZY_ATTRIBUTES)
 
 
 __all__ = sorted(_LAZY_ATTRIBUTES)

@@ -216,12 +216,11 @@ class SHFPyramidProtocol:
     pass_top_k: int = 10_000
 
     def base_scale(self, image_hw: tuple[int, int]) -> float:
-        """Scale of the base pass for an image of ``(height, width)`` (``_compute_scaling_factor``)."""
-        short, long = min(image_hw), max(image_hw)
-        scale = self.base_short_side / short
-        if round(scale * long) > self.base_long_side_max:
-            scale = self.base_long_side_max / long
-        return scale
+        """Scale of the base pass for an image of ``(height, width)`` (``_compute_scaling_factor``; the
+        one implementation is :func:`facescope.inference.tta.pyramid_base_scale`)."""
+        from facescope.inference.tta import pyramid_base_scale
+
+        return pyramid_base_scale(image_hw, self.base_short_side, self.base_long_side_max)
 
     def scales(self, image_hw: tuple[int, int]) -> tuple[float, ...]:
         """Resize factor of every pyramid pass, in ``short_sides`` order."""

@@ -137,11 +137,6 @@ class HeadLayout:
         return len(self.strides)
 
     @property
-    def num_outputs(self) -> int:
-        """Outputs of an exported graph: scores, boxes (and landmarks) per level."""
-        return self.num_levels * (3 if self.has_landmarks else 2)
-
-    @property
     def num_logits(self) -> int:
         """Classification channels of the torch head per prior."""
         return 1 if self.score_activation == "sigmoid" else 2
@@ -153,9 +148,8 @@ class HeadLayout:
         return AnchorGenerator(self.strides, self.anchors, self.center_offset)
 
     def rows_per_level(self, input_hw: tuple[int, int]) -> tuple[int, ...]:
-        """Output rows of every level for an input of ``input_hw`` (ceil-divided feature maps)."""
-        height, width = input_hw
-        return tuple(-(-height // s) * -(-width // s) * len(a) for s, a in zip(self.strides, self.anchors))
+        """Output rows of every level for an input of ``input_hw`` (the anchor generator's ceil-divided grid)."""
+        return self.anchor_generator().num_priors_per_level(input_hw)
 
 
 def square_anchors(sides_per_level: tuple[tuple[float, ...], ...]) -> tuple[tuple[tuple[float, float], ...], ...]:

@@ -7,8 +7,7 @@ torch-free modules stay torch-free.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facescope._lazy import lazy_getattr
 
 _LAZY_ATTRIBUTES = {
     "AnchorGenerator": "facescope.ops.anchors",
@@ -23,11 +22,7 @@ _LAZY_ATTRIBUTES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_ATTRIBUTES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facescope.ops' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("facescope.ops", _LAZY_ATTRIBUTES)
 
 
 __all__ = sorted(_LAZY_ATTRIBUTES)

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from facescope.engine.hard_image_miner import HardImageMiner, HardImageMiningConfig
+from facescope.losses.shf import NUM_POSITIVE_ANCHORS
 
 
 def stats(scores, counts=None):
     out = {"min_positive_score": torch.tensor(scores, dtype=torch.float64)}  # exact 0.85 at the boundary
     if counts is not None:
-        out["num_positive_anchors"] = torch.tensor(counts)
+        out[NUM_POSITIVE_ANCHORS] = torch.tensor(counts)
     return out
 
 
@@ -34,7 +35,7 @@ def test_wpas_rule_is_strict_re_evaluated_and_skips_images_without_positives():
     assert miner.easy_indices() == [1]  # 0.85 is not > 0.85; image 2 has no WPAS
     miner.update([1, 2], stats([0.4, 0.2], counts=[5, 0]))
     assert miner.easy_indices() == []  # image 1 is hard again; image 2 unchanged
-    with pytest.raises(KeyError, match="num_positive_anchors"):
+    with pytest.raises(KeyError, match=NUM_POSITIVE_ANCHORS):
         miner.update([0], stats([0.9]))
 
 
@@ -113,3 +114,17 @@ def test_state_from_other_settings_or_dataset_is_rejected_and_bad_stats_too():
         miner.update([1], stats([0.9, 0.9]))
     with pytest.raises(ValueError, match="rule must be"):
         HardImageMiningConfig(rule="paper")
+
+
+def test_wpas_rule_reads_the_statistics_a_real_criterion_reports() -> None:
+    """The miner's keys are the criteria's (a mismatch once made the 'wpas' rule fail with KeyError)."""
+    from facescope.losses.criteria import build_criterion
+    from facescope.models import create_model
+    from facescope.structures import FaceTargets
+
+    model = create_model("retinaface_mnet025").train()
+    face = FaceTargets.from_boxes(torch.tensor([[16.0, 16.0, 48.0, 48.0]]))
+    result = build_criterion(model)(model(torch.randn(2, 3, 64, 64)), [face, FaceTargets.from_boxes(torch.zeros(0, 4))], (64, 64))
+    miner = HardImageMiner(2, HardImageMiningConfig(rule="wpas"))
+    miner.update([0, 1], result.per_image)  # raised KeyError('num_positive_anchors') before the keys were shared
+    assert int(result.per_image["num_positive"][0]) > 0 and int(result.per_image["num_positive"][1]) == 0
