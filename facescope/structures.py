@@ -36,11 +36,19 @@ def _check_shape(name: str, array: Any, shape: tuple[int | None, ...]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {list(actual)}")
 
 
+def to_numpy(values: Any) -> Any:
+    """None as it is; a torch tensor (possibly on a GPU; recognised by duck type, so torch is never
+    imported here) copied to a CPU numpy array; anything else through ``np.asarray``."""
+    if values is None:
+        return None
+    if hasattr(values, "detach"):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
 def _float32(values: Any) -> np.ndarray:
-    """A float32 numpy array (``values`` may be a list, an array or a CPU tensor)."""
-    if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU
-        values = values.detach().cpu().numpy()
-    return np.ascontiguousarray(values, dtype=np.float32)
+    """A contiguous float32 numpy array (``values`` may be a list, an array or a tensor)."""
+    return np.ascontiguousarray(to_numpy(values), dtype=np.float32)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 from facescope.errors import FacescopeError
 from facescope.inference.image_io import read_image
 from facescope.ops.similarity import umeyama_similarity
-from facescope.structures import Detections
+from facescope.structures import Detections, to_numpy
 
 ARCFACE_TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -63,7 +63,7 @@ def align(
     pixels = read_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     if pixels.ndim not in (2, 3) or pixels.size == 0:
         raise FacescopeError(f"align needs an H x W or H x W x C image, got shape {pixels.shape}")
-    single = not isinstance(landmarks, Detections) and np.asarray(_to_numpy(landmarks)).ndim == 2
+    single = not isinstance(landmarks, Detections) and np.asarray(to_numpy(landmarks)).ndim == 2
     matrices = alignment_matrices(landmarks, size)
     crops = [cv2.warpAffine(pixels, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0) for m in matrices]
     if single:
@@ -71,17 +71,12 @@ def align(
     return np.stack(crops) if crops else np.zeros((0, size, size) + pixels.shape[2:], dtype=pixels.dtype)
 
 
-def _to_numpy(values: Any) -> np.ndarray:
-    """numpy arrays as they are; torch tensors (checked by duck type, so torch is never imported here) copied."""
-    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
-
-
 def _landmark_array(landmarks: np.ndarray | Any | Detections) -> np.ndarray:
     if isinstance(landmarks, Detections):
         if landmarks.landmarks is None:
             raise FacescopeError("these detections have no landmarks; align needs a model that predicts 5 points")
         landmarks = landmarks.landmarks
-    points = _to_numpy(landmarks).astype(np.float64)
+    points = to_numpy(landmarks).astype(np.float64)
     if points.ndim == 2:
         points = points[None]
     if points.ndim != 3 or points.shape[1:] != (5, 2):

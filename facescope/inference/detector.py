@@ -23,7 +23,7 @@ from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, 
 from facescope.inference.validate import validate_detector_options
 from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
 from facescope.models.spec import InferencePreset, InputSpec
-from facescope.structures import Detections
+from facescope.structures import Detections, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
@@ -257,7 +257,7 @@ class Detector:
         for b in range(len(pass_images)):
             landmark_regs = predictions.landmark_regs[b] if predictions.landmark_regs is not None else None
             found = candidates(predictions.scores[b], predictions.box_regs[b], landmark_regs, priors, self.coder, settings)
-            results.append((_as_numpy(found.boxes), _as_numpy(found.scores), _as_numpy(found.landmarks)))
+            results.append((to_numpy(found.boxes), to_numpy(found.scores), to_numpy(found.landmarks)))
         return results
 
     def _detect_tta(self, image: np.ndarray) -> Detections:
@@ -305,13 +305,6 @@ class Detector:
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
             + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
         )
-
-
-def _as_numpy(value: Any) -> Any:
-    """numpy arrays (and None) as they are; torch tensors moved to the CPU as numpy."""
-    if value is None or isinstance(value, np.ndarray):
-        return value
-    return value.detach().cpu().numpy()
 
 
 def _weights_path(model: Any, entry: ModelEntry | None, weights: str | Path | None, progress: bool) -> Path | None:

@@ -33,7 +33,7 @@ from facescope.ops.anchors import AnchorGenerator, Priors, _xp
 from facescope.ops.coders import BoxCoder
 from facescope.ops.nms import nms_numpy
 from facescope.ops.voting import box_voting
-from facescope.structures import Detections
+from facescope.structures import Detections, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.inference.tta import MergeSpec
@@ -127,12 +127,6 @@ def _concat(parts: Sequence[Array]) -> Array:
     return parts[0] if len(parts) == 1 else _xp(parts[0]).concatenate(list(parts), 0)
 
 
-def _numpy(value: Array | None) -> np.ndarray | None:
-    if value is None or isinstance(value, np.ndarray):
-        return value
-    return value.detach().cpu().numpy()
-
-
 def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: MergeSpec | None = None) -> Detections:
     """Merge the candidates of every pass into the detections of one image.
 
@@ -157,7 +151,7 @@ def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: M
     landmarks = _concat([p.landmarks for p in passes]) if with_landmarks else None
     if method is not None and method.method == "box_voting":
         voted = box_voting(
-            _numpy(boxes), _numpy(scores), _numpy(landmarks), method.iou, method.singleton, method.max_detections,
+            to_numpy(boxes), to_numpy(scores), to_numpy(landmarks), method.iou, method.singleton, method.max_detections,
             method.pixel_offset,
         )  # fmt: skip
         return _capped(Detections(*voted), settings.max_detections)

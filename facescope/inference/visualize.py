@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facescope.structures import Detections
+from facescope.structures import Detections, to_numpy
 
 # BGR colours of the five landmarks: left eye, right eye, nose, left mouth, right mouth.
 LANDMARK_COLORS = ((255, 0, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (0, 255, 255))
@@ -87,8 +87,8 @@ def draw_detections(image: np.ndarray, detections: Detections, show_scores: bool
     it would (:func:`place_labels`).
     """
     canvas = image.copy()
-    boxes, scores = _as_numpy(detections.boxes).reshape(-1, 4), _as_numpy(detections.scores).reshape(-1)
-    landmarks = None if detections.landmarks is None else _as_numpy(detections.landmarks)
+    boxes, scores = to_numpy(detections.boxes).reshape(-1, 4), to_numpy(detections.scores).reshape(-1)
+    landmarks = None if detections.landmarks is None else to_numpy(detections.landmarks)
     thickness = max(1, round(max(canvas.shape[:2]) / 600))
     font_scale = max(0.4, max(canvas.shape[:2]) / 1600)
     for i in range(len(detections)):
@@ -106,12 +106,6 @@ def draw_detections(image: np.ndarray, detections: Detections, show_scores: bool
             cv2.rectangle(canvas, (rx1, ry1), (rx2 - 1, ry2 - 1), BOX_COLOR, -1)
             cv2.putText(canvas, label.text, label.origin, FONT, label.scale, LABEL_TEXT_COLOR, label.thickness, cv2.LINE_AA)
     return canvas
-
-
-def _as_numpy(values: object) -> np.ndarray:
-    """A numpy array from a numpy array or a (possibly GPU) torch tensor."""
-    detach = getattr(values, "detach", None)
-    return detach().cpu().numpy() if callable(detach) else np.asarray(values)
 
 
 def write_image(path: str, image: np.ndarray) -> None:
