@@ -31,8 +31,7 @@ import numpy as np
 from facescope.models.spec import PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator, Priors, _xp
 from facescope.ops.coders import BoxCoder
-from facescope.ops.nms import nms_numpy
-from facescope.ops.voting import box_voting
+from facescope.ops.voting import merge_detections
 from facescope.structures import Detections, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,25 +148,20 @@ def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: M
     scores = _concat([p.scores for p in passes])
     with_landmarks = all(p.landmarks is not None for p in passes)
     landmarks = _concat([p.landmarks for p in passes]) if with_landmarks else None
-    if method is not None and method.method == "box_voting":
-        voted = box_voting(
-            to_numpy(boxes), to_numpy(scores), to_numpy(landmarks), method.iou, method.singleton, method.max_detections,
-            method.pixel_offset,
-        )  # fmt: skip
-        return _capped(Detections(*voted), settings.max_detections)
-    iou, offset = (settings.nms_thresh, settings.nms_pixel_offset) if method is None else (method.iou, method.pixel_offset)
-    if isinstance(boxes, np.ndarray):
-        keep = nms_numpy(boxes, scores, iou, offset)
+    if method is None:
+        name, iou, singleton, cap, offset = "nms", settings.nms_thresh, "keep", None, settings.nms_pixel_offset
     else:
-        from facescope.ops.boxes import nms
+        name, iou, singleton, cap, offset = method.method, method.iou, method.singleton, method.max_detections, method.pixel_offset
+    if isinstance(boxes, np.ndarray) or name == "box_voting":  # box voting runs in numpy only
+        merged = merge_detections(to_numpy(boxes), to_numpy(scores), to_numpy(landmarks), name, iou, singleton, cap, offset)
+        return _capped(Detections(*merged), settings.max_detections)
+    from facescope.ops.boxes import nms  # torch candidates of the torch backend stay on their device
 
-        keep = nms(boxes, scores, iou, offset)
-    caps = [c for c in (settings.max_detections, None if method is None else method.max_detections) if c is not None]
+    keep = nms(boxes, scores, iou, offset)
+    caps = [c for c in (settings.max_detections, cap) if c is not None]
     if caps:
         keep = keep[: min(caps)]
     kept_landmarks = landmarks[keep] if landmarks is not None else None
-    if isinstance(boxes, np.ndarray):
-        return Detections(boxes[keep], scores[keep], kept_landmarks)
     return Detections.from_torch(boxes[keep], scores[keep], kept_landmarks)
 
 
