@@ -48,7 +48,8 @@ def mini_benchmark_ap(model_name: str, weights: Path | None, seed: int = 0, pres
     model = create_model(model_name, weights)
     detector = Detector(model, preset=preset)
     result = evaluate_detector_on_widerface(
-        detector, SHARED / "widerface/WIDER_val/images", SHARED / "widerface/ground_truth", None, progress=False
+        detector, SHARED / "widerface/WIDER_val/images", SHARED / "widerface/ground_truth", None, progress=False,
+        require_protocol_preset=preset == "widerface",  # another preset is this check's own scoring choice
     )
     return {k: round(float(v), 4) for k, v in result.ap.items()}
 

@@ -215,8 +215,19 @@ def shf_vgg16() -> SHF:
 
 def shf_mnet025() -> SHF:
     """SHF on the MobileNetV1-0.25 body: reductions to 64, fusion 128, head 64 (facescope's small variant;
-    the body takes Pytorch_Retinaface's ImageNet weights through a recipe's ``backbone_weights``)."""
-    return SHF(MobileNetStride16Body(), reduced=64, fused=128, head_channels=64)
+    the body takes Pytorch_Retinaface's ImageNet weights through a recipe's ``backbone_weights``).
+
+    The fusion and the shared head conv start from He (Kaiming) normal weights instead of the release's
+    Gaussian std 0.01: the release's std suits VGG's raw-pixel-scale activations, but on the batch-normalised
+    MobileNet maps it shrinks the signal ~30x per layer, and the stacked ReLUs die within the first steps
+    (measured: every anchor then scores the same). The classification and box convs keep std 0.01.
+    """
+    model = SHF(MobileNetStride16Body(), reduced=64, fused=128, head_channels=64)
+    fusion = model.fusion
+    for conv in (fusion.conv5_256, fusion.conv4_256, fusion.conv4_fuse_final, fusion.conv4_fuse_final_dim_red, model.head.convs[0]):
+        nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,13 +88,15 @@ _PROTOCOL_PRESETS = {
     "pascal": _protocol_preset("release PASCAL faces protocol: pyramid 100/300 of the 800/1200 base, no flip, box voting 0.4", SHF_PASCAL_TTA),
 }
 # One preset set for the family (a Detector built from a model object, not a name, uses the family's).
+_RELEASE_TEST = _protocol_preset(
+    "release WIDER FACE protocol ('shf'): pyramid 100/300/600/1000/1400 of the 800/1200 base, flips, "
+    "score > 0.05, box voting 0.4",
+    "shf",
+)
 SHF_PRESETS: dict[str, InferencePreset] = {
     "default": _DEFAULT,
-    "widerface": _protocol_preset(
-        "release WIDER FACE protocol ('shf'): pyramid 100/300/600/1000/1400 of the 800/1200 base, flips, "
-        "score > 0.05, box voting 0.4",
-        "shf",
-    ),
+    "official": _RELEASE_TEST,  # the release's lib/test.py
+    "widerface": _RELEASE_TEST,
     "widerface_light": _protocol_preset(
         "the release's WIDER FACE pyramid without its up-scaled passes ('shf_light'): 100/300/600 of the "
         "800/1200 base, flips, score > 0.05, box voting 0.4 (about a quarter of the cost)",
