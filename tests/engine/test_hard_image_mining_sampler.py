@@ -89,6 +89,7 @@ def _train(config, resume=None):
     return trainer
 
 
+@pytest.mark.slow  # three short SHF training runs: ~25 s on one free core
 def test_mining_state_survives_stop_and_resume_bit_exactly(tiny_dataset, tmp_path):
     from engine_testing import tiny_config
 
@@ -104,9 +105,9 @@ def test_mining_state_survives_stop_and_resume_bit_exactly(tiny_dataset, tmp_pat
         return c
 
     # 6 images, batch 2: 3 steps in epoch 0, fewer later. Stop mid-run, resume, compare with a straight run.
-    straight = _train(config(tmp_path / "a", 7))
+    straight = _train(config(tmp_path / "a", 6))
     _train(config(tmp_path / "b", 4))
-    resumed = _train(config(tmp_path / "b", 7), resume=tmp_path / "b" / "last.pth")
+    resumed = _train(config(tmp_path / "b", 6), resume=tmp_path / "b" / "last.pth")
     a, b = load_checkpoint(tmp_path / "a" / "last.pth"), load_checkpoint(tmp_path / "b" / "last.pth")
     assert a["sampler"] == b["sampler"] and resumed.sampler.state_dict() == straight.sampler.state_dict()
     log = a["sampler"]["epoch_log"]
