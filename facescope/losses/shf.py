@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHF_LABELS, SHFLabelConfig, shf_anchor_targets
 from facescope.assign.labels import Assignment
+from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHF_LABELS, SHFLabelConfig, shf_anchor_targets
 from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.targets import FaceBatch, PriorGenerator, check_batch, flatten_levels
 from facescope.losses.targets import min_positive_score as batch_min_positive_score
@@ -330,8 +330,8 @@ __all__ = [
     "SHF_LOSS",
     "SHF_OHEM",
     "SHFCriterion",
-    "SHFLossConfig",
     "SHFImageLoss",
+    "SHFLossConfig",
     "SHFOHEMConfig",
     "min_positive_score",
     "ohem_sample",

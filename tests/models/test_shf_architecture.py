@@ -2,15 +2,14 @@
 the fixed bilinear up-sampling, anchors and the test protocols as data."""
 
 import fnmatch
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from facescope.inference.tta import plan_passes
 from facescope.models.complexity import count_macs, count_parameters
 from facescope.models.heads.shf_head import SharedDilatedHead
-from facescope.inference.tta import plan_passes
 from facescope.models.registry import get_model_entry
 from facescope.models.shf import (
     SHF_INPUT,
