@@ -148,12 +148,15 @@ class FaceTargets:
         landmark_valid: ``Tensor[M, 5]`` bool, True where the point is annotated.
         ignore: ``Tensor[M]`` bool, True for faces that must be neither learnt nor counted as
             background (e.g. outside a detector's anchor range); default all False.
+        image_hw: ``(height, width)`` of the image itself, when a batch pads it bottom/right to a
+            larger input (criteria with a border rule, SHF's, need it); None = the whole input.
     """
 
     boxes: Tensor
     landmarks: Tensor
     landmark_valid: Tensor
     ignore: Tensor | None = None
+    image_hw: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _check_shape("boxes", self.boxes, (None, 4))
@@ -181,4 +184,6 @@ class FaceTargets:
 
     def to(self, device: torch.device | str) -> FaceTargets:
         ignore = self.ignore.to(device) if self.ignore is not None else None
-        return FaceTargets(self.boxes.to(device), self.landmarks.to(device), self.landmark_valid.to(device), ignore)
+        return FaceTargets(
+            self.boxes.to(device), self.landmarks.to(device), self.landmark_valid.to(device), ignore, self.image_hw
+        )

@@ -21,6 +21,7 @@ HEAVY = frozenset({
     "scrfd_34g",
     "scrfd_base_10g",
     "scrfd_base_34g",
+    "shf_vgg16",
 })  # fmt: skip
 
 

@@ -78,12 +78,22 @@ class FaceDataset(Dataset):
             torch.from_numpy(sample.boxes.astype(np.float32)),
             torch.from_numpy(sample.landmarks.astype(np.float32)),
             torch.from_numpy(sample.landmark_valid.astype(bool)),
+            image_hw=(int(sample.image.shape[0]), int(sample.image.shape[1])),
         )
         return normalise(sample.image, self.input_spec), targets, index
 
 
 def collate(items: list[tuple[torch.Tensor, FaceTargets, int]]) -> Batch:
-    """Stack same-size images; targets stay a list (faces per image vary)."""
-    images = torch.stack([image for image, _, _ in items])  # B x (3, H, W) -> (B, 3, H, W)
+    """Stack the images; targets stay a list (faces per image vary).
+
+    Images of different sizes (SHF's multi-scale pipeline) are padded bottom/right with zeros (the
+    normalised mean pixel) to the largest height and width of the batch; each target keeps its
+    image's own size in ``image_hw``.
+    """
+    height = max(int(image.shape[1]) for image, _, _ in items)
+    width = max(int(image.shape[2]) for image, _, _ in items)
+    images = torch.zeros((len(items), 3, height, width), dtype=items[0][0].dtype)  # (B, 3, H, W)
+    for slot, (image, _, _) in zip(images, items):
+        slot[:, : image.shape[1], : image.shape[2]] = image
     indices = torch.tensor([index for _, _, index in items], dtype=torch.int64)
     return Batch(images, [targets for _, targets, _ in items], indices)

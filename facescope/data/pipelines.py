@@ -109,3 +109,28 @@ def scrfd_pipeline(data: DataConfig) -> Compose:
 def retinaface_pipeline(data: DataConfig) -> Compose:
     """Pytorch_Retinaface's training augmentation (:func:`~facescope.data.transforms.retinaface_train_transforms`)."""
     return retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)
+
+
+# SHF's release trains with short sides {400, 800, 1200} and long sides <= 2000: data.image_size is the
+# largest short side and the others keep their ratios to it (image_size 1200 is the release).
+SHF_SHORT_SIDE_RATIOS = (1 / 3, 2 / 3, 1.0)
+SHF_LONG_SIDE_RATIO = 2000 / 1200
+
+
+def shf_short_sides(image_size: int) -> tuple[tuple[int, ...], int]:
+    """``(short sides, long-side cap)`` of the ``shf`` pipeline for ``data.image_size``."""
+    sides = tuple(max(16, round(image_size * r)) for r in SHF_SHORT_SIDE_RATIOS)
+    return sides, round(image_size * SHF_LONG_SIDE_RATIO)
+
+
+@register_pipeline(
+    "shf",
+    summary="SHF (smallhardface): photometric, random crop (p 0.5, 0.6-1.0 per side), flip, short side from "
+    "{1/3, 2/3, 1} x image_size (1200: the release's {400, 800, 1200}), long side <= 5/3 x image_size, cut to /16",
+)
+def shf_pipeline(data: DataConfig) -> Compose:
+    """SHF's training augmentation (:func:`~facescope.data.shf_transforms.shf_train_transforms`)."""
+    from facescope.data.shf_transforms import shf_train_transforms
+
+    sides, long_cap = shf_short_sides(data.image_size)
+    return shf_train_transforms(sides, long_cap, data.flip_prob, data.photometric)

@@ -1,7 +1,7 @@
 """SHF's hard image mining: images the detector already handles are skipped more often.
 
 Two rules, both fed by a criterion's per-image statistics
-(:data:`~facescope.losses.shf.MIN_POSITIVE_SCORE`, :data:`~facescope.losses.shf.NUM_POSITIVE_ANCHORS`):
+(:data:`~facescope.losses.criteria.MIN_POSITIVE_SCORE`, :data:`~facescope.losses.criteria.NUM_POSITIVE`):
 
 * ``"released"`` (default; ``bairdzhang/smallhardface`` @76fa1d8 with ``DISABLE_EASY_IMAGE``
   ``THRESHOLD = 0.85, PROB = 0.7, SMOOTH = true``): whenever an image is trained on, it is marked
@@ -29,7 +29,8 @@ from typing import Any, Literal, Protocol
 
 from torch import Tensor
 
-from facescope.losses.shf import MIN_POSITIVE_SCORE, NUM_POSITIVE_ANCHORS
+from facescope.losses.criteria import MIN_POSITIVE_SCORE
+from facescope.losses.criteria import NUM_POSITIVE as NUM_POSITIVE_ANCHORS
 
 STATE_VERSION = 1
 

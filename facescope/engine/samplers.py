@@ -210,3 +210,84 @@ def iter_rank_batches(order: list[int], start_batch: int, batch_size: int, rank:
 def sharded_sampler(num_samples: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> ShardedSampler:
     """Today's default: :class:`ShardedSampler` with shuffling."""
     return ShardedSampler(num_samples, batch_size, seed, rank, world_size)
+
+
+class HardImageMiningSampler(ShardedSampler):
+    """SHF's hard image mining as a sampler: :class:`ShardedSampler`'s order without some easy images.
+
+    ``update`` feeds the criterion's per-image statistics (``min_positive_score``, ``num_positive``) to
+    a :class:`~facescope.engine.hard_image_miner.HardImageMiner`. When an epoch starts (``set_epoch``),
+    its shuffled order is drawn as :class:`ShardedSampler`'s and every image marked easy is left out
+    with probability ``skip_prob``, one draw per easy image in order from
+    ``numpy.random.default_rng((seed, epoch))``. The order is fixed then and kept in the state, with the
+    marks, so a run resumed mid-epoch trains the same images. ``epoch_log`` records, per epoch, how many
+    images were marked easy when it started, how many were skipped and how many it trains.
+    """
+
+    def __init__(
+        self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, options: Any = None
+    ) -> None:
+        from facescope.engine.hard_image_miner import HardImageMiner, HardImageMiningConfig
+
+        super().__init__(num_samples, batch_size, seed, rank, world_size)
+        self.miner = HardImageMiner(num_samples, options if options is not None else HardImageMiningConfig())
+        self.order: list[int] = []
+        self.order_epoch = -1
+        self.epoch_log: list[dict[str, int]] = []
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        import numpy as np
+
+        super().set_epoch(epoch, start_batch)
+        if self.order_epoch == epoch:
+            return  # resumed mid-epoch: the order drawn when the epoch started
+        full = super().global_order()[: self.num_samples]  # the seeded permutation, unpadded
+        kept = self.miner.filter_epoch(full, np.random.default_rng((self.seed, epoch)))
+        if not kept and full:
+            kept = full[:1]  # every image skipped: train one rather than an empty epoch
+        self.order, self.order_epoch = kept, epoch
+        self.epoch_log.append(
+            {"epoch": epoch, "easy": self.miner.num_easy, "skipped": len(full) - len(kept), "trained": len(kept)}
+        )
+
+    def global_order(self) -> list[int]:
+        return pad_to_global_batches(self.order, self.batch_size * self.world_size)
+
+    def update(self, indices: Tensor, per_image_stats: Mapping[str, Tensor]) -> None:
+        """Mark the batch's images easy or hard (affects the epochs that start later)."""
+        self.miner.update(indices, per_image_stats)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "miner": self.miner.state_dict(),
+            "order": list(self.order),
+            "order_epoch": self.order_epoch,
+            "epoch_log": [dict(entry) for entry in self.epoch_log],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.miner.load_state_dict(state["miner"])
+        self.order = [int(i) for i in state["order"]]
+        self.order_epoch = int(state["order_epoch"])
+        self.epoch_log = [{k: int(v) for k, v in entry.items()} for entry in state["epoch_log"]]
+
+
+def _hard_image_mining_options() -> type:
+    from facescope.engine.hard_image_miner import HardImageMiningConfig
+
+    return HardImageMiningConfig
+
+
+@register_sampler(
+    "hard_image_mining",
+    summary="SHF: as 'sharded', but images the detector already handles (all positive anchors >= 0.85) "
+    "are skipped with probability 0.7 in later epochs; options rule (released | wpas), threshold, skip_prob",
+    options_type=_hard_image_mining_options(),
+)
+def hard_image_mining_sampler(
+    num_samples: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, options: Any = None
+) -> HardImageMiningSampler:
+    """:class:`HardImageMiningSampler` (options: :class:`~facescope.engine.hard_image_miner.HardImageMiningConfig`)."""
+    return HardImageMiningSampler(num_samples, batch_size, seed, rank, world_size, options)

@@ -18,6 +18,7 @@ one of the official SCRFD ONNX files):
   ``N_s = ceil(H / s) * ceil(W / s) * A_s`` rows ordered (row, column, anchor), the order of
   :class:`~facescope.ops.anchors.AnchorGenerator`. E.g. SCRFD at 640x640:
   ``score_8 [B, 12800, 1]``, ``score_16 [B, 3200, 1]``, ``score_32 [B, 800, 1]``, then ``bbox_*``, ``kps_*``.
+  Levels sharing a stride are numbered among themselves (SHF: ``score_8_0``, ``score_8_1``, ``score_8_2``).
 
 Decoding (priors + coder), score thresholding and NMS stay outside the graph, in
 :mod:`facescope.inference.postprocess`, so one file serves every preset.
@@ -114,9 +115,17 @@ class DenseExportGraph(nn.Module):
 
 
 def output_names(detector: DenseFaceDetector) -> list[str]:
-    """``score_{s}`` for every stride, then ``bbox_{s}``, then ``kps_{s}`` when the model has landmarks."""
+    """``score_{s}`` for every stride, then ``bbox_{s}``, then ``kps_{s}`` when the model has landmarks.
+
+    Levels that share a stride (SHF's three branches, all at stride 8) are told apart by their index among
+    them: ``score_8_0``, ``score_8_1``, ``score_8_2`` (ONNX output names must be unique).
+    """
     kinds = ["score", "bbox"] + (["kps"] if detector.has_landmarks else [])
-    return [f"{kind}_{stride}" for kind in kinds for stride in detector.anchor_generator.strides]
+    strides = list(detector.anchor_generator.strides)
+    levels = [
+        f"{stride}_{strides[:i].count(stride)}" if strides.count(stride) > 1 else f"{stride}" for i, stride in enumerate(strides)
+    ]
+    return [f"{kind}_{level}" for kind in kinds for level in levels]
 
 
 def export_metadata(detector: DenseFaceDetector, model_name: str, input_hw: tuple[int, int], dynamic: bool) -> dict[str, str]:

@@ -20,43 +20,39 @@ in facescope's continuous pixels centred at ``8 * (j + 1)`` (``center_offset=1``
 Inputs must have sides that are multiples of 16 (the release pads bottom/right with zeros after
 mean subtraction, ``MAX_RESOLUTION = 16``): conv5_3 at stride 16 is up-sampled onto conv4_3.
 
-Not registered yet: :func:`shf_vgg16` builds the model; the training rule lives in
-:mod:`facescope.assign.shf_labels`, :mod:`facescope.losses.shf` and
-:mod:`facescope.engine.hard_image_miner`; the test protocols are the constants at the end.
+Registered (:mod:`facescope.models.catalog.shf`, with the head layout, input spec and the test
+protocols as presets): :func:`shf_vgg16` (the release) and :func:`shf_mnet025` (the same code path
+on the MobileNetV1-0.25 body of Pytorch_Retinaface: its stride-8 and stride-16 maps replace conv4_3
+and conv5_3, narrower fusion and head). The training rule is
+:class:`~facescope.losses.shf.SHFCriterion` (labels :mod:`facescope.assign.shf_labels`, OHEM) and the
+``hard_image_mining`` sampler (:mod:`facescope.engine.hard_image_miner`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facescope.losses.shf import SHF_LOSS, SHFCriterion, SHFLossConfig
+from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
 from facescope.models.backbones.shf_vgg import CaffeVGG16Body
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads.shf_head import SharedDilatedHead
-from facescope.models.spec import InputSpec
+from facescope.models.catalog.shf import (  # noqa: F401 - the declaration, re-exported for callers
+    SHF_ANCHOR_CENTER_OFFSET,
+    SHF_ANCHOR_SIZES,
+    SHF_DILATIONS,
+    SHF_HEAD,
+    SHF_INPUT,
+    SHF_STRIDE,
+)
 from facescope.ops.anchors import AnchorGenerator
-from facescope.ops.coders import DeltaCoder
-
-SHF_STRIDE = 8
-SHF_DILATIONS = (1, 2, 4)
-SHF_ANCHOR_SIZES = (16.0, 32.0, 64.0)  # one per dilation branch
-# Caffe anchors are inclusive-pixel windows [8j, 8j + 15] whose Faster R-CNN centre (x1 + w / 2)
-# is 8j + 8: in continuous pixels the grid starts one stride in.
-SHF_ANCHOR_CENTER_OFFSET = 1.0
-# Caffe's BGR means (``PIXEL_MEANS``), raw 0-255 pixels, no std scaling; inputs padded to /16.
-SHF_INPUT = InputSpec(mean=(102.9801, 115.9465, 122.7717), std=(1.0, 1.0, 1.0), color="bgr", size_divisor=16)
 
 
 def shf_anchor_generator() -> AnchorGenerator:
     """Three stride-8 "levels", one square anchor each: 16, 32, 64 (the three head branches)."""
-    return AnchorGenerator(
-        (SHF_STRIDE,) * len(SHF_ANCHOR_SIZES),
-        tuple((size,) for size in SHF_ANCHOR_SIZES),
-        center_offset=SHF_ANCHOR_CENTER_OFFSET,
-    )
+    return SHF_HEAD.anchor_generator()
 
 
 def caffe_bilinear_kernel(factor: int) -> Tensor:
@@ -129,9 +125,18 @@ class SHFFusion(nn.Module):
 
 
 class SHF(DenseFaceDetector):
-    """The SHF detector: VGG16 body, stride-8 fusion, shared-weight dilated head.
+    """The SHF detector: a body giving stride-8 and stride-16 maps, stride-8 fusion, shared-weight
+    dilated head.
 
-    ``forward`` returns raw outputs only; training losses and post-processing are separate objects.
+    ``forward`` returns raw outputs only; training losses (:meth:`make_criterion`) and
+    post-processing are separate objects.
+
+    Args:
+        body: returns ``[stride-8 map, stride-16 map]`` and exposes their ``out_channels``
+            (default: the Caffe VGG16 conv4_3 / conv5_3 body of the release).
+        reduced: width of the two 1x1 reductions (256).
+        fused: width of ``conv4_fuse_final`` (512).
+        head_channels: width of the reduced map and of the shared 3x3 head conv (128).
 
     Example:
         >>> model = shf_vgg16().eval()
@@ -141,12 +146,25 @@ class SHF(DenseFaceDetector):
     """
 
     family = "shf"
+    default_loss_config = SHF_LOSS
 
-    def __init__(self) -> None:
-        super().__init__(shf_anchor_generator(), DeltaCoder((1.0, 1.0)), SHF_INPUT, has_landmarks=False)
-        self.body = CaffeVGG16Body()
-        self.fusion = SHFFusion(self.body.out_channels)
-        self.head = SharedDilatedHead(128, 128, SHF_DILATIONS, num_classes=2)
+    def __init__(
+        self, body: nn.Module | None = None, reduced: int = 256, fused: int = 512, head_channels: int = 128
+    ) -> None:
+        super().__init__(shf_anchor_generator(), SHF_HEAD.coder, SHF_INPUT, has_landmarks=False)
+        self.body = body if body is not None else CaffeVGG16Body()
+        self.fusion = SHFFusion(tuple(self.body.out_channels), reduced, fused, head_channels)
+        self.head = SharedDilatedHead(head_channels, head_channels, SHF_DILATIONS, num_classes=2)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The classification body (what ``backbone_weights`` initialise)."""
+        return self.body
+
+    def make_criterion(self, config: SHFLossConfig) -> SHFCriterion:
+        """The release's training rule (labels without forced match, border rule, OHEM, sigma-3
+        smooth-L1) over this model's anchors; reports the per-image statistics of hard image mining."""
+        return SHFCriterion(self.anchor_generator, self.coder, config)
 
     def forward(self, images: Tensor) -> DenseOutputs:
         """``Tensor[B, 3, H, W]`` (H, W multiples of 16) -> three levels of ``[B, H/8 * W/8, 2]`` logits
@@ -174,74 +192,48 @@ def _check_input_size(images: Tensor) -> None:
         )
 
 
+class MobileNetStride16Body(RetinaFaceMobileNetV1):
+    """Pytorch_Retinaface's MobileNetV1-0.25 up to stride 16: ``[stage1 (64 ch, /8), stage2 (128 ch, /16)]``.
+
+    ``stage3`` (stride 32) stays in the module so that the ImageNet checkpoint
+    (``mobilenetV1X0.25_pretrain.tar``) loads key for key, but it is never run: SHF detects on the
+    stride-8 map only. Recipes freeze it (``optim.param_groups``), so it takes no optimizer state.
+    """
+
+    out_channels = (64, 128)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """``Tensor[B, 3, H, W]`` -> ``[Tensor[B, 64, H/8, W/8], Tensor[B, 128, H/16, W/16]]``."""
+        c3 = self.stage1(x)
+        return [c3, self.stage2(c3)]
+
+
 def shf_vgg16() -> SHF:
     """The released SHF (VGG16) with random initialisation (new layers: Gaussian std 0.01, as Caffe)."""
     return SHF()
 
 
-# ---------------------------------------------------------------------------------------------
-# Test and training protocols of the release, as data (``lib/test.py``, ``lib/utils/test_utils.py``,
-# ``configs/default.toml`` and the per-benchmark ``configs/smallhardface-*.toml`` @76fa1d8).
-# ---------------------------------------------------------------------------------------------
+def shf_mnet025() -> SHF:
+    """SHF on the MobileNetV1-0.25 body: reductions to 64, fusion 128, head 64 (facescope's small variant;
+    the body takes Pytorch_Retinaface's ImageNet weights through a recipe's ``backbone_weights``).
 
-
-@dataclass(frozen=True)
-class SHFPyramidProtocol:
-    """One multi-scale test protocol of the release.
-
-    The base scale brings the short side to ``base_short_side`` unless the long side would then
-    round above ``base_long_side_max`` (then the long side is brought to that). Each pass ``s`` of
-    ``short_sides`` runs at ``s / base_short_side * base_scale`` (cv2 bilinear), and again
-    horizontally flipped when ``flip``. Each pass keeps at most ``pass_top_k`` boxes with score
-    ``>= pass_score_thresh`` (no NMS); the union is filtered with ``score > score_thresh`` and merged
-    by box voting at IoU ``vote_iou`` (+1 pixel areas; a singleton cluster is dropped unless it is
-    the last box of the pool; no cap; an empty result is one dummy box of score 1e-4 in the release).
-
-    Attributes:
-        name: protocol name.
-        short_sides: pyramid short sides relative to the base.
-        flip: also run every scale flipped.
-        source: where the numbers come from.
+    The fusion and the shared head conv start from He (Kaiming) normal weights instead of the release's
+    Gaussian std 0.01: the release's std suits VGG's raw-pixel-scale activations, but on the batch-normalised
+    MobileNet maps it shrinks the signal ~30x per layer, and the stacked ReLUs die within the first steps
+    (measured: every anchor then scores the same). The classification and box convs keep std 0.01.
     """
-
-    name: str
-    short_sides: tuple[int, ...]
-    flip: bool
-    source: str
-    base_short_side: int = 800
-    base_long_side_max: int = 1200
-    score_thresh: float = 0.05
-    vote_iou: float = 0.4
-    pass_score_thresh: float = 0.002
-    pass_top_k: int = 10_000
-
-    def base_scale(self, image_hw: tuple[int, int]) -> float:
-        """Scale of the base pass for an image of ``(height, width)`` (``_compute_scaling_factor``; the
-        one implementation is :func:`facescope.inference.tta.pyramid_base_scale`)."""
-        from facescope.inference.tta import pyramid_base_scale
-
-        return pyramid_base_scale(image_hw, self.base_short_side, self.base_long_side_max)
-
-    def scales(self, image_hw: tuple[int, int]) -> tuple[float, ...]:
-        """Resize factor of every pyramid pass, in ``short_sides`` order."""
-        base = self.base_scale(image_hw)
-        return tuple(side / self.base_short_side * base for side in self.short_sides)
+    model = SHF(MobileNetStride16Body(), reduced=64, fused=128, head_channels=64)
+    fusion = model.fusion
+    for conv in (fusion.conv5_256, fusion.conv4_256, fusion.conv4_fuse_final, fusion.conv4_fuse_final_dim_red, model.head.convs[0]):
+        nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+    return model
 
 
-_RELEASE = "bairdzhang/smallhardface@76fa1d8"
-SHF_WIDER_PROTOCOL = SHFPyramidProtocol(
-    "widerface", (100, 300, 600, 1000, 1400), True, f"{_RELEASE} configs/default.toml [TEST]; paper Sec. 4.1"
-)
-SHF_FDDB_PROTOCOL = SHFPyramidProtocol(
-    "fddb", (50, 190, 390), True, f"{_RELEASE} configs/smallhardface-fddb.toml (FLIP default true)"
-)
-SHF_AFW_PROTOCOL = SHFPyramidProtocol(
-    "afw", (50, 100, 200, 400, 600), True, f"{_RELEASE} configs/smallhardface-afw.toml"
-)
-SHF_PASCAL_PROTOCOL = SHFPyramidProtocol("pascal", (100, 300), False, f"{_RELEASE} configs/smallhardface-pascal.toml")
-SHF_TEST_PROTOCOLS: dict[str, SHFPyramidProtocol] = {
-    p.name: p for p in (SHF_WIDER_PROTOCOL, SHF_FDDB_PROTOCOL, SHF_AFW_PROTOCOL, SHF_PASCAL_PROTOCOL)
-}
+# ---------------------------------------------------------------------------------------------
+# Training protocol of the release, as data (``configs/default.toml`` [TRAIN] @76fa1d8; the test
+# protocols are presets of the catalogue entries, :mod:`facescope.models.catalog.shf`).
+# ---------------------------------------------------------------------------------------------
 
 # Training (configs/default.toml [TRAIN]; reference section 3.5-3.6).
 SHF_TRAIN_SHORT_SIDES = (400, 800, 1200)  # drawn uniformly per image
@@ -278,20 +270,16 @@ SHF_SOLVER = {
 
 __all__ = [
     "SHF",
-    "SHF_AFW_PROTOCOL",
     "SHF_ANCHOR_SIZES",
     "SHF_DILATIONS",
-    "SHF_FDDB_PROTOCOL",
     "SHF_INPUT",
     "SHF_PARAMETER_RULES",
-    "SHF_PASCAL_PROTOCOL",
     "SHF_STRIDE",
-    "SHF_TEST_PROTOCOLS",
-    "SHF_WIDER_PROTOCOL",
     "FixedBilinearUpsample",
+    "MobileNetStride16Body",
     "SHFFusion",
-    "SHFPyramidProtocol",
     "caffe_bilinear_kernel",
     "shf_anchor_generator",
+    "shf_mnet025",
     "shf_vgg16",
 ]

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from facescope.config import load_yaml
 from facescope.engine.config import TrainConfig
@@ -31,3 +32,30 @@ def test_official_scrfd_schedule():
     recipe = load_yaml(TrainConfig, [p for p in RECIPES if p.stem == "scrfd_2.5g_kps"][0])
     assert (recipe.optim.lr, recipe.optim.epochs, recipe.optim.milestones) == (0.01, 640, (440, 544))
     assert recipe.data.clip_border is False and recipe.data.batch_size == 8
+
+
+def test_shf_recipe_is_the_release_schedule_and_parameter_multipliers():
+    import fnmatch
+
+    from facescope.engine.param_groups import build_param_groups
+    from facescope.models.shf import SHF_PARAMETER_RULES, SHF_SOLVER, shf_vgg16
+
+    recipe = load_yaml(TrainConfig, [p for p in RECIPES if p.stem == "shf_vgg16"][0])
+    assert (recipe.optim.lr, recipe.optim.weight_decay, recipe.optim.momentum) == (0.004, 0.00025, 0.9)
+    assert recipe.runtime.max_iters == SHF_SOLVER["iterations"] == 60_000
+    # 46,000 iterations x 8 images / 12,880 WIDER train images = 28.6 epochs: the step starts epoch index 29
+    assert recipe.optim.milestones == (29,) and 28 < 46_000 * 8 / 12_880 < 29
+    assert recipe.data.sampler == "hard_image_mining" and recipe.data.pipeline == "shf" and recipe.data.image_size == 1200
+    with torch.device("meta"):
+        model = shf_vgg16()  # shapes only
+    groups = build_param_groups(model, recipe.optim.param_groups, recipe.optim.weight_decay)
+    got = {}
+    for group, lr_mult in zip(groups.groups, groups.lr_mults):
+        for param in group["params"]:
+            got[id(param)] = (lr_mult, group["weight_decay"] / recipe.optim.weight_decay)
+    for name, param in model.named_parameters():
+        want = next((lr, decay) for pattern, lr, decay in SHF_PARAMETER_RULES if fnmatch.fnmatchcase(name, pattern))
+        if want[0] == 0.0:
+            assert name in groups.frozen and not param.requires_grad
+        else:
+            assert got[id(param)] == want, name

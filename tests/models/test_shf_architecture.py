@@ -2,21 +2,18 @@
 the fixed bilinear up-sampling, anchors and the test protocols as data."""
 
 import fnmatch
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from facescope.inference.tta import plan_passes
 from facescope.models.complexity import count_macs, count_parameters
 from facescope.models.heads.shf_head import SharedDilatedHead
+from facescope.models.registry import get_model_entry
 from facescope.models.shf import (
-    SHF_AFW_PROTOCOL,
-    SHF_FDDB_PROTOCOL,
     SHF_INPUT,
     SHF_PARAMETER_RULES,
-    SHF_PASCAL_PROTOCOL,
-    SHF_WIDER_PROTOCOL,
     FixedBilinearUpsample,
     caffe_bilinear_kernel,
     shf_vgg16,
@@ -215,20 +212,44 @@ def test_fixed_bilinear_upsampling_is_caffes_and_not_learned():
     torch.testing.assert_close(y[..., 0, 0], 0.75 * 0.75 * x[..., 0, 0])
 
 
+def _protocol(preset: str, model: str = "shf_vgg16"):
+    from facescope.inference.tta import resolve_tta
+
+    return resolve_tta(get_model_entry(model).presets[preset].tta)
+
+
 def test_pyramid_protocols_as_released():
-    assert SHF_WIDER_PROTOCOL.short_sides == (100, 300, 600, 1000, 1400) and SHF_WIDER_PROTOCOL.flip
-    assert (SHF_WIDER_PROTOCOL.score_thresh, SHF_WIDER_PROTOCOL.vote_iou) == (0.05, 0.4)
-    assert (SHF_WIDER_PROTOCOL.base_short_side, SHF_WIDER_PROTOCOL.base_long_side_max) == (800, 1200)
-    assert SHF_FDDB_PROTOCOL.short_sides == (50, 190, 390) and SHF_FDDB_PROTOCOL.flip
-    assert SHF_AFW_PROTOCOL.short_sides == (50, 100, 200, 400, 600) and SHF_AFW_PROTOCOL.flip
-    assert SHF_PASCAL_PROTOCOL.short_sides == (100, 300) and not SHF_PASCAL_PROTOCOL.flip
+    wider = _protocol("widerface")
+    assert wider.name == "shf" and wider.scales.sizes == (100, 300, 600, 1000, 1400) and wider.flip
+    assert (wider.union_score_threshold, wider.merge.iou, wider.merge.method) == (0.05, 0.4, "box_voting")
+    assert (wider.merge.singleton, wider.merge.max_detections) == ("keep_last", None)  # ref 4.1: SHF, no cap
+    assert (wider.scales.base_short, wider.scales.base_max_long) == (800, 1200)
+    assert (wider.pass_score_threshold, wider.pass_top_k, wider.pass_clip) == (0.002, 10_000, True)
+    fddb, afw, pascal = _protocol("fddb"), _protocol("afw"), _protocol("pascal")
+    assert fddb.scales.sizes == (50, 190, 390) and fddb.flip
+    assert afw.scales.sizes == (50, 100, 200, 400, 600) and afw.flip
+    assert pascal.scales.sizes == (100, 300) and not pascal.flip
+    for other in (fddb, afw, pascal):  # everything but the pyramid and flip is the "shf" protocol's
+        assert (other.merge, other.union_score_threshold, other.pass_top_k) == (wider.merge, 0.05, 10_000)
     # 768x1024: 800 / 768 keeps the long side at 1067 <= 1200.
     base = 800 / 768
     expected = [side / 800 * base for side in (100, 300, 600, 1000, 1400)]
-    assert SHF_WIDER_PROTOCOL.scales((768, 1024)) == pytest.approx(expected)
+    scales = [p.scale for p in plan_passes(wider, (768, 1024), detector_scale=1.0) if not p.flipped]
+    assert scales == pytest.approx(expected)
     # 500x2000: 800 / 500 would make the long side 3200 > 1200, so the base is 1200 / 2000 = 0.6.
-    assert SHF_WIDER_PROTOCOL.scales((500, 2000)) == pytest.approx([0.075, 0.225, 0.45, 0.75, 1.05])
-    assert math.isclose(SHF_PASCAL_PROTOCOL.base_scale((1200, 800)), 1.0)
+    scales = [p.scale for p in plan_passes(wider, (500, 2000), detector_scale=1.0) if not p.flipped]
+    assert scales == pytest.approx([0.075, 0.225, 0.45, 0.75, 1.05])
+    assert [p.scale for p in plan_passes(pascal, (1200, 800), detector_scale=1.0)] == pytest.approx([0.125, 0.375])
+    assert len(plan_passes(afw, (600, 800), detector_scale=1.0)) == 10  # five scales, each also mirrored
+
+
+def test_both_variants_share_the_presets_and_the_light_pyramid_drops_the_upscaled_passes():
+    assert get_model_entry("shf_mnet025").presets == get_model_entry("shf_vgg16").presets  # one family set
+    light = _protocol("widerface_light", "shf_mnet025")
+    assert light.name == "shf_light" and light.scales.sizes == (100, 300, 600) and light.flip
+    assert light.merge == _protocol("widerface").merge
+    default = get_model_entry("shf_mnet025").presets["default"]
+    assert default.tta is None and default.postprocess.score_thresh == 0.5 and default.resize.size_divisor == 16
 
 
 def test_parameter_rules_cover_every_parameter_as_the_release(meta_model):
