@@ -24,7 +24,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
         type=argtypes.tta_protocol,
         metavar="NAME",
         help="test-time augmentation protocol: flip, multiscale, retinaface, shf, s3fd, dsfd, pyramidbox, "
-        "or none (default: the preset's, single pass in every shipped preset)",
+        "or none (default: the preset's; single pass except the DSFD/SHF widerface-style presets)",
     )
     group.add_argument(
         "--backend",

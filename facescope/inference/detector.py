@@ -63,7 +63,8 @@ class Detector:
             ``"shf"``, ``"dsfd"``, ``"s3fd"``, ``"pyramidbox"``; see
             :data:`facescope.inference.tta.TTA_PROTOCOLS`), a :class:`~facescope.inference.tta.TTASpec`,
             ``"none"`` (single pass even when the preset names a protocol), or None for the preset's
-            own (``preset.tta``; None in every shipped preset). Every pass runs at its own size (the
+            own (``preset.tta``: the DSFD and SHF papers' pyramids in those families' ``widerface`` presets, a
+            single pass in SCRFD's and RetinaFace's). Every pass runs at its own size (the
             preset's resize is replaced by the protocol's scales, relative to the scale the preset
             would apply), its candidates (the preset's score threshold, or the protocol's per-pass
             one) are mapped back to the image and merged once by the protocol's NMS or box voting;
