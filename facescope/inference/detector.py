@@ -8,7 +8,7 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -137,12 +137,12 @@ class Detector:
             presets = self.entry.presets
         else:
             self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads)
-            self.model_name = model if isinstance(model, str) else type(model).__name__
+            self.model_name = model if isinstance(model, str) else getattr(self.model, "registry_name", type(model).__name__)
             self.input_spec = self.model.input_spec
             self.anchor_generator = self.model.anchor_generator
             self.coder = self.model.coder
             self.has_landmarks = bool(self.model.has_landmarks)
-            presets = self.entry.presets if self.entry is not None else family_presets(self.model.family)
+            presets = self.entry.presets if self.entry is not None else _object_presets(self.model)
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
@@ -306,6 +306,13 @@ class Detector:
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
             + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
         )
+
+
+def _object_presets(model: DenseFaceDetector) -> Mapping[str, InferencePreset]:
+    """Presets of a model given as an object: its registry entry's (``create_model`` records the
+    name), else its family's."""
+    name = getattr(model, "registry_name", None)
+    return get_model_entry(name).presets if isinstance(name, str) else family_presets(model.family)
 
 
 def _weights_path(model: Any, entry: ModelEntry | None, weights: str | Path | None, progress: bool) -> Path | None:

@@ -111,7 +111,10 @@ class ModelEntry:
         return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     def build(self, **overrides: Any) -> DenseFaceDetector:
-        """A randomly initialised model; unknown ``overrides`` are an error naming the accepted ones."""
+        """A randomly initialised model; unknown ``overrides`` are an error naming the accepted ones.
+
+        The model records its registry name (``model.registry_name``), so that a Detector given the
+        model object finds this entry's presets rather than its family's first entry's."""
         accepted = self.accepted_overrides()
         unknown = sorted(set(overrides) - set(accepted))
         if unknown:
@@ -119,7 +122,9 @@ class ModelEntry:
                 f"model '{self.name}' does not accept {', '.join(repr(k) for k in unknown)}"
                 f"{suggest(unknown[0], accepted)}; accepted overrides: {accepted or 'none'}"
             )
-        return self.builder_function()(**overrides)
+        model = self.builder_function()(**overrides)
+        model.registry_name = self.name
+        return model
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -182,7 +187,8 @@ def entries() -> list[ModelEntry]:
 
 
 def family_presets(family: str) -> Mapping[str, InferencePreset]:
-    """The presets of a family (those of its first registered entry)."""
+    """The presets of a family (those of its first registered entry); for models built outside the
+    registry, which carry no ``registry_name``."""
     for entry in entries():
         if entry.family == family:
             return entry.presets
