@@ -109,3 +109,15 @@ def scrfd_pipeline(data: DataConfig) -> Compose:
 def retinaface_pipeline(data: DataConfig) -> Compose:
     """Pytorch_Retinaface's training augmentation (:func:`~facescope.data.transforms.retinaface_train_transforms`)."""
     return retinaface_train_transforms(data.image_size, data.crop_scales, data.flip_prob, data.photometric)
+
+
+@register_pipeline(
+    "dsfd",
+    summary="DSFD IAM: data-anchor-sampling (2/5) or SSD square crops (3/5), resize, flip, photometric",
+)
+def dsfd_pipeline(data: DataConfig) -> Compose:
+    """DSFD's training augmentation (:func:`~facescope.data.dsfd_augment.dsfd_train_transforms`);
+    ``crop_scales``, ``clip_border`` and ``pad_value`` do not apply (the crop modes are the release's)."""
+    from facescope.data.dsfd_augment import dsfd_train_transforms
+
+    return dsfd_train_transforms(data.image_size, data.flip_prob, data.photometric)

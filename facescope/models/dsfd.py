@@ -1,6 +1,6 @@
 """DSFD: "Dual Shot Face Detector" (Li et al., CVPR 2019) — the networks.
 
-Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; paper section 3):
+Three architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; paper section 3):
 
 * :class:`DSFD` — the paper's dual-shot detector (``dsfd_vgg16``, ``dsfd_r50``, ``dsfd_r101``,
   ``dsfd_r152``). Six original maps of1..of6 (strides 4..128: conv3_3, conv4_3, conv5_3, fc7 of
@@ -18,25 +18,27 @@ Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; 
   and the release's extra "head"/"body" channels, of which only the face outputs are returned. It
   is a single-shot network (the release has no first shot). Attribute names follow the checkpoint,
   so its state dict matches the file key for key and shape for shape.
+* ``dsfd_mnet025`` — the same :class:`DSFD` code path (FEM, two shots, PAL) on the MobileNetV1-0.25 body
+  of Pytorch_Retinaface (:class:`MobileNetV1Taps`), a light CPU variant for the learning check.
 
 ``forward(images)`` returns :class:`~facescope.models.base.DenseOutputs` with per-level
 ``Tensor[B, N_l, 2]`` (background, face) logits and ``Tensor[B, N_l, 4]`` SSD deltas (variances
 0.1/0.2), rows ordered (row, column, anchor), ``N_l = ceil(H / s_l) * ceil(W / s_l)``. For
-:class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``.
+:class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``; ``anchor_generators``
+is ``(second-shot anchors, first-shot anchors)`` and the criterion is the Progressive Anchor Loss
+(:class:`~facescope.losses.criteria.MultiShotCriterion` of two multibox criteria, loss = second + first).
 
 Anchors (Progressive Anchor Loss, paper Table 1): one anchor per location with height:width 1.5:1;
-second-shot scales 16..512, first-shot scales half of them (8..256); see :func:`pal_anchor_sizes`.
-Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. The release's prior box additionally
-clamps every normalised ``(cx, cy, w, h)`` to [0, 1], which shrinks the large anchors on inputs
-smaller than them; reproducing the release's decoding exactly needs that clamp in its prior generator.
-The networks are plain modules: priors, losses, matching and post-processing live elsewhere.
+second-shot scales 16..512, first-shot scales half of them (8..256); see
+:func:`~facescope.models.catalog.dsfd.pal_anchor_sizes` (declared torch-free in the catalogue and
+re-exported here). Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. ``dsfd_official``'s
+priors are clamped to the input as the release's ``PriorBox(clip=True)``
+(:class:`~facescope.ops.clipped_anchors.ClippedAnchorGenerator`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,59 +47,42 @@ from torch import Tensor, nn
 
 from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
 from facescope.models.backbones.vgg import L2Norm, VGG16Body
-from facescope.models.base import DenseOutputs
+from facescope.losses.criteria import MultiShotCriterion
+from facescope.losses.multibox import MultiBoxCriterion, MultiBoxLossConfig
+from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
+from facescope.models.base import DenseFaceDetector, DenseOutputs
+from facescope.models.catalog.dsfd import (  # noqa: F401 - anchor design re-exported for callers
+    ANCHOR_HEIGHT_TO_WIDTH,
+    DSFD_INPUT,
+    FIRST_SHOT_ANCHOR_SCALES,
+    OFFICIAL_HEAD,
+    PAL_STRIDES,
+    SECOND_SHOT_ANCHOR_SCALES,
+    VARIANCES,
+    Shot,
+    anchor_width_height,
+    dsfd_head,
+    pal_anchor_sizes,
+)
 from facescope.models.heads.dsfd_head import DeepHeadModule, ShotHead, max_in_out, xavier_init_convs
 from facescope.models.heads.retinaface_head import flatten_anchors
+from facescope.ops.anchors import AnchorGenerator
 
-# --------------------------------------------------------------------------------------------
-# Anchors (PAL + IAM anchor design)
-# --------------------------------------------------------------------------------------------
-
-#: Strides of of1..of6 / ef1..ef6 (paper Table 1: 160..5 cells on a 640 input).
-PAL_STRIDES: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-#: Second-shot anchor scales (paper Table 1 "Scale"; the release's ``min_sizes``).
-SECOND_SHOT_ANCHOR_SCALES: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-#: First-shot anchor scales: "anchor size in the first shot is half of ones in the second shot".
-FIRST_SHOT_ANCHOR_SCALES: tuple[int, ...] = tuple(s // 2 for s in SECOND_SHOT_ANCHOR_SCALES)
-#: Anchor aspect ratio height:width = 1.5:1 ("based on face scale statistics", paper section 3.4).
-ANCHOR_HEIGHT_TO_WIDTH = 1.5
-#: SSD box-coding variances of both DSFD code bases.
-VARIANCES = (0.1, 0.2)
-
-Shot = Literal["first", "second"]
-
-
-def anchor_width_height(scale: float, height_to_width: float = ANCHOR_HEIGHT_TO_WIDTH) -> tuple[float, float]:
-    """``(width, height)`` of an anchor of side ``scale`` and the given aspect ratio.
-
-    The area stays ``scale**2``: ``width = scale / sqrt(r)``, ``height = scale * sqrt(r)``, the
-    rule of the release's prior box (``s_k / sqrt(ar)``, ``s_k * sqrt(ar)``; reference section 1.5),
-    e.g. 13.06 x 19.60 px for scale 16 and r = 1.5.
-    """
-    root = math.sqrt(height_to_width)
-    return (scale / root, scale * root)
-
-
-def pal_anchor_sizes(shot: Shot) -> tuple[tuple[tuple[float, float], ...], ...]:
-    """Per level, the ``(width, height)`` of each anchor of one shot (one anchor per location).
-
-    Args:
-        shot: ``"second"`` (enhanced maps, the inference shot: scales 16..512) or ``"first"``
-            (original maps, Progressive Anchor Loss only: scales 8..256, half the second's).
-
-    Returns:
-        Six levels (strides :data:`PAL_STRIDES`), each a 1-tuple ``((w, h),)``.
-
-    Reference: paper Table 1 and section 3.3-3.4; ``dsfd_asfd_shf_eval.md`` section 1.5.
-    """
-    if shot == "second":
-        scales = SECOND_SHOT_ANCHOR_SCALES
-    elif shot == "first":
-        scales = FIRST_SHOT_ANCHOR_SCALES
-    else:
-        raise ValueError(f"shot must be 'first' or 'second', got {shot!r}")
-    return tuple((anchor_width_height(s),) for s in scales)
-
+#: Matching and mining of both shots (reference section 1.6): SSD bipartite matching (every face forces its
+#: best anchor positive, whatever its IoU), IoU >= 0.4 positive and below background (no ignore band),
+#: 2-way softmax cross-entropy with OHEM negatives:positives = 3:1 per image, smooth-L1 (beta 1) on the
+#: positives' deltas with weight 1, both sums divided by the batch's positives. An image without faces
+#: adds no classification loss (the Tencent loss; yxlijun divides by the batch size instead).
+DSFD_LOSS = MultiBoxLossConfig(
+    pos_iou=0.4,
+    neg_iou=None,
+    force_match_min_iou=0.0,
+    retarget_below_floor=False,
+    neg_pos_ratio=3.0,
+    min_negatives=0,
+    cls_weight=1.0,
+    box_weight=1.0,
+)
 
 # --------------------------------------------------------------------------------------------
 # The paper's detector
@@ -207,21 +192,26 @@ def _level_norms(channels: Sequence[int], scales: Sequence[float]) -> nn.ModuleL
     )
 
 
-class DSFD(nn.Module):
+class DSFD(DenseFaceDetector):
     """The paper's dual-shot detector.
 
     Args:
         backbone: returns four maps (strides 4, 8, 16, 32) and exposes ``out_channels``
-            (:class:`~facescope.models.backbones.vgg.VGG16Body` or a torchvision ResNet body).
-        l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5; ResNet: none).
-        num_anchors: anchors per location of each shot (1 in the paper).
+            (:class:`~facescope.models.backbones.vgg.VGG16Body`, a torchvision ResNet body or
+            :class:`MobileNetV1Taps`).
+        l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5; others: none).
 
     Attributes:
-        backbone: the ImageNet-initialisable body (torchvision key names).
+        backbone: the ImageNet-initialisable body.
         extras: conv6_2 and conv7_2.
         first_norms / second_norms: per-level L2Norm (or identity) before each shot's head.
         fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level.
         first_shot / second_shot: :class:`~facescope.models.heads.dsfd_head.ShotHead`.
+        anchor_generator: the second shot's priors (scales 16..512), the inference shot;
+            ``first_shot_anchor_generator`` the first shot's (8..256).
+
+    Its default criterion settings are :data:`DSFD_LOSS`; :meth:`make_criterion` is the
+    Progressive Anchor Loss.
 
     Example:
         >>> with torch.device("meta"):
@@ -230,25 +220,34 @@ class DSFD(nn.Module):
         [1024, 256, 64, 16, 4, 1]
     """
 
+    family = "dsfd"
+    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
+    num_anchors = 1
 
-    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = (), num_anchors: int = 1) -> None:
-        super().__init__()
+    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = ()) -> None:
+        second = dsfd_head("second")
+        super().__init__(second.anchor_generator(), second.coder, DSFD_INPUT, has_landmarks=False)
+        self.first_shot_anchor_generator = dsfd_head("first").anchor_generator()
         body_channels = tuple(backbone.out_channels)  # type: ignore[arg-type]
         if len(body_channels) != 4:
             raise ValueError(f"the DSFD backbone must return 4 maps (strides 4..32), it has {len(body_channels)}")
         self.level_channels = body_channels + (512, 256)
-        self.num_anchors = num_anchors
         self.backbone = backbone
         self.extras = ExtraLayers(body_channels[-1])
         self.first_norms = _level_norms(self.level_channels, l2norm_scales)
         self.fusion = ProductTopDown(self.level_channels)
         self.fem = nn.ModuleList(FeatureEnhanceModule(c) for c in self.level_channels)
         self.second_norms = _level_norms(self.level_channels, l2norm_scales)
-        self.first_shot = ShotHead(self.level_channels, num_anchors)
-        self.second_shot = ShotHead(self.level_channels, num_anchors)
+        self.first_shot = ShotHead(self.level_channels, self.num_anchors)
+        self.second_shot = ShotHead(self.level_channels, self.num_anchors)
         for new_part in (self.extras, self.fusion, self.fem):
             xavier_init_convs(new_part)
+
+    @property
+    def anchor_generators(self) -> tuple[AnchorGenerator, ...]:
+        """``(second shot, first shot)``, aligned with ``(outputs, *outputs.aux)``."""
+        return (self.anchor_generator, self.first_shot_anchor_generator)
 
     def original_features(self, images: Tensor) -> list[Tensor]:
         """of1..of6: ``Tensor[B, 3, H, W]`` -> six maps, level ``l`` ``[B, C_l, ceil(H/s_l), ceil(W/s_l)]``."""
@@ -267,10 +266,42 @@ class DSFD(nn.Module):
         second_cls, second_box = self.second_shot([n(x) for n, x in zip(self.second_norms, enhanced)])
         return DenseOutputs(second_cls, second_box, aux=(DenseOutputs(first_cls, first_box),))
 
-    @staticmethod
-    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
         """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
         return torch.softmax(cls_logits, dim=-1)[..., 1]
+
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiShotCriterion:
+        """Progressive Anchor Loss: a multibox criterion per shot, second (final) first, equal weights.
+
+        Each shot is matched against its own anchors (16..512 and 8..256) with the same settings;
+        the total is ``L_second + L_first`` (first-shot terms are named ``aux1_cls``, ``aux1_box``).
+        """
+        return MultiShotCriterion(
+            [
+                MultiBoxCriterion(self.anchor_generator, self.coder, config),
+                MultiBoxCriterion(self.first_shot_anchor_generator, self.coder, config),
+            ]
+        )
+
+
+class MobileNetV1Taps(RetinaFaceMobileNetV1):
+    """Pytorch_Retinaface's MobileNetV1-0.25 (same modules and state-dict keys, so its ImageNet file loads)
+    with a fourth tap: the stride-4 map inside ``stage1`` (after its fourth block).
+
+    Returns (forward):
+        ``[Tensor[B, 32, ceil(H/4), .], Tensor[B, 64, ./8], Tensor[B, 128, ./16], Tensor[B, 256, ./32]]``.
+    """
+
+    out_channels = (32, 64, 128, 256)
+    #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
+    STRIDE4_BLOCKS = 4
+
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        c2 = self.stage1[: self.STRIDE4_BLOCKS](x)
+        c3 = self.stage1[self.STRIDE4_BLOCKS :](c2)
+        c4 = self.stage2(c3)
+        c5 = self.stage3(c4)
+        return [c2, c3, c4, c5]
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +352,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride:
     ]
 
 
-class DSFDOfficial(nn.Module):
+class DSFDOfficial(DenseFaceDetector):
     """The released DSFD-ResNet-152 network; attribute names are the checkpoint's key prefixes.
 
     ``layer1`` = ResNet stem + stage 1 (``layer1.0`` conv1, ``layer1.1`` bn1, ``layer1.4`` the
@@ -333,14 +364,20 @@ class DSFDOfficial(nn.Module):
 
     Returns (forward): face outputs only, :class:`DenseOutputs` with per level
     ``Tensor[B, N_l, 2]`` max-in-out (background, face) logits and ``Tensor[B, N_l, 4]`` deltas of
-    the face anchors (second-shot sizes of :func:`pal_anchor_sizes`).
+    the face anchors (second-shot sizes of :func:`pal_anchor_sizes`, clamped to the input as the
+    release's priors).
+
+    Its criterion (:meth:`make_criterion`) fine-tunes the face outputs with :data:`DSFD_LOSS`; the
+    release's head/body part losses (their weights were never published) are not reproduced.
     """
 
+    family = "dsfd"
+    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
     num_anchors = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(OFFICIAL_HEAD.anchor_generator(), OFFICIAL_HEAD.coder, DSFD_INPUT, has_landmarks=False)
         resnet = torchvision.models.resnet152(weights=None)
         self.layer1 = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1)
         self.layer2 = nn.Sequential(resnet.layer2)
@@ -393,14 +430,22 @@ class DSFDOfficial(nn.Module):
             cls.append(flatten_anchors(max_in_out(self.conf[level](x), max_out_background=level == 0), 2))
         return DenseOutputs(cls, box)
 
-    @staticmethod
-    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+    @property
+    def backbone(self) -> nn.Module:
+        """The ResNet-152 stem and stages (``layer1`` .. ``layer4``, the checkpoint's names)."""
+        return nn.ModuleList([self.layer1, self.layer2, self.layer3, self.layer4])
+
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
         """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
         return torch.softmax(cls_logits, dim=-1)[..., 1]
 
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
+        """Multibox criterion over the face priors (single shot)."""
+        return MultiBoxCriterion(self.anchor_generator, self.coder, config)
+
 
 # --------------------------------------------------------------------------------------------
-# Builders (registration comes with the model registry)
+# Builders (registered, with presets and the release, in facescope.models.catalog.dsfd)
 # --------------------------------------------------------------------------------------------
 
 
@@ -426,6 +471,12 @@ def dsfd_r101() -> DSFD:
 def dsfd_r152() -> DSFD:
     """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys)."""
     return _dsfd_resnet(152)
+
+
+def dsfd_mnet025() -> DSFD:
+    """The small variant: the DSFD code path on MobileNetV1-0.25 (``backbone.stage*`` = Pytorch_Retinaface's
+    ``mobilenetV1X0.25_pretrain.tar`` keys without ``module.`` and the classifier)."""
+    return DSFD(MobileNetV1Taps())
 
 
 def dsfd_official() -> DSFDOfficial:
