@@ -46,7 +46,7 @@ import torchvision
 from torch import Tensor, nn
 
 from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
-from facescope.models.backbones.vgg import L2Norm, VGG16Body
+from facescope.models.backbones.vgg import L2Norm, ReducedFC, VGG16Body
 from facescope.losses.criteria import MultiShotCriterion
 from facescope.losses.multibox import MultiBoxCriterion, MultiBoxLossConfig
 from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
@@ -200,9 +200,12 @@ class DSFD(DenseFaceDetector):
             (:class:`~facescope.models.backbones.vgg.VGG16Body`, a torchvision ResNet body or
             :class:`MobileNetV1Taps`).
         l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5; others: none).
+        top: a module turning the body's stride-32 map into fc7 (VGG's :class:`ReducedFC`), with an
+            ``out_channels`` attribute; None = the body's map is fc7 (ResNet, MobileNet).
 
     Attributes:
         backbone: the ImageNet-initialisable body.
+        top: VGG's fc6/fc7 or None.
         extras: conv6_2 and conv7_2.
         first_norms / second_norms: per-level L2Norm (or identity) before each shot's head.
         fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level.
@@ -225,15 +228,18 @@ class DSFD(DenseFaceDetector):
     strides = PAL_STRIDES
     num_anchors = 1
 
-    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = ()) -> None:
+    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = (), top: nn.Module | None = None) -> None:
         second = dsfd_head("second")
         super().__init__(second.anchor_generator(), second.coder, DSFD_INPUT, has_landmarks=False)
         self.first_shot_anchor_generator = dsfd_head("first").anchor_generator()
         body_channels = tuple(backbone.out_channels)  # type: ignore[arg-type]
         if len(body_channels) != 4:
             raise ValueError(f"the DSFD backbone must return 4 maps (strides 4..32), it has {len(body_channels)}")
+        if top is not None:
+            body_channels = body_channels[:3] + (int(top.out_channels),)  # type: ignore[arg-type]
         self.level_channels = body_channels + (512, 256)
         self.backbone = backbone
+        self.top = top
         self.extras = ExtraLayers(body_channels[-1])
         self.first_norms = _level_norms(self.level_channels, l2norm_scales)
         self.fusion = ProductTopDown(self.level_channels)
@@ -251,8 +257,10 @@ class DSFD(DenseFaceDetector):
 
     def original_features(self, images: Tensor) -> list[Tensor]:
         """of1..of6: ``Tensor[B, 3, H, W]`` -> six maps, level ``l`` ``[B, C_l, ceil(H/s_l), ceil(W/s_l)]``."""
-        body = self.backbone(images)
-        return list(body) + self.extras(body[-1])
+        body = list(self.backbone(images))
+        if self.top is not None:
+            body[-1] = self.top(body[-1])
+        return body + self.extras(body[-1])
 
     def enhanced_features(self, original: Sequence[Tensor]) -> list[Tensor]:
         """ef1..ef6 (before the second shot's L2Norm): same shapes as ``original``."""
@@ -450,8 +458,9 @@ class DSFDOfficial(DenseFaceDetector):
 
 
 def dsfd_vgg16() -> DSFD:
-    """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``)."""
-    return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES)
+    """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``; fc6/fc7 are
+    ``top``)."""
+    return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES, top=ReducedFC())
 
 
 def _dsfd_resnet(depth: int) -> DSFD:

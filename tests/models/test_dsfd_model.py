@@ -197,3 +197,23 @@ def test_small_variant_loads_the_retinaface_imagenet_mobilenet(shared_data):
     dropped = load_backbone_pretrain(model.backbone, path)
     assert dropped and all(k.split(".")[0] == "fc" for k in dropped)
     assert not torch.equal(before, model.backbone.stage1[0][0].weight)
+
+
+def test_vgg_backbone_is_exactly_torchvisions_features_so_an_imagenet_file_loads(tmp_path):
+    import torchvision
+
+    from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+    from facescope.models.backbones.vgg import VGG16Body
+
+    with torch.device("meta"):
+        model = dsfd.dsfd_vgg16()
+        reference = torchvision.models.vgg16(weights=None)
+    assert set(model.backbone.state_dict()) == {k for k in reference.state_dict() if k.startswith("features.")}
+    # A torchvision-layout file (features + classifier) loads into the body; the classifier is dropped.
+    torch.manual_seed(0)
+    source = VGG16Body()
+    file_state = {**source.state_dict(), "classifier.6.weight": torch.zeros(2, 3), "classifier.6.bias": torch.zeros(2)}
+    torch.save(file_state, tmp_path / "vgg16.pth")
+    body = VGG16Body()
+    assert load_backbone_pretrain(body, tmp_path / "vgg16.pth") == ["classifier.6.bias", "classifier.6.weight"]
+    assert torch.equal(body.features[28].weight, source.features[28].weight)
