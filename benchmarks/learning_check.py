@@ -27,6 +27,7 @@ SHARED = Path(os.environ.get("FACESCOPE_SHARED_DATA", REPO.parent / "shared" / "
 RECIPES = {
     "scratch": REPO / "benchmarks/configs/wider38_scratch_320.yaml",
     "finetune": REPO / "benchmarks/configs/wider38_finetune_scrfd_500m_kps.yaml",
+    "dsfd_mnet025": REPO / "benchmarks/configs/wider38_dsfd_mnet025.yaml",
 }
 
 
