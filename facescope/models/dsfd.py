@@ -141,25 +141,30 @@ class ProductTopDown(nn.Module):
     Args:
         channels: ``C_l`` of every level, lowest (stride 4) first.
         align_corners: of the bilinear up-sampling.
+        batch_norm: a BatchNorm before the ReLU of every fused level (``norms``; not in the paper). A
+            product of two maps scales as the product of their magnitudes, so level after level the
+            fused maps shrink (or grow) geometrically; with thin maps the lowest ones vanish.
 
     Shapes: the output maps have exactly the input maps' shapes.
     """
 
-    def __init__(self, channels: Sequence[int], align_corners: bool = False) -> None:
+    def __init__(self, channels: Sequence[int], align_corners: bool = False, batch_norm: bool = False) -> None:
         super().__init__()
         self.align_corners = align_corners
         self.top = nn.Conv2d(channels[-1], channels[-1], kernel_size=1)
         lower_levels = range(len(channels) - 1)
         self.reduce = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], kernel_size=1) for i in lower_levels)
         self.lateral = nn.ModuleList(nn.Conv2d(channels[i], channels[i], kernel_size=1) for i in lower_levels)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if batch_norm else nn.Identity() for c in channels)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        fused = [self.relu(self.top(features[-1]))]
+        fused = [self.relu(self.norms[-1](self.top(features[-1])))]
         for level in range(len(features) - 2, -1, -1):
             upper = self.relu(self.reduce[level](fused[0]))
             lateral = self.lateral[level](features[level])
-            fused.insert(0, self.relu(upsample_product(upper, lateral, self.align_corners)))
+            product = upsample_product(upper, lateral, self.align_corners)
+            fused.insert(0, self.relu(self.norms[level](product)))
         return fused
 
 
@@ -217,6 +222,7 @@ class DSFD(DenseFaceDetector):
             (dsfd_mnet025, see :data:`MNET_L2NORM_SCALES`); the paper models fuse the raw maps.
         second_shot_l2norm: L2Norm (``l2norm_scales``) also on the enhanced maps before the second
             shot's head (the paper models; not dsfd_mnet025).
+        fusion_batch_norm: BatchNorm on every fused level (:class:`ProductTopDown`; dsfd_mnet025 only).
 
     Attributes:
         backbone: the ImageNet-initialisable body.
@@ -250,6 +256,7 @@ class DSFD(DenseFaceDetector):
         top: nn.Module | None = None,
         fuse_normalised: bool = False,
         second_shot_l2norm: bool = True,
+        fusion_batch_norm: bool = False,
     ) -> None:
         second = dsfd_head("second")
         super().__init__(second.anchor_generator(), second.coder, DSFD_INPUT, has_landmarks=False)
@@ -265,7 +272,7 @@ class DSFD(DenseFaceDetector):
         self.fuse_normalised = fuse_normalised
         self.extras = ExtraLayers(body_channels[-1])
         self.first_norms = _level_norms(self.level_channels, l2norm_scales)
-        self.fusion = ProductTopDown(self.level_channels)
+        self.fusion = ProductTopDown(self.level_channels, batch_norm=fusion_batch_norm)
         self.fem = nn.ModuleList(FeatureEnhanceModule(c) for c in self.level_channels)
         self.second_norms = _level_norms(self.level_channels, l2norm_scales if second_shot_l2norm else ())
         self.first_shot = ShotHead(self.level_channels, self.num_anchors)
@@ -510,7 +517,13 @@ def dsfd_mnet025() -> DSFD:
     """The small variant: the DSFD code path on MobileNetV1-0.25 (``backbone.stage*`` = Pytorch_Retinaface's
     ``mobilenetV1X0.25_pretrain.tar`` keys without ``module.`` and the classifier), with L2Norm on all six
     original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`)."""
-    return DSFD(MobileNetV1Taps(), l2norm_scales=MNET_L2NORM_SCALES, fuse_normalised=True, second_shot_l2norm=False)
+    return DSFD(
+        MobileNetV1Taps(),
+        l2norm_scales=MNET_L2NORM_SCALES,
+        fuse_normalised=True,
+        second_shot_l2norm=False,
+        fusion_batch_norm=True,
+    )
 
 
 def dsfd_official() -> DSFDOfficial:
