@@ -13,6 +13,9 @@ Differences from the release, on purpose:
 * The release clips a crop larger than the image to the image (then stretches the non-square result to
   640 x 640); here the part outside the image is filled with the BGR mean (104, 117, 123), so the face
   lands exactly at the anchor size and keeps its aspect ratio.
+* The smallest kept face (8 x 8 px) is measured after the resize, not in crop pixels before it: a crop that
+  enlarges a 5-px face to 16 px keeps its 5-px neighbours (now 16 px) as faces instead of making them
+  background, and a crop that shrinks the image drops the faces that become too small to learn.
 * For ``out_size`` below 640 the anchors larger than ``out_size`` are left out (a 512-px face does not fit
   a 320-px input); at 640 the choice is the release's.
 * The photometric distortion runs after the resize (cheaper on large images; the same per-pixel colour
@@ -68,13 +71,15 @@ class DataAnchorSamplingCrop:
     returned resized to ``out_size x out_size``.
 
     A crop keeps the faces whose centre lies strictly inside it, clipped to it, with an area above
-    ``min_area`` crop pixels (halved after every ``tries`` failed draws); landmarks are clamped to the crop.
+    ``min_area`` pixels of the resized crop (halved after every ``tries`` failed draws); landmarks are clamped
+    to the crop.
     After ``max_rounds`` rounds without an accepted crop the image is used whole (padded to a square).
 
     Args:
         out_size: the side the crop is resized to (``data.image_size``).
         scales: anchor scales of the data-anchor-sampling mode.
-        min_area: the smallest kept face area (8 x 8 in the release).
+        min_area: the smallest kept face area in network-input pixels (8 x 8; the release counts it in crop
+            pixels before the resize, which drops the tiny faces a data-anchor-sampling crop enlarges).
         tries: crop draws per round.
         max_rounds: rounds before giving up.
         pad_value: BGR fill outside the image.
@@ -104,7 +109,8 @@ class DataAnchorSamplingCrop:
             mode = CROP_MODES[int(rng.integers(len(CROP_MODES)))]
             for _ in range(self.tries):
                 left, top, side = self.draw_window(sample, mode, rng)
-                keep = self.kept_faces(sample.boxes, left, top, side, min_area)
+                # min_area counts network-input pixels: in crop pixels it scales with (side / out_size)^2.
+                keep = self.kept_faces(sample.boxes, left, top, side, min_area * (side / self.out_size) ** 2)
                 if keep.any():
                     return self._apply(sample, left, top, side, keep)
             min_area /= 2
