@@ -4,6 +4,8 @@ before and after a training run, for the recipes in benchmarks/configs/ (the mod
 * ``scratch``  - scrfd_500m_kps from random init (wider38_scratch_320.yaml: 2,500 iterations at 320 px);
 * ``finetune`` - scrfd_500m_kps from the official weights (wider38_finetune_scrfd_500m_kps.yaml: 50 iterations);
   the AP must stay within one point of the official weights'.
+* ``dsfd_mnet025`` - DSFD's small variant from its ImageNet MobileNet body (wider38_dsfd_mnet025.yaml: 750
+  iterations at 320 px), scored single-pass with its ``widerface`` preset.
 
     python benchmarks/learning_check.py [scratch] [finetune] [--out runs/learning_check]
 
