@@ -16,8 +16,8 @@ from registry_params import HEAVY, HEAVY_GMACS, every_model
 
 def _test_size(name: str) -> int:
     # The paper's RetinaFace has a stride-64 level, which must be wider than 1x1 for training-mode BN;
-    # the DSFD release has BN in its stride-128 extra layer.
-    if name == "dsfd_official":
+    # the DSFD release has BN in its stride-128 extra layer and dsfd_mnet025 in its stride-128 fusion.
+    if name in ("dsfd_official", "dsfd_mnet025"):
         return 256
     return 128 if name.startswith("retinaface_paper") else 64
 
