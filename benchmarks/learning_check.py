@@ -9,6 +9,8 @@ before and after a training run, for the recipes in benchmarks/configs/ (the mod
   pyramid without its up-scaled passes, 100/300/600 of the 800/1200 base with flips, box voting 0.4; the full
   ``widerface`` pyramid costs about four times as much). The JSON also records the hard image miner's
   per-epoch log (images marked easy when each epoch started, skipped, trained), from the last checkpoint.
+* ``dsfd_mnet025`` - DSFD's small variant from its ImageNet MobileNet body (wider38_dsfd_mnet025.yaml: 750
+  iterations at 320 px), scored single-pass with its ``widerface`` preset.
 
     python benchmarks/learning_check.py [scratch] [finetune] [--out runs/learning_check]
 
@@ -33,6 +35,7 @@ RECIPES = {
     "scratch": REPO / "benchmarks/configs/wider38_scratch_320.yaml",
     "finetune": REPO / "benchmarks/configs/wider38_finetune_scrfd_500m_kps.yaml",
     "shf_mnet025": REPO / "benchmarks/configs/wider38_shf_mnet025.yaml",
+    "dsfd_mnet025": REPO / "benchmarks/configs/wider38_dsfd_mnet025.yaml",
 }
 SCORING_PRESETS = {"shf_mnet025": "widerface_light"}  # other runs: the model's "widerface" preset
 

@@ -1,4 +1,4 @@
-"""facescope: SCRFD and RetinaFace face detectors (DSFD, SHF and ASFD planned) with one data contract.
+"""facescope: SCRFD, RetinaFace, DSFD and SHF face detectors (ASFD planned) with one data contract.
 
 Example:
     >>> import facescope

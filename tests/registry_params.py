@@ -13,6 +13,11 @@ from facescope.models import list_models
 
 HEAVY_GMACS = 5.0
 HEAVY = frozenset({
+    "dsfd_official",
+    "dsfd_r101",
+    "dsfd_r152",
+    "dsfd_r50",
+    "dsfd_vgg16",
     "retinaface_paper_r50",
     "retinaface_paper_r152",
     "retinaface_r50",

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="facescope",
-        description="Face detection with SCRFD and RetinaFace (DSFD, SHF and ASFD are planned).",
+        description="Face detection with SCRFD, RetinaFace, DSFD and SHF (ASFD is planned).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

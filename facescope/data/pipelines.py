@@ -134,3 +134,15 @@ def shf_pipeline(data: DataConfig) -> Compose:
 
     sides, long_cap = shf_short_sides(data.image_size)
     return shf_train_transforms(sides, long_cap, data.flip_prob, data.photometric)
+
+
+@register_pipeline(
+    "dsfd",
+    summary="DSFD IAM: data-anchor-sampling (2/5) or SSD square crops (3/5), resize, flip, photometric",
+)
+def dsfd_pipeline(data: DataConfig) -> Compose:
+    """DSFD's training augmentation (:func:`~facescope.data.dsfd_augment.dsfd_train_transforms`);
+    ``crop_scales``, ``clip_border`` and ``pad_value`` do not apply (the crop modes are the release's)."""
+    from facescope.data.dsfd_augment import dsfd_train_transforms
+
+    return dsfd_train_transforms(data.image_size, data.flip_prob, data.photometric)

@@ -1,6 +1,6 @@
 """DSFD: "Dual Shot Face Detector" (Li et al., CVPR 2019) — the networks.
 
-Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; paper section 3):
+Three architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; paper section 3):
 
 * :class:`DSFD` — the paper's dual-shot detector (``dsfd_vgg16``, ``dsfd_r50``, ``dsfd_r101``,
   ``dsfd_r152``). Six original maps of1..of6 (strides 4..128: conv3_3, conv4_3, conv5_3, fc7 of
@@ -18,25 +18,28 @@ Two architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1; 
   and the release's extra "head"/"body" channels, of which only the face outputs are returned. It
   is a single-shot network (the release has no first shot). Attribute names follow the checkpoint,
   so its state dict matches the file key for key and shape for shape.
+* ``dsfd_mnet025`` — the same :class:`DSFD` code path (FEM, two shots, PAL) on the MobileNetV1-0.25 body
+  of Pytorch_Retinaface (:class:`MobileNetV1Taps`), a light CPU variant for the learning check.
 
 ``forward(images)`` returns :class:`~facescope.models.base.DenseOutputs` with per-level
 ``Tensor[B, N_l, 2]`` (background, face) logits and ``Tensor[B, N_l, 4]`` SSD deltas (variances
 0.1/0.2), rows ordered (row, column, anchor), ``N_l = ceil(H / s_l) * ceil(W / s_l)``. For
-:class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``.
+:class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``; ``anchor_generators``
+is ``(second-shot anchors, first-shot anchors)`` and the criterion is the Progressive Anchor Loss
+(:class:`~facescope.losses.criteria.MultiShotCriterion` of two multibox criteria, loss = second + first).
 
 Anchors (Progressive Anchor Loss, paper Table 1): one anchor per location with height:width 1.5:1;
-second-shot scales 16..512, first-shot scales half of them (8..256); see :func:`pal_anchor_sizes`.
-Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. The release's prior box additionally
-clamps every normalised ``(cx, cy, w, h)`` to [0, 1], which shrinks the large anchors on inputs
-smaller than them; reproducing the release's decoding exactly needs that clamp in its prior generator.
-The networks are plain modules: priors, losses, matching and post-processing live elsewhere.
+second-shot scales 16..512, first-shot scales half of them (8..256); see
+:func:`~facescope.models.catalog.dsfd.pal_anchor_sizes` (declared torch-free in the catalogue and
+re-exported here). Centres are cell centres ``((j + 0.5) * s, (i + 0.5) * s)``. ``dsfd_official``'s
+priors are clamped to the input as the release's ``PriorBox(clip=True)``
+(:class:`~facescope.ops.clipped_anchors.ClippedAnchorGenerator`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,60 +47,43 @@ import torchvision
 from torch import Tensor, nn
 
 from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
-from facescope.models.backbones.vgg import L2Norm, VGG16Body
-from facescope.models.base import DenseOutputs
+from facescope.models.backbones.vgg import L2Norm, ReducedFC, VGG16Body
+from facescope.losses.criteria import MultiShotCriterion
+from facescope.losses.multibox import MultiBoxCriterion, MultiBoxLossConfig
+from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
+from facescope.models.base import DenseFaceDetector, DenseOutputs
+from facescope.models.catalog.dsfd import (  # noqa: F401 - anchor design re-exported for callers
+    ANCHOR_HEIGHT_TO_WIDTH,
+    DSFD_INPUT,
+    FIRST_SHOT_ANCHOR_SCALES,
+    OFFICIAL_HEAD,
+    PAL_STRIDES,
+    SECOND_SHOT_ANCHOR_SCALES,
+    VARIANCES,
+    Shot,
+    anchor_width_height,
+    dsfd_head,
+    pal_anchor_sizes,
+)
 from facescope.models.heads.dsfd_head import DeepHeadModule, ShotHead, max_in_out, xavier_init_convs
 from facescope.models.heads.retinaface_head import flatten_anchors
+from facescope.ops.anchors import AnchorGenerator
 
-# --------------------------------------------------------------------------------------------
-# Anchors (PAL + IAM anchor design)
-# --------------------------------------------------------------------------------------------
-
-#: Strides of of1..of6 / ef1..ef6 (paper Table 1: 160..5 cells on a 640 input).
-PAL_STRIDES: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-#: Second-shot anchor scales (paper Table 1 "Scale"; the release's ``min_sizes``).
-SECOND_SHOT_ANCHOR_SCALES: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-#: First-shot anchor scales: "anchor size in the first shot is half of ones in the second shot".
-FIRST_SHOT_ANCHOR_SCALES: tuple[int, ...] = tuple(s // 2 for s in SECOND_SHOT_ANCHOR_SCALES)
-#: Anchor aspect ratio height:width = 1.5:1 ("based on face scale statistics", paper section 3.4).
-ANCHOR_HEIGHT_TO_WIDTH = 1.5
-#: SSD box-coding variances of both DSFD code bases.
-VARIANCES = (0.1, 0.2)
-
-Shot = Literal["first", "second"]
-
-
-def anchor_width_height(scale: float, height_to_width: float = ANCHOR_HEIGHT_TO_WIDTH) -> tuple[float, float]:
-    """``(width, height)`` of an anchor of side ``scale`` and the given aspect ratio.
-
-    The area stays ``scale**2``: ``width = scale / sqrt(r)``, ``height = scale * sqrt(r)``, the
-    rule of the release's prior box (``s_k / sqrt(ar)``, ``s_k * sqrt(ar)``; reference section 1.5),
-    e.g. 13.06 x 19.60 px for scale 16 and r = 1.5.
-    """
-    root = math.sqrt(height_to_width)
-    return (scale / root, scale * root)
-
-
-def pal_anchor_sizes(shot: Shot) -> tuple[tuple[tuple[float, float], ...], ...]:
-    """Per level, the ``(width, height)`` of each anchor of one shot (one anchor per location).
-
-    Args:
-        shot: ``"second"`` (enhanced maps, the inference shot: scales 16..512) or ``"first"``
-            (original maps, Progressive Anchor Loss only: scales 8..256, half the second's).
-
-    Returns:
-        Six levels (strides :data:`PAL_STRIDES`), each a 1-tuple ``((w, h),)``.
-
-    Reference: paper Table 1 and section 3.3-3.4; ``dsfd_asfd_shf_eval.md`` section 1.5.
-    """
-    if shot == "second":
-        scales = SECOND_SHOT_ANCHOR_SCALES
-    elif shot == "first":
-        scales = FIRST_SHOT_ANCHOR_SCALES
-    else:
-        raise ValueError(f"shot must be 'first' or 'second', got {shot!r}")
-    return tuple((anchor_width_height(s),) for s in scales)
-
+#: Matching and mining of both shots (reference section 1.6): SSD bipartite matching (every face forces its
+#: best anchor positive, whatever its IoU), IoU >= 0.4 positive and below background (no ignore band),
+#: 2-way softmax cross-entropy with OHEM negatives:positives = 3:1 per image, smooth-L1 (beta 1) on the
+#: positives' deltas with weight 1, both sums divided by the batch's positives. An image without faces
+#: adds no classification loss (the Tencent loss; yxlijun divides by the batch size instead).
+DSFD_LOSS = MultiBoxLossConfig(
+    pos_iou=0.4,
+    neg_iou=None,
+    force_match_min_iou=0.0,
+    retarget_below_floor=False,
+    neg_pos_ratio=3.0,
+    min_negatives=0,
+    cls_weight=1.0,
+    box_weight=1.0,
+)
 
 # --------------------------------------------------------------------------------------------
 # The paper's detector
@@ -107,6 +93,16 @@ VGG_LEVEL_CHANNELS = (256, 512, 512, 1024, 512, 256)
 RESNET_LEVEL_CHANNELS = (256, 512, 1024, 2048, 512, 256)
 #: L2Norm initial scales on conv3_3, conv4_3, conv5_3 (VGG only; both references).
 VGG_L2NORM_SCALES = (10.0, 8.0, 5.0)
+#: dsfd_mnet025 (not a paper model) L2-normalises its six original maps to about 1 per element (scale
+#: sqrt(C): 32, 64, 128, 256, 512, 256 channels), fuses the normalised maps with a BatchNorm on every fused level
+#: (:class:`ProductTopDown` ``batch_norm``) and has no L2Norm on the enhanced maps. The product fusion scales each
+#: level by the magnitude of the one above, so with the thin MobileNet maps the fused maps shrank level by level:
+#: without the BatchNorm, 0.43 at stride 128 down to 2.5e-4 at stride 4 after 390 real-data iterations, whose
+#: second shot sat at the constant-prediction loss. An L2Norm on the enhanced (second-shot) maps, as VGG has,
+#: diverged instead: FEM outputs are ReLU'd and a near-zero vector gives L2Norm a huge gradient (grad norm 7,272
+#: at step 10). In a 60-step overfitting probe the BatchNorm variant's second shot fell from 6.5 / 3.6 to
+#: 0.09 / 0.006 (classification / box), as fast as the first shot.
+MNET_L2NORM_SCALES = tuple(math.sqrt(c) for c in (32, 64, 128, 256, 512, 256))
 
 
 def upsample_product(upper: Tensor, lateral: Tensor, align_corners: bool) -> Tensor:
@@ -146,25 +142,30 @@ class ProductTopDown(nn.Module):
     Args:
         channels: ``C_l`` of every level, lowest (stride 4) first.
         align_corners: of the bilinear up-sampling.
+        batch_norm: a BatchNorm before the ReLU of every fused level (``norms``; not in the paper). A
+            product of two maps scales as the product of their magnitudes, so level after level the
+            fused maps shrink (or grow) geometrically; with thin maps the lowest ones vanish.
 
     Shapes: the output maps have exactly the input maps' shapes.
     """
 
-    def __init__(self, channels: Sequence[int], align_corners: bool = False) -> None:
+    def __init__(self, channels: Sequence[int], align_corners: bool = False, batch_norm: bool = False) -> None:
         super().__init__()
         self.align_corners = align_corners
         self.top = nn.Conv2d(channels[-1], channels[-1], kernel_size=1)
         lower_levels = range(len(channels) - 1)
         self.reduce = nn.ModuleList(nn.Conv2d(channels[i + 1], channels[i], kernel_size=1) for i in lower_levels)
         self.lateral = nn.ModuleList(nn.Conv2d(channels[i], channels[i], kernel_size=1) for i in lower_levels)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if batch_norm else nn.Identity() for c in channels)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        fused = [self.relu(self.top(features[-1]))]
+        fused = [self.relu(self.norms[-1](self.top(features[-1])))]
         for level in range(len(features) - 2, -1, -1):
             upper = self.relu(self.reduce[level](fused[0]))
             lateral = self.lateral[level](features[level])
-            fused.insert(0, self.relu(upsample_product(upper, lateral, self.align_corners)))
+            product = upsample_product(upper, lateral, self.align_corners)
+            fused.insert(0, self.relu(self.norms[level](product)))
         return fused
 
 
@@ -207,21 +208,35 @@ def _level_norms(channels: Sequence[int], scales: Sequence[float]) -> nn.ModuleL
     )
 
 
-class DSFD(nn.Module):
+class DSFD(DenseFaceDetector):
     """The paper's dual-shot detector.
 
     Args:
         backbone: returns four maps (strides 4, 8, 16, 32) and exposes ``out_channels``
-            (:class:`~facescope.models.backbones.vgg.VGG16Body` or a torchvision ResNet body).
-        l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5; ResNet: none).
-        num_anchors: anchors per location of each shot (1 in the paper).
+            (:class:`~facescope.models.backbones.vgg.VGG16Body`, a torchvision ResNet body or
+            :class:`MobileNetV1Taps`).
+        l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5 on both shots; ResNet:
+            none; dsfd_mnet025: all six levels of the first shot).
+        top: a module turning the body's stride-32 map into fc7 (VGG's :class:`ReducedFC`), with an
+            ``out_channels`` attribute; None = the body's map is fc7 (ResNet, MobileNet).
+        fuse_normalised: the fusion takes the first shot's L2-normalised maps instead of the raw ones
+            (dsfd_mnet025, see :data:`MNET_L2NORM_SCALES`); the paper models fuse the raw maps.
+        second_shot_l2norm: L2Norm (``l2norm_scales``) also on the enhanced maps before the second
+            shot's head (the paper models; not dsfd_mnet025).
+        fusion_batch_norm: BatchNorm on every fused level (:class:`ProductTopDown`; dsfd_mnet025 only).
 
     Attributes:
-        backbone: the ImageNet-initialisable body (torchvision key names).
+        backbone: the ImageNet-initialisable body.
+        top: VGG's fc6/fc7 or None.
         extras: conv6_2 and conv7_2.
         first_norms / second_norms: per-level L2Norm (or identity) before each shot's head.
         fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level.
         first_shot / second_shot: :class:`~facescope.models.heads.dsfd_head.ShotHead`.
+        anchor_generator: the second shot's priors (scales 16..512), the inference shot;
+            ``first_shot_anchor_generator`` the first shot's (8..256).
+
+    Its default criterion settings are :data:`DSFD_LOSS`; :meth:`make_criterion` is the
+    Progressive Anchor Loss.
 
     Example:
         >>> with torch.device("meta"):
@@ -230,30 +245,53 @@ class DSFD(nn.Module):
         [1024, 256, 64, 16, 4, 1]
     """
 
+    family = "dsfd"
+    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
+    num_anchors = 1
 
-    def __init__(self, backbone: nn.Module, l2norm_scales: Sequence[float] = (), num_anchors: int = 1) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        backbone: nn.Module,
+        l2norm_scales: Sequence[float] = (),
+        top: nn.Module | None = None,
+        fuse_normalised: bool = False,
+        second_shot_l2norm: bool = True,
+        fusion_batch_norm: bool = False,
+    ) -> None:
+        second = dsfd_head("second")
+        super().__init__(second.anchor_generator(), second.coder, DSFD_INPUT, has_landmarks=False)
+        self.first_shot_anchor_generator = dsfd_head("first").anchor_generator()
         body_channels = tuple(backbone.out_channels)  # type: ignore[arg-type]
         if len(body_channels) != 4:
             raise ValueError(f"the DSFD backbone must return 4 maps (strides 4..32), it has {len(body_channels)}")
+        if top is not None:
+            body_channels = body_channels[:3] + (int(top.out_channels),)  # type: ignore[arg-type]
         self.level_channels = body_channels + (512, 256)
-        self.num_anchors = num_anchors
         self.backbone = backbone
+        self.top = top
+        self.fuse_normalised = fuse_normalised
         self.extras = ExtraLayers(body_channels[-1])
         self.first_norms = _level_norms(self.level_channels, l2norm_scales)
-        self.fusion = ProductTopDown(self.level_channels)
+        self.fusion = ProductTopDown(self.level_channels, batch_norm=fusion_batch_norm)
         self.fem = nn.ModuleList(FeatureEnhanceModule(c) for c in self.level_channels)
-        self.second_norms = _level_norms(self.level_channels, l2norm_scales)
-        self.first_shot = ShotHead(self.level_channels, num_anchors)
-        self.second_shot = ShotHead(self.level_channels, num_anchors)
+        self.second_norms = _level_norms(self.level_channels, l2norm_scales if second_shot_l2norm else ())
+        self.first_shot = ShotHead(self.level_channels, self.num_anchors)
+        self.second_shot = ShotHead(self.level_channels, self.num_anchors)
         for new_part in (self.extras, self.fusion, self.fem):
             xavier_init_convs(new_part)
 
+    @property
+    def anchor_generators(self) -> tuple[AnchorGenerator, ...]:
+        """``(second shot, first shot)``, aligned with ``(outputs, *outputs.aux)``."""
+        return (self.anchor_generator, self.first_shot_anchor_generator)
+
     def original_features(self, images: Tensor) -> list[Tensor]:
         """of1..of6: ``Tensor[B, 3, H, W]`` -> six maps, level ``l`` ``[B, C_l, ceil(H/s_l), ceil(W/s_l)]``."""
-        body = self.backbone(images)
-        return list(body) + self.extras(body[-1])
+        body = list(self.backbone(images))
+        if self.top is not None:
+            body[-1] = self.top(body[-1])
+        return body + self.extras(body[-1])
 
     def enhanced_features(self, original: Sequence[Tensor]) -> list[Tensor]:
         """ef1..ef6 (before the second shot's L2Norm): same shapes as ``original``."""
@@ -262,15 +300,48 @@ class DSFD(nn.Module):
     def forward(self, images: Tensor) -> DenseOutputs:
         """``Tensor[B, 3, H, W]`` -> second shot, with the first shot in ``aux``."""
         original = self.original_features(images)
-        enhanced = self.enhanced_features(original)
-        first_cls, first_box = self.first_shot([n(x) for n, x in zip(self.first_norms, original)])
+        normalised = [n(x) for n, x in zip(self.first_norms, original)]
+        enhanced = self.enhanced_features(normalised if self.fuse_normalised else original)
+        first_cls, first_box = self.first_shot(normalised)
         second_cls, second_box = self.second_shot([n(x) for n, x in zip(self.second_norms, enhanced)])
         return DenseOutputs(second_cls, second_box, aux=(DenseOutputs(first_cls, first_box),))
 
-    @staticmethod
-    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
         """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
         return torch.softmax(cls_logits, dim=-1)[..., 1]
+
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiShotCriterion:
+        """Progressive Anchor Loss: a multibox criterion per shot, second (final) first, equal weights.
+
+        Each shot is matched against its own anchors (16..512 and 8..256) with the same settings;
+        the total is ``L_second + L_first`` (first-shot terms are named ``aux1_cls``, ``aux1_box``).
+        """
+        return MultiShotCriterion(
+            [
+                MultiBoxCriterion(self.anchor_generator, self.coder, config),
+                MultiBoxCriterion(self.first_shot_anchor_generator, self.coder, config),
+            ]
+        )
+
+
+class MobileNetV1Taps(RetinaFaceMobileNetV1):
+    """Pytorch_Retinaface's MobileNetV1-0.25 (same modules and state-dict keys, so its ImageNet file loads)
+    with a fourth tap: the stride-4 map inside ``stage1`` (after its fourth block).
+
+    Returns (forward):
+        ``[Tensor[B, 32, ceil(H/4), .], Tensor[B, 64, ./8], Tensor[B, 128, ./16], Tensor[B, 256, ./32]]``.
+    """
+
+    out_channels = (32, 64, 128, 256)
+    #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
+    STRIDE4_BLOCKS = 4
+
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        c2 = self.stage1[: self.STRIDE4_BLOCKS](x)
+        c3 = self.stage1[self.STRIDE4_BLOCKS :](c2)
+        c4 = self.stage2(c3)
+        c5 = self.stage3(c4)
+        return [c2, c3, c4, c5]
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +392,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride:
     ]
 
 
-class DSFDOfficial(nn.Module):
+class DSFDOfficial(DenseFaceDetector):
     """The released DSFD-ResNet-152 network; attribute names are the checkpoint's key prefixes.
 
     ``layer1`` = ResNet stem + stage 1 (``layer1.0`` conv1, ``layer1.1`` bn1, ``layer1.4`` the
@@ -333,14 +404,20 @@ class DSFDOfficial(nn.Module):
 
     Returns (forward): face outputs only, :class:`DenseOutputs` with per level
     ``Tensor[B, N_l, 2]`` max-in-out (background, face) logits and ``Tensor[B, N_l, 4]`` deltas of
-    the face anchors (second-shot sizes of :func:`pal_anchor_sizes`).
+    the face anchors (second-shot sizes of :func:`pal_anchor_sizes`, clamped to the input as the
+    release's priors).
+
+    Its criterion (:meth:`make_criterion`) fine-tunes the face outputs with :data:`DSFD_LOSS`; the
+    release's head/body part losses (their weights were never published) are not reproduced.
     """
 
+    family = "dsfd"
+    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
     num_anchors = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(OFFICIAL_HEAD.anchor_generator(), OFFICIAL_HEAD.coder, DSFD_INPUT, has_landmarks=False)
         resnet = torchvision.models.resnet152(weights=None)
         self.layer1 = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1)
         self.layer2 = nn.Sequential(resnet.layer2)
@@ -393,20 +470,29 @@ class DSFDOfficial(nn.Module):
             cls.append(flatten_anchors(max_in_out(self.conf[level](x), max_out_background=level == 0), 2))
         return DenseOutputs(cls, box)
 
-    @staticmethod
-    def scores_from_logits(cls_logits: Tensor) -> Tensor:
+    @property
+    def backbone(self) -> nn.Module:
+        """The ResNet-152 stem and stages (``layer1`` .. ``layer4``, the checkpoint's names)."""
+        return nn.ModuleList([self.layer1, self.layer2, self.layer3, self.layer4])
+
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
         """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
         return torch.softmax(cls_logits, dim=-1)[..., 1]
 
+    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
+        """Multibox criterion over the face priors (single shot)."""
+        return MultiBoxCriterion(self.anchor_generator, self.coder, config)
+
 
 # --------------------------------------------------------------------------------------------
-# Builders (registration comes with the model registry)
+# Builders (registered, with presets and the release, in facescope.models.catalog.dsfd)
 # --------------------------------------------------------------------------------------------
 
 
 def dsfd_vgg16() -> DSFD:
-    """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``)."""
-    return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES)
+    """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``; fc6/fc7 are
+    ``top``)."""
+    return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES, top=ReducedFC())
 
 
 def _dsfd_resnet(depth: int) -> DSFD:
@@ -426,6 +512,19 @@ def dsfd_r101() -> DSFD:
 def dsfd_r152() -> DSFD:
     """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys)."""
     return _dsfd_resnet(152)
+
+
+def dsfd_mnet025() -> DSFD:
+    """The small variant: the DSFD code path on MobileNetV1-0.25 (``backbone.stage*`` = Pytorch_Retinaface's
+    ``mobilenetV1X0.25_pretrain.tar`` keys without ``module.`` and the classifier), with L2Norm on all six
+    original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`)."""
+    return DSFD(
+        MobileNetV1Taps(),
+        l2norm_scales=MNET_L2NORM_SCALES,
+        fuse_normalised=True,
+        second_shot_l2norm=False,
+        fusion_batch_norm=True,
+    )
 
 
 def dsfd_official() -> DSFDOfficial:

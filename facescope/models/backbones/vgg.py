@@ -3,8 +3,9 @@
 ``features`` keeps torchvision's ``vgg16().features`` indices (``features.0.weight`` ...
 ``features.28.bias``; index 30 is pool5), so an ImageNet state dict from torchvision loads into
 it with the classifier dropped. After pool5 the classifier's fully connected layers are replaced,
-as in SSD, by convolutions ``fc6`` (3x3, dilation 3, 512 -> 1024) and ``fc7`` (1x1, 1024 -> 1024);
-they have no ImageNet counterpart in torchvision and start from Xavier initialisation.
+as in SSD, by convolutions ``fc6`` (3x3, dilation 3, 512 -> 1024) and ``fc7`` (1x1, 1024 -> 1024):
+:class:`ReducedFC`, kept out of the body because they have no ImageNet counterpart in torchvision
+(they start from Xavier initialisation).
 
 Every max-pool uses ``ceil_mode=True`` so that a level of stride ``s`` has ``ceil(H/s) x ceil(W/s)``
 cells on any input, the grid every facescope prior generator assumes. The DSFD references pool
@@ -67,30 +68,28 @@ class L2Norm(nn.Module):
 
 
 class VGG16Body(nn.Module):
-    """VGG-16 body returning conv3_3, conv4_3, conv5_3 and fc7 (strides 4, 8, 16, 32).
+    """VGG-16 ``features`` returning conv3_3, conv4_3, conv5_3 and pool5 (strides 4, 8, 16, 32).
+
+    Only torchvision's ``features`` live here, so an ImageNet ``vgg16`` state dict loads into it
+    exactly (its ``classifier`` dropped); the SSD "reduced fc" layers that turn pool5 into fc7 are
+    :class:`ReducedFC`, a detector part with no ImageNet counterpart.
 
     Returns (forward):
         ``[Tensor[B, 256, ceil(H/4), ceil(W/4)], Tensor[B, 512, ./8], Tensor[B, 512, ./16],
-        Tensor[B, 1024, ./32]]`` (after their ReLUs, before any L2Norm); ``out_channels`` lists the widths.
+        Tensor[B, 512, ./32]]`` (after their ReLUs / pool5, before any L2Norm); ``out_channels``
+        lists the widths.
 
     Example:
         >>> body = VGG16Body()
         >>> [tuple(f.shape) for f in body(torch.zeros(1, 3, 64, 96))]
-        [(1, 256, 16, 24), (1, 512, 8, 12), (1, 512, 4, 6), (1, 1024, 2, 3)]
+        [(1, 256, 16, 24), (1, 512, 8, 12), (1, 512, 4, 6), (1, 512, 2, 3)]
     """
 
-    out_channels = (256, 512, 512, 1024)
+    out_channels = (256, 512, 512, 512)
 
     def __init__(self) -> None:
         super().__init__()
         self.features = _vgg16_features()
-        # SSD's "reduced fc": fc6 as a dilated conv keeps stride 32 and widens the receptive field.
-        self.fc6 = nn.Conv2d(512, 1024, kernel_size=3, padding=3, dilation=3)
-        self.fc7 = nn.Conv2d(1024, 1024, kernel_size=1)
-        self.relu = nn.ReLU(inplace=True)
-        for conv in (self.fc6, self.fc7):
-            nn.init.xavier_uniform_(conv.weight)
-            nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         taps: list[Tensor] = []
@@ -98,6 +97,28 @@ class VGG16Body(nn.Module):
             x = layer(x)
             if index in _TAP_INDICES:
                 taps.append(x)
-        x = self.relu(self.fc6(x))
-        taps.append(self.relu(self.fc7(x)))
+        taps.append(x)  # pool5
         return taps
+
+
+class ReducedFC(nn.Module):
+    """SSD's "reduced fc": ``fc6`` (3x3, dilation 3, 512 -> 1024) and ``fc7`` (1x1, 1024 -> 1024), ReLU after
+    each; pool5 -> fc7 at stride 32. Xavier-initialised (no torchvision counterpart).
+
+    Shapes: ``Tensor[B, 512, H, W] -> Tensor[B, 1024, H, W]``.
+    """
+
+    out_channels = 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A dilated fc6 keeps stride 32 and widens the receptive field.
+        self.fc6 = nn.Conv2d(512, 1024, kernel_size=3, padding=3, dilation=3)
+        self.fc7 = nn.Conv2d(1024, 1024, kernel_size=1)
+        self.relu = nn.ReLU(inplace=True)
+        for conv in (self.fc6, self.fc7):
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.fc7(self.relu(self.fc6(x))))
