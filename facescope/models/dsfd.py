@@ -496,7 +496,9 @@ def dsfd_vgg16() -> DSFD:
 
 
 def _dsfd_resnet(depth: int) -> DSFD:
-    return DSFD(TorchvisionResNetBody(depth, ("layer1", "layer2", "layer3", "layer4")))
+    # zero-gain residual branches: from random weights, ResNet-152's activations (grown block by block) pass
+    # through the six-level product fusion, whose products overflowed float32 (non-finite boxes)
+    return DSFD(TorchvisionResNetBody(depth, ("layer1", "layer2", "layer3", "layer4"), zero_init_residual=True))
 
 
 def dsfd_r50() -> DSFD:

@@ -21,7 +21,10 @@ def perturbed(name: str) -> nn.Module:
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+                gains = torch.rand(module.num_features, generator=generator) + 0.5
+                # a zero-gain BatchNorm (a residual branch initialised at zero, as DSFD's ResNets) stays at zero:
+                # random gains there grow random ResNet-152 activations past float32 in DSFD's product fusion
+                module.weight.copy_(gains if bool(module.weight.any()) else module.weight)
                 module.bias.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
     return model.eval()
 

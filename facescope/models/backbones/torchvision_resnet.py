@@ -24,6 +24,9 @@ class TorchvisionResNetBody(nn.Module):
         depth: 18, 34, 50, 101 or 152.
         return_stages: stage names to return, shallow to deep, e.g. ``("layer2", "layer3", "layer4")``
             for C3..C5 (strides 8..32) or all four for C2..C5.
+        zero_init_residual: start every residual branch's last BatchNorm at zero gain (torchvision's
+            option), so a randomly initialised network's activations stay at the scale of its stem
+            however deep it is; weights loaded later replace these values.
 
     Returns (forward):
         One ``Tensor[B, C_i, ceil(H/s_i), ceil(W/s_i)]`` per returned stage; ``out_channels`` lists C_i.
@@ -34,7 +37,7 @@ class TorchvisionResNetBody(nn.Module):
         (512, 1024, 2048)
     """
 
-    def __init__(self, depth: int, return_stages: Sequence[str]) -> None:
+    def __init__(self, depth: int, return_stages: Sequence[str], zero_init_residual: bool = False) -> None:
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
@@ -42,7 +45,7 @@ class TorchvisionResNetBody(nn.Module):
         if unknown or not return_stages:
             raise ValueError(f"return_stages must be a non-empty subset of {_STAGES}, got {tuple(return_stages)}")
         self.return_stages = tuple(s for s in _STAGES if s in return_stages)
-        network = getattr(torchvision.models, _DEPTHS[depth])(weights=None)
+        network = getattr(torchvision.models, _DEPTHS[depth])(weights=None, zero_init_residual=zero_init_residual)
         last = self.return_stages[-1]
         for name, child in network.named_children():
             self.add_module(name, child)
