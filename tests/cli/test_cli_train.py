@@ -78,7 +78,7 @@ BAD_OVERRIDES = [
     ("optim.epochs=0", r"override 'optim.epochs=0': 'optim.epochs' must be >= 1, got 0"),
     ("data.image_size=-64", r"'data.image_size' must be a positive number of pixels, got -64"),
     ("runtime.device=gpu", r"'runtime.device' must be auto, cpu, cuda or cuda:N, got 'gpu'"),
-    ("data.pipeline=scrfdd", r"override 'data.pipeline=scrfdd': 'data.pipeline' must be one of \['retinaface', 'scrfd'.*got 'scrfdd' \(did you mean 'scrfd'\?\)"),
+    ("data.pipeline=scrfdd", r"override 'data.pipeline=scrfdd': 'data.pipeline' must be one of \[[^]]*'scrfd'[^]]*\] \(registered names\), got 'scrfdd' \(did you mean 'scrfd'\?\)"),
     ("data.pipeline=retinaface", r"'data.crop_scales' must be <= 1 for data.pipeline 'retinaface' \(it crops inside the image\)"),
     ("data.sampler=shardd", r"'data.sampler' must be one of \[.*'sharded'.*got 'shardd' \(did you mean 'sharded'\?\)"),
     ("data.sampler_options={a: 1}", r"'data.sampler_options' do not fit sampler 'sharded': sampler 'sharded' takes no options"),
