@@ -19,26 +19,7 @@ from facescope.models.registry import build_on_meta
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.clipped_anchors import ClippedAnchorGenerator
 from facescope.structures import FaceTargets
-
-
-class TinyBody(nn.Module):
-    """Four strided convs standing in for a backbone (strides 4, 8, 16, 32): fast numeric tests."""
-
-    out_channels = (8, 16, 16, 32)
-
-    def __init__(self) -> None:
-        super().__init__()
-        widths = (3, *self.out_channels)
-        self.stages = nn.ModuleList(
-            nn.Conv2d(widths[i], widths[i + 1], 3, stride=4 if i == 0 else 2, padding=1) for i in range(4)
-        )
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = []
-        for stage in self.stages:
-            x = torch.relu(stage(x))
-            maps.append(x)
-        return maps
+from test_dsfd_architecture import TinyBody  # one stand-in backbone for the DSFD tests
 
 
 # ---------------------------------------------------------------- shots and anchors
