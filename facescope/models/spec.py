@@ -174,6 +174,8 @@ class WeightSpec:
         input_size: ``(width, height)`` the weights were evaluated at.
         preset: inference preset the metrics were measured with.
         metrics: e.g. ``{"widerface_val": {"easy": 93.80, "medium": 92.02, "hard": 77.13}}`` as published.
+        size_bytes: the file's published size, when known: a file of another size is refused before
+            it is hashed (a truncated download says so in those words).
     """
 
     tag: str
@@ -188,6 +190,7 @@ class WeightSpec:
     input_size: tuple[int, int] | None = (640, 640)
     preset: str = "official"
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    size_bytes: int | None = None
 
     def cached_path(self) -> Path:
         """Where the file lives in the cache (it may not exist yet)."""

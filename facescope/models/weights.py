@@ -55,11 +55,23 @@ def verify_sha256(path: str | Path, expected: str) -> None:
         )
 
 
+def verify_release_file(path: str | Path, spec: WeightSpec) -> None:
+    """Raise :class:`WeightsError` unless ``path`` has ``spec``'s size (when declared) and sha256."""
+    if spec.size_bytes is not None:
+        size = Path(path).stat().st_size
+        if size != spec.size_bytes:
+            raise WeightsError(
+                f"refusing weights {path}: {size:,} bytes, expected {spec.size_bytes:,} for '{spec.filename}'; "
+                f"the file is truncated or a different release - delete it and try again"
+            )
+    verify_sha256(path, spec.sha256)
+
+
 def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     """Return the local path of ``spec``'s file, downloading and verifying it if needed."""
     target = spec.cached_path()
     if target.exists():
-        verify_sha256(target, spec.sha256)
+        verify_release_file(target, spec)
         return target
     import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
 
@@ -87,7 +99,7 @@ def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> No
             payload = archive.read(spec.archive_member)
     with atomic_path(target, ".part") as tmp:  # a hash mismatch raises: nothing reaches the cache
         tmp.write_bytes(payload)
-        verify_sha256(tmp, spec.sha256)
+        verify_release_file(tmp, spec)
 
 
 def _read_url(url: str, progress: bool) -> bytes:

@@ -52,6 +52,22 @@ def test_hash_mismatch_is_refused_and_nothing_is_cached(tmp_path, isolated_home)
         fetch_weights(spec, progress=False)
 
 
+def test_declared_size_is_checked_before_the_hash(tmp_path, isolated_home):
+    spec = _spec(tmp_path, b"12345", size_bytes=5)
+    assert fetch_weights(spec, progress=False).read_bytes() == b"12345"
+    (isolated_home / "weights" / "model.bin").write_bytes(b"123")  # a truncated cached copy
+    with pytest.raises(WeightsError, match=r"refusing weights .*model.bin: 3 bytes, expected 5 .*truncated"):
+        fetch_weights(spec, progress=False)
+    short = dataclasses.replace(_spec(tmp_path, b"1234"), filename="other.bin", size_bytes=5)
+    with pytest.raises(WeightsError, match="4 bytes, expected 5"):
+        fetch_weights(short, progress=False)  # a short download never reaches the cache
+    assert not (isolated_home / "weights" / "other.bin").exists()
+
+
+def test_dsfd_release_declares_its_published_size():
+    assert get_model_entry("dsfd_official").weight_spec().size_bytes == 481_004_605
+
+
 def test_offline_message_says_what_to_place_where(isolated_home):
     spec = get_model_entry("scrfd_2.5g_kps").weight_spec()
     with pytest.raises(WeightsError) as info:
