@@ -26,7 +26,8 @@ Placeholder names -> shared data (``$FACESCOPE_SHARED_DATA``), linked into the w
 ``scrfd_500m_kps.onnx``, ``scrfd_2.5g_kps.onnx``, ``my/scrfd_2.5g_kps.onnx`` -> ``weights/scrfd/``;
 ``ground_truth/`` -> ``widerface/ground_truth``; ``WIDER_val/images`` -> ``widerface/WIDER_val/images``;
 ``preds/``, ``a/``, ``c/`` -> ``widerface/predictions/yolov7_face``;
-``b/`` -> ``widerface/predictions/retinaface_mnet_retrained``; ``configs/`` -> the repository's;
+``b/`` -> ``widerface/predictions/retinaface_mnet_retrained``; ``configs/`` and ``benchmarks/configs/`` -> the
+repository's;
 ``../shared/data`` -> ``$FACESCOPE_SHARED_DATA`` (the README's relative paths from the repository root).
 
 The whole README takes minutes (each command builds a detector; WIDER FACE runs and exports take
@@ -180,6 +181,8 @@ def readme_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work.mkdir()
     _link(root / "shared" / "data", SHARED_DATA)
     _link(work / "configs", REPO / "configs")
+    # the recipes only: a link to all of benchmarks/ would let an example write into the repository's results
+    _link(work / "benchmarks" / "configs", REPO / "benchmarks" / "configs")
     for name, relative in PLACEHOLDERS.items():
         if (SHARED_DATA / relative).exists():
             _link(work / name, SHARED_DATA / relative)
