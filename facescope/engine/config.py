@@ -24,8 +24,9 @@ class DataConfig:
         train_images: folder the image paths in the annotation file are relative to.
         format: ``scrfd`` (labelv2.txt), ``retinaface`` (label.txt), ``wider`` (official txt), ``jsonl``.
         pipeline: augmentation recipe, a name registered in :mod:`facescope.data.pipelines`: ``scrfd``
-            (square crops incl. SR, mmdet photometric) or ``retinaface`` (Pytorch_Retinaface: inside
-            crops, uint8 jitter, pad, mirror, random interpolation).
+            (square crops incl. SR, mmdet photometric), ``retinaface`` (Pytorch_Retinaface: inside
+            crops, uint8 jitter, pad, mirror, random interpolation), ``dsfd`` (IAM data-anchor-sampling)
+            or ``shf`` (smallhardface multi-scale: photometric, crop, short side from 3 scales).
         skip_missing_images: train on the images that exist (e.g. a subset), instead of failing.
         min_face_size: drop faces smaller than this (pixels) before augmentation.
         crop_scales: RandomSquareCrop scale set; SR ``[0.3 ... 2.0]`` or baseline ``[0.3 ... 1.0]``.
@@ -33,7 +34,7 @@ class DataConfig:
         batch_size: images per process (per GPU).
         workers: data-loading worker processes per training process.
         sampler: which images each step sees, a name registered in :mod:`facescope.engine.samplers`
-            (``sharded``: a seeded shuffle per epoch).
+            (``sharded``: a seeded shuffle per epoch; ``hard_image_mining``: SHF's, skipping easy images).
         sampler_options: settings of that sampler (fields of its options dataclass).
     """
 
