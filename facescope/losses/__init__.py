@@ -6,6 +6,6 @@
 * :mod:`~facescope.losses.scrfd`: ``SCRFDCriterion`` (ATSS, QFL, DIoU);
 * :mod:`~facescope.losses.targets`: the shared, vectorised steps (flatten levels, assign, gather);
 * parts: :mod:`~facescope.losses.classification` (softmax CE, sigmoid CE, large-margin cosine),
-  :mod:`~facescope.losses.gfl`, :mod:`~facescope.losses.iou`, :mod:`~facescope.losses.smooth_l1`,
-  :mod:`~facescope.losses.landmark`, :mod:`~facescope.losses.pixel` (RetinaFace's pixel term).
+  :mod:`~facescope.losses.gfl`, :mod:`~facescope.losses.iou`, :mod:`~facescope.losses.smooth_l1`
+  (boxes and landmarks), :mod:`~facescope.losses.pixel` (RetinaFace's pixel term).
 """

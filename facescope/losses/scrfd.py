@@ -14,7 +14,7 @@ from facescope.assign.labels import Assignment
 from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.gfl import quality_focal_loss
 from facescope.losses.iou import aligned_iou, diou_loss
-from facescope.losses.landmark import weighted_smooth_l1
+from facescope.losses.smooth_l1 import smooth_l1_sum
 from facescope.losses.reduce import mean_across_ranks
 from facescope.losses.targets import (
     FaceBatch,
@@ -102,7 +102,7 @@ class SCRFDCriterion:
         if flat.landmark_regs is not None:
             landmark_targets, valid = encode_landmark_targets(self.coder, positives, faces)
             point_weights = valid * weights[:, None]  # [P, 10]
-            smooth_l1 = weighted_smooth_l1(positives.take(flat.landmark_regs), landmark_targets, point_weights, cfg.landmark_beta)
+            smooth_l1 = smooth_l1_sum(positives.take(flat.landmark_regs), landmark_targets, cfg.landmark_beta, point_weights)
             losses["landmark"] = cfg.landmark_weight * smooth_l1 / weight_normaliser
         return losses
 

@@ -7,7 +7,7 @@ import torch
 
 from facescope.losses.gfl import quality_focal_loss
 from facescope.losses.iou import aligned_iou, diou_loss
-from facescope.losses.landmark import weighted_smooth_l1
+from facescope.losses.smooth_l1 import smooth_l1_sum
 
 
 def test_quality_focal_loss_closed_form():
@@ -32,5 +32,5 @@ def test_smooth_l1_with_beta_one_ninth():
     pred = torch.tensor([[0.05, 1.0]])
     target = torch.zeros(1, 2)
     # 0.5 * 0.05^2 * 9 = 0.01125 (quadratic part); 1.0 - 1/18 = 0.944444 (linear part)
-    assert weighted_smooth_l1(pred, target, torch.ones(1, 2)).item() == pytest.approx(0.01125 + 0.9444444, abs=1e-6)
-    assert weighted_smooth_l1(pred, target, torch.tensor([[0.0, 2.0]])).item() == pytest.approx(2 * 0.9444444, abs=1e-6)
+    assert smooth_l1_sum(pred, target, 1.0 / 9.0, torch.ones(1, 2)).item() == pytest.approx(0.01125 + 0.9444444, abs=1e-6)
+    assert smooth_l1_sum(pred, target, 1.0 / 9.0, torch.tensor([[0.0, 2.0]])).item() == pytest.approx(2 * 0.9444444, abs=1e-6)
