@@ -368,9 +368,3 @@ def _preset(presets: Any, name: str, model_name: str) -> InferencePreset:
     if name not in presets:
         raise FacescopeError(f"unknown preset '{name}'{suggest(name, presets)}; {model_name} has {sorted(presets)}")
     return presets[name]
-
-
-def preprocess_batch(images: list[np.ndarray], preset: InferencePreset, input_spec: InputSpec) -> tuple[np.ndarray, list[ResizedImage]]:
-    """BGR images -> (normalised ``ndarray[B, 3, H, W]``, resize records), as :class:`Detector` does."""
-    resized = [resize_image(image, preset.resize, input_spec) for image in images]
-    return to_blob(resized, input_spec, preset.resize.pad_value), resized

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from facescope.inference.backends import OnnxRuntimeBackend, TorchBackend
-from facescope.inference.detector import preprocess_batch
 from facescope.inference.image_io import read_image
 from facescope.inference.postprocess import Predictions, postprocess
+from facescope.inference.preprocess import resize_image, to_blob
 from facescope.models import create_model, get_model_entry
 
 pytestmark = pytest.mark.shared
@@ -18,7 +18,8 @@ SUBSETS = [pytest.param(4, id="4-images"), pytest.param(38, id="all-38", marks=p
 
 
 def _predictions(backend, entry, preset, image_path):
-    batch, _ = preprocess_batch([read_image(image_path)], preset, entry.input_spec)
+    resized = resize_image(read_image(image_path), preset.resize, entry.input_spec)  # as the Detector does
+    batch = to_blob([resized], entry.input_spec, preset.resize.pad_value)
     return backend(batch), (batch.shape[2], batch.shape[3])
 
 
