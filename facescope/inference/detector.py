@@ -17,7 +17,7 @@ import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
-from facescope.inference.postprocess import candidates, postprocess
+from facescope.inference.postprocess import candidates, passes_score, postprocess
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
 from facescope.inference.validate import validate_detector_options
@@ -291,7 +291,7 @@ class Detector:
                 self._shown_notes.add(note)
                 LOGGER.warning("%s", note)
         post = self.preset.postprocess
-        keep = result.scores > post.score_thresh if post.strict_score else result.scores >= post.score_thresh
+        keep = passes_score(result.scores, post)
         index = np.flatnonzero(keep)[: post.max_detections]
         landmarks = result.landmarks[index] if result.landmarks is not None else None
         return Detections(result.boxes[index], result.scores[index], landmarks)

@@ -112,7 +112,7 @@ def candidates(
     """
     if len(priors) != scores.shape[0]:
         raise ValueError(f"{scores.shape[0]} predictions but {len(priors)} priors; the input sides must fit the model's strides")
-    mask = scores > settings.score_thresh if settings.strict_score else scores >= settings.score_thresh
+    mask = passes_score(scores, settings)
     index = np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.nonzero().squeeze(1)
     if settings.pre_nms_top_k is not None and index.shape[0] > settings.pre_nms_top_k:
         index = index[_stable_descending(scores[index])[: settings.pre_nms_top_k]]
@@ -120,6 +120,12 @@ def candidates(
     boxes = coder.decode_boxes(selected, box_regs[index])
     landmarks = coder.decode_landmarks(selected, landmark_regs[index]) if landmark_regs is not None else None
     return Candidates(boxes, scores[index], landmarks)
+
+
+def passes_score(scores: Array, settings: PostprocessSettings) -> Array:
+    """Boolean mask of the scores a preset keeps: ``> score_thresh`` when ``strict_score`` (the
+    sources that compare strictly), else ``>=``; numpy or torch like ``scores``."""
+    return scores > settings.score_thresh if settings.strict_score else scores >= settings.score_thresh
 
 
 def _concat(parts: Sequence[Array]) -> Array:
