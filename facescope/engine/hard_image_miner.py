@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 from torch import Tensor
 
 from facescope.losses.criteria import MIN_POSITIVE_SCORE
-from facescope.losses.criteria import NUM_POSITIVE as NUM_POSITIVE_ANCHORS
+from facescope.losses.criteria import NUM_POSITIVE
 
 STATE_VERSION = 1
 
@@ -100,7 +100,7 @@ class HardImageMiner:
         Args:
             indices: ``B`` dataset indices of the batch's images.
             per_image_stats: ``Tensor[B]`` values; needs :data:`MIN_POSITIVE_SCORE`, and for the
-                ``"wpas"`` rule also :data:`NUM_POSITIVE_ANCHORS`. Other keys are ignored.
+                ``"wpas"`` rule also :data:`NUM_POSITIVE`. Other keys are ignored.
         """
         index_list = [self._check_index(int(i)) for i in _as_list(indices)]
         scores = _stat(per_image_stats, MIN_POSITIVE_SCORE, len(index_list))
@@ -109,7 +109,7 @@ class HardImageMiner:
                 if score >= self.config.threshold:
                     self._easy.add(index)
             return
-        counts = _stat(per_image_stats, NUM_POSITIVE_ANCHORS, len(index_list))
+        counts = _stat(per_image_stats, NUM_POSITIVE, len(index_list))
         for index, score, count in zip(index_list, scores, counts):
             if count <= 0:
                 continue  # no positive anchor: no WPAS, the mark stays

@@ -1,5 +1,6 @@
-"""SHF training losses for one image: anchor-level OHEM, softmax classification, smooth-L1 boxes, and
-the per-image statistic that drives hard image mining.
+"""SHF training losses: anchor-level OHEM, softmax classification, smooth-L1 boxes, and the per-image
+statistic that drives hard image mining, batched in :class:`SHFCriterion` (the per-image reference it is
+tested against is ``tests/oracles/shf_image_loss.py``).
 
 The released model (``bairdzhang/smallhardface`` @76fa1d8, ``multi_layer_anchor_layer.py`` and the
 train prototxt) trains one image per GPU with:
@@ -34,21 +35,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facescope.assign.labels import Assignment
-from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHF_LABELS, SHFLabelConfig, shf_anchor_targets
+from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHFLabelConfig, shf_anchor_targets
 from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.targets import FaceBatch, PriorGenerator, check_batch, flatten_levels
-from facescope.losses.targets import min_positive_score as batch_min_positive_score
+from facescope.losses.targets import min_positive_score
 from facescope.ops.anchors import Priors
 from facescope.ops.coders import DeltaCoder
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseOutputs
     from facescope.structures import FaceTargets
-
-# The per-image statistics :class:`~facescope.engine.hard_image_miner.HardImageMiner` reads: the keys every
-# criterion reports (one definition, in facescope.losses.criteria).
-NUM_POSITIVE_ANCHORS = NUM_POSITIVE
-
 
 @dataclass(frozen=True)
 class SHFOHEMConfig:
@@ -97,16 +93,6 @@ def ohem_sample(labels: Tensor, face_scores: Tensor, config: SHFOHEMConfig = SHF
     return sampled
 
 
-def min_positive_score(labels: Tensor, face_probs: Tensor) -> Tensor:
-    """Scalar: the lowest face probability over POSITIVE anchors (the paper's "worst positive anchor
-    score", WPAS); 1.0 when the image has no positive anchor, so that the released rule
-    (``all(scores >= threshold)``, true for an empty set) counts it as easy. Detached."""
-    scores = face_probs.detach()[labels == POSITIVE]
-    if scores.numel() == 0:
-        return face_probs.new_ones(())
-    return scores.min()
-
-
 def shf_classification_loss(cls_logits: Tensor, sampled_labels: Tensor) -> Tensor:
     """Softmax cross-entropy of ``Tensor[N, 2]`` logits over the non-ignored ``Tensor[N]`` labels,
     averaged over them (0, still attached to the graph, when none)."""
@@ -128,69 +114,6 @@ def shf_box_loss(box_regs: Tensor, box_targets: Tensor, sigma: float = 3.0) -> T
     """
     losses = F.smooth_l1_loss(box_regs, box_targets, reduction="sum", beta=1.0 / (sigma * sigma))
     return losses / max(box_regs.shape[0], 1)
-
-
-@dataclass
-class SHFImageLoss:
-    """Loss terms and statistics of one image.
-
-    Attributes:
-        cls: scalar classification loss.
-        box: scalar box loss.
-        min_positive_score: scalar (detached) statistic for hard image mining.
-        num_positive_anchors: positive anchors before sampling.
-        sampled_labels: ``Tensor[N]`` labels after OHEM.
-        regression: ``Tensor[N]`` bool, the anchors of the box loss.
-    """
-
-    cls: Tensor
-    box: Tensor
-    min_positive_score: Tensor
-    num_positive_anchors: int
-    sampled_labels: Tensor
-    regression: Tensor
-
-
-def shf_image_loss(
-    cls_logits: Tensor,
-    box_regs: Tensor,
-    priors: Priors,
-    coder: DeltaCoder,
-    gt_boxes: Tensor,
-    image_hw: tuple[int, int],
-    labels_config: SHFLabelConfig = SHF_LABELS,
-    ohem_config: SHFOHEMConfig = SHF_OHEM,
-    gt_ignore: Tensor | None = None,
-    sigma: float = 3.0,
-) -> SHFImageLoss:
-    """The release's losses for one image.
-
-    Args:
-        cls_logits: ``Tensor[N, 2]`` (background, face) logits of all anchors, levels concatenated.
-        box_regs: ``Tensor[N, 4]`` deltas.
-        priors: the ``N`` anchors (``SHF.anchor_generator.priors(input_hw)``).
-        coder: the model's box coder (Faster R-CNN deltas: ``DeltaCoder((1.0, 1.0))``).
-        gt_boxes: ``Tensor[M, 4]`` faces in input pixels.
-        image_hw: valid (un-padded) image size for the border rule.
-        labels_config, ohem_config, sigma: the rule's settings.
-        gt_ignore: optional ``Tensor[M]`` bool faces to ignore.
-    """
-    if cls_logits.shape != (len(priors), 2) or box_regs.shape != (len(priors), 4):
-        raise ValueError(
-            f"cls_logits {tuple(cls_logits.shape)} / box_regs {tuple(box_regs.shape)} do not match "
-            f"{len(priors)} priors"
-        )
-    targets = shf_anchor_targets(priors.boxes(), gt_boxes, image_hw, labels_config, gt_ignore)
-    logits = cls_logits.detach().float()
-    margin = logits[:, 1] - logits[:, 0]
-    sampled = ohem_sample(targets.labels, margin, ohem_config)
-    cls = shf_classification_loss(cls_logits, sampled)
-    reg_index = targets.regression.nonzero(as_tuple=True)[0]
-    matched = gt_boxes[targets.gt_indices[reg_index]].to(priors.centers.dtype)
-    box_targets = coder.encode_boxes(priors.select(reg_index), matched).to(box_regs.dtype)
-    box = shf_box_loss(box_regs[reg_index], box_targets, sigma)
-    stat = min_positive_score(targets.labels, torch.softmax(logits, dim=1)[:, 1])
-    return SHFImageLoss(cls, box, stat, int(targets.positive.sum()), sampled, targets.regression)
 
 
 @dataclass(frozen=True)
@@ -285,7 +208,7 @@ class SHFCriterion:
         face_probs = torch.softmax(logits, dim=-1)[..., 1]
         per_image = {
             NUM_POSITIVE: assignment.positive.sum(dim=1).to(face_probs.dtype),
-            MIN_POSITIVE_SCORE: batch_min_positive_score(face_probs, assignment),
+            MIN_POSITIVE_SCORE: min_positive_score(face_probs, assignment),
         }
         losses = {"cls": self.config.cls_weight * cls, "box": self.config.box_weight * box}
         return CriterionResult(losses, per_image)
@@ -326,16 +249,12 @@ def _ignore(target: FaceTargets, device: torch.device) -> Tensor | None:
 
 __all__ = [
     "MIN_POSITIVE_SCORE",
-    "NUM_POSITIVE_ANCHORS",
     "SHF_LOSS",
     "SHF_OHEM",
     "SHFCriterion",
-    "SHFImageLoss",
     "SHFLossConfig",
     "SHFOHEMConfig",
-    "min_positive_score",
     "ohem_sample",
     "shf_box_loss",
     "shf_classification_loss",
-    "shf_image_loss",
 ]

@@ -235,10 +235,8 @@ def shf_mnet025() -> SHF:
 # protocols are presets of the catalogue entries, :mod:`facescope.models.catalog.shf`).
 # ---------------------------------------------------------------------------------------------
 
-# Training (configs/default.toml [TRAIN]; reference section 3.5-3.6).
-SHF_TRAIN_SHORT_SIDES = (400, 800, 1200)  # drawn uniformly per image
-SHF_TRAIN_MAX_SIZE = 2000  # long side cap
-SHF_TRAIN_CROP = {"prob": 0.5, "lower": 0.6, "upper": 1.0, "max_tries": 50}  # keep centre-inside faces
+# The data side of training (short sides {400, 800, 1200}, long side <= 2000, crop) is the ``shf`` data
+# pipeline (facescope.data.pipelines / facescope.data.shf_transforms); the optimiser side is here.
 # Learning-rate and weight-decay multipliers of every parameter in the release, as
 # (fnmatch pattern over parameter names, lr multiplier, decay multiplier); the first match wins.
 # Caffe: weights lr_mult 1, biases lr_mult 2; every layer before the first ``head*`` layer (VGG

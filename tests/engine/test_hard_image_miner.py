@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from facescope.engine.hard_image_miner import HardImageMiner, HardImageMiningConfig
-from facescope.losses.shf import NUM_POSITIVE_ANCHORS
+from facescope.losses.criteria import NUM_POSITIVE
 
 
 def stats(scores, counts=None):
     out = {"min_positive_score": torch.tensor(scores, dtype=torch.float64)}  # exact 0.85 at the boundary
     if counts is not None:
-        out[NUM_POSITIVE_ANCHORS] = torch.tensor(counts)
+        out[NUM_POSITIVE] = torch.tensor(counts)
     return out
 
 
@@ -35,7 +35,7 @@ def test_wpas_rule_is_strict_re_evaluated_and_skips_images_without_positives():
     assert miner.easy_indices() == [1]  # 0.85 is not > 0.85; image 2 has no WPAS
     miner.update([1, 2], stats([0.4, 0.2], counts=[5, 0]))
     assert miner.easy_indices() == []  # image 1 is hard again; image 2 unchanged
-    with pytest.raises(KeyError, match=NUM_POSITIVE_ANCHORS):
+    with pytest.raises(KeyError, match=NUM_POSITIVE):
         miner.update([0], stats([0.9]))
 
 

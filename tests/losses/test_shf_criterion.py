@@ -7,11 +7,12 @@ import torch
 
 from facescope.errors import ConfigError
 from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, build_criterion
-from facescope.losses.shf import SHF_LOSS, SHFCriterion, SHFLossConfig, shf_image_loss
+from facescope.losses.shf import SHF_LOSS, SHFCriterion, SHFLossConfig
 from facescope.models.base import DenseOutputs
 from facescope.models.shf import shf_anchor_generator, shf_mnet025
 from facescope.ops.coders import DeltaCoder
 from facescope.structures import FaceTargets
+from oracles.shf_image_loss import shf_image_loss
 
 INPUT_HW = (32, 48)  # a 4 x 6 grid of stride 8, three anchor sizes: 3 x 24 anchors
 ROWS = 4 * 6

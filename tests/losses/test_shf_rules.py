@@ -6,16 +6,12 @@ import pytest
 import torch
 
 from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE
-from facescope.losses.shf import (
-    SHFOHEMConfig,
-    min_positive_score,
-    ohem_sample,
-    shf_box_loss,
-    shf_classification_loss,
-    shf_image_loss,
-)
+from facescope.assign.labels import Assignment
+from facescope.losses.shf import SHFOHEMConfig, ohem_sample, shf_box_loss, shf_classification_loss
+from facescope.losses.targets import min_positive_score
 from facescope.models.shf import shf_anchor_generator
 from facescope.ops.coders import DeltaCoder
+from oracles.shf_image_loss import shf_image_loss
 
 
 def score_map(num_pos: int, num_neg: int, num_ignored: int, pos_step: int, neg_step: int):
@@ -73,11 +69,12 @@ def test_ohem_on_a_2d_score_map_uses_face_probability_order():
     assert sampled[70:].eq(NEGATIVE).all()
 
 
-def test_min_positive_score():
-    labels = torch.tensor([POSITIVE, NEGATIVE, POSITIVE, IGNORE])
-    probs = torch.tensor([0.9, 0.1, 0.86, 0.2])
-    assert min_positive_score(labels, probs).item() == pytest.approx(0.86)
-    assert min_positive_score(torch.tensor([NEGATIVE, IGNORE]), torch.tensor([0.3, 0.4])).item() == 1.0
+def test_min_positive_score_per_image_of_a_batch():
+    # image 0: positives at 0.9 and 0.86 -> 0.86; image 1: no positive anchor -> 1.0 (easy for the release)
+    labels = torch.tensor([[POSITIVE, NEGATIVE, POSITIVE, IGNORE], [NEGATIVE, IGNORE, NEGATIVE, NEGATIVE]])
+    probs = torch.tensor([[0.9, 0.1, 0.86, 0.2], [0.3, 0.4, 0.99, 0.0]])
+    assignment = Assignment(labels, torch.zeros_like(labels), torch.zeros(labels.shape))
+    assert min_positive_score(probs, assignment).tolist() == pytest.approx([0.86, 1.0])
 
 
 def test_classification_loss_averages_over_sampled_anchors():
