@@ -61,9 +61,10 @@ def run_video(args: argparse.Namespace) -> int:
     """Track faces over the video source; returns the exit code."""
     from facescope.cli.common import make_detector
     from facescope.cli.preflight import check_output_file
-    from facescope.inference.video import FrameSelection, VideoStreamError, check_video_output, open_source
+    from facescope.inference.video import FrameSelection, VideoStreamError, check_video_output, open_source, quiet_decoder_logs
     from facescope.tracking import TrackerConfig
 
+    quiet_decoder_logs()  # the CLI owns its process; failures are reported as one line below
     if getattr(args, "crops", None):
         raise FacescopeError("--crops is for images; for a video use --json (faces per frame) or --out")
     out = Path(args.out) if args.out else None

@@ -45,6 +45,15 @@ class VideoStreamError(FacescopeError):
     """A source stopped delivering frames before its end (truncated file, dropped stream)."""
 
 
+def quiet_decoder_logs() -> None:
+    """Silence OpenCV's and FFmpeg's own warnings (process-wide: for the CLI, which reports every
+    failure in one line of its own)."""
+    import os
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when a capture opens
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def is_video_source(source: VideoSource) -> bool:
     """A camera index (an int or a string of digits), a stream URL or a path with a video suffix."""
     if isinstance(source, int):
@@ -118,8 +127,8 @@ class _Capture:
         target: Any = int(text) if isinstance(source, int) or text.isdigit() else text
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
-            what = "camera" if isinstance(target, int) else "stream" if self.live else "video file"
-            raise VideoOpenError(f"cannot open {what} {self.label}: OpenCV (FFmpeg) could not open or decode it")
+            what = "" if isinstance(target, int) else "stream " if self.live else "video file "
+            raise VideoOpenError(f"cannot open {what}{self.label}: OpenCV (FFmpeg) could not open or decode it")
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count: int | None = count if count > 0 else None
         fps = float(self.capture.get(cv2.CAP_PROP_FPS))
