@@ -42,8 +42,8 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, n
     _, row_to_col, _ = lap.lapjv(np.ascontiguousarray(cost, dtype=np.float64), extend_cost=True, cost_limit=max_cost + 1e-9)
     matched_rows = np.flatnonzero(row_to_col >= 0)
     pairs = np.stack([matched_rows, row_to_col[matched_rows]], axis=1).astype(np.int64)
-    keep = cost[pairs[:, 0], pairs[:, 1]] <= max_cost
-    pairs = pairs[keep]
-    unmatched_rows = np.setdiff1d(np.arange(rows), pairs[:, 0])
-    unmatched_cols = np.setdiff1d(np.arange(cols), pairs[:, 1])
-    return pairs, unmatched_rows, unmatched_cols
+    pairs = pairs[cost[pairs[:, 0], pairs[:, 1]] <= max_cost]
+    free_rows, free_cols = np.ones(rows, dtype=bool), np.ones(cols, dtype=bool)
+    free_rows[pairs[:, 0]] = False
+    free_cols[pairs[:, 1]] = False
+    return pairs, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
