@@ -58,51 +58,74 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    """Track faces over the video source; returns the exit code."""
+    """Track faces over the video source; returns the exit code (1 when the source stopped early)."""
     from facescope.cli.common import make_detector
-    from facescope.cli.preflight import check_output_file
-    from facescope.inference.video import FrameSelection, VideoStreamError, check_video_output, open_source, quiet_decoder_logs
+    from facescope.inference.video import FrameSelection, open_source, quiet_decoder_logs
     from facescope.tracking import TrackerConfig
 
     quiet_decoder_logs()  # the CLI owns its process; failures are reported as one line below
-    if getattr(args, "crops", None):
-        raise FacescopeError("--crops is for images; for a video use --json (faces per frame) or --out")
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        check_video_output(out)
-        check_output_file("--out", out)
-    if args.json:
-        check_output_file("--json", args.json)
+    _check_outputs(args)
     selection = FrameSelection(every=args.every, target_fps=args.target_fps, start=args.start, end=args.end)
     tracker = TrackerConfig(track_buffer=args.track_buffer, smoothing=args.smooth)
-    probe = open_source(_source(args.source))  # an unopenable source fails here, before the model loads
-    fps, frame_count, size = probe.fps, probe.frame_count, probe.size
-    probe.close()
-    _check_pixels(args, size)
-    if args.score_thresh is None:
-        args.score_thresh = tracker.low_thresh  # the second association needs the low-score detections
-    detector = make_detector(args)
+    capture = open_source(_source(args.source))  # an unopenable source fails here, before the model loads
+    try:
+        if capture.size is not None and all(capture.size):
+            from facescope.inference.image_io import check_image_pixels
+
+            check_image_pixels(capture.size[0], capture.size[1], args.max_pixels, args.source)
+        if args.score_thresh is None:
+            args.score_thresh = tracker.low_thresh  # the second association needs the low-score detections
+        detector = make_detector(args)
+    except BaseException:
+        capture.close()
+        raise
+    return _write_outputs(args, detector, capture, selection, tracker)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--out`` (a video container) and ``--json`` (a file), before anything is opened."""
+    from facescope.cli.preflight import check_output_file
+    from facescope.inference.video import check_video_output
+
+    if getattr(args, "crops", None):
+        raise FacescopeError("--crops is for images; for a video use --json (faces per frame) or --out")
+    for option, value in (("--out", args.out), ("--json", args.json)):
+        if value:
+            target = Path(value)
+            if target.exists() and target.resolve() == Path(args.source).resolve():
+                raise FacescopeError(f"{option} {target} is the source video; it would be overwritten")
+            check_output_file(option, target)
+    if args.out:
+        check_video_output(Path(args.out))
+
+
+def _write_outputs(args: argparse.Namespace, detector: Any, capture: Any, selection: Any, tracker: Any) -> int:
+    """Run the tracked frames into the annotated video and the JSON lines; both are closed (the
+    video finalised) on every exit, Ctrl-C included."""
+    from facescope.inference.video import AnnotatedVideoWriter, JsonLinesWriter, VideoStreamError, track_source
+
     stopped: VideoStreamError | None = None
+    processed = 0
     with ExitStack() as stack:
-        video = stack.enter_context(_writer(out, fps)) if out is not None else None
-        lines = stack.enter_context(_lines(Path(args.json))) if args.json else None
-        frames = _track(detector, args, selection, tracker, decode_skipped=video is not None)
-        bar = _progress(args, frame_count, fps, selection)
-        stack.callback(bar.close)
-        processed = 0
+        video = stack.enter_context(AnnotatedVideoWriter(Path(args.out), capture.fps)) if args.out else None
+        lines = stack.enter_context(JsonLinesWriter(Path(args.json))) if args.json else None
+        bar = stack.enter_context(_progress(args, capture.frame_count, capture.fps, selection))
+        frames = track_source(
+            lambda image: detector.detect(image, color_order="bgr"), capture, tracker=tracker,
+            selection=selection, include_skipped=video is not None, decode_skipped=video is not None,
+        )  # fmt: skip
         try:
             for frame in frames:
-                if lines is not None and frame.processed:
+                if frame.processed and lines is not None:
                     lines.write(frame.to_record())
                 if video is not None and frame.image is not None:
                     video.write(_annotate(frame, not args.no_scores))
-                if frame.processed:
-                    processed += 1
-                    bar.update(1)
-        except VideoStreamError as exc:  # the outputs are closed (finalised) by the ExitStack
+                processed += frame.processed
+                bar.update(int(frame.processed))
+        except VideoStreamError as exc:  # everything before it is written; the ExitStack finalises the files
             stopped = exc
     if not args.quiet:
-        written = f", {video.frames} frames written to {out}" if video is not None else ""
+        written = f", {video.frames} frames written to {args.out}" if video is not None else ""
         print(f"{args.source}: {processed} frames processed{written} ({detector.describe()})")
     if stopped is not None:
         print(f"facescope: error: {stopped}", file=sys.stderr)
@@ -112,35 +135,6 @@ def run_video(args: argparse.Namespace) -> int:
 
 def _source(text: str) -> str | int:
     return int(text) if text.isdigit() else text
-
-
-def _check_pixels(args: argparse.Namespace, size: Any) -> None:
-    """The frame size the source declares against the pixel budget (``--max-pixels``)."""
-    from facescope.inference.image_io import check_image_pixels
-
-    if size is not None and all(size):
-        check_image_pixels(size[0], size[1], args.max_pixels, args.source)
-
-
-def _track(detector: Any, args: argparse.Namespace, selection: Any, tracker: Any, decode_skipped: bool) -> Any:
-    from facescope.inference.video import track_source
-
-    return track_source(
-        lambda image: detector.detect(image, color_order="bgr"), _source(args.source), tracker=tracker,
-        selection=selection, include_skipped=decode_skipped, decode_skipped=decode_skipped,
-    )  # fmt: skip
-
-
-def _writer(out: Path, fps: float | None) -> Any:
-    from facescope.inference.video import AnnotatedVideoWriter
-
-    return AnnotatedVideoWriter(out, fps)
-
-
-def _lines(path: Path) -> Any:
-    from facescope.inference.video import JsonLinesWriter
-
-    return JsonLinesWriter(path)
 
 
 def _annotate(frame: Any, show_scores: bool) -> Any:

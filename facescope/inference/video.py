@@ -170,9 +170,12 @@ class _ArrayFrames:
         self._current = None
 
 
-def open_source(source: VideoSource | Iterable[np.ndarray], fps: float | None = None) -> _Capture | _ArrayFrames:
+def open_source(source: Any, fps: float | None = None) -> _Capture | _ArrayFrames:
     """A camera index, URL or video path (opened with OpenCV; :class:`VideoOpenError` when it
-    cannot be), or an iterable of BGR arrays. ``fps`` overrides a missing or wrong source rate."""
+    cannot be), or an iterable of BGR arrays; a source this function opened before is returned
+    as it is. ``fps`` overrides a missing or wrong source rate."""
+    if isinstance(source, (_Capture, _ArrayFrames)):
+        return source
     if isinstance(source, (str, Path, int)):
         capture = _Capture(source)
         if fps is not None:
@@ -210,7 +213,7 @@ class _Schedule:
 
 def track_source(
     detect: Callable[[np.ndarray], Detections],
-    source: VideoSource | Iterable[np.ndarray],
+    source: Any,
     *,
     tracker: FaceTracker | TrackerConfig | None = None,
     selection: FrameSelection | None = None,
@@ -220,6 +223,9 @@ def track_source(
 ) -> Iterator[TrackedFrame]:
     """Detect and track faces frame by frame; one :class:`TrackedFrame` per processed frame
     (and per skipped frame of the range with ``include_skipped``; decoded with ``decode_skipped``).
+
+    ``source``: what :func:`open_source` takes (a path, camera index, URL, iterable of BGR arrays,
+    or a source it opened); it is closed when the loop ends.
 
     Memory is flat: one frame is held at a time and the tracker keeps only live and lost tracks.
 
@@ -233,10 +239,10 @@ def track_source(
     schedule = _Schedule(selection or FrameSelection())
     started = time.monotonic()
     last = TrackedFaces(Detections.empty(), np.zeros((0,), dtype=np.int64))
-    index = -1
+    frames_read = 0  # frames grabbed and decodable so far
     try:
         while capture.grab():
-            index += 1
+            index, frames_read = frames_read, frames_read + 1
             timestamp = _timestamp(capture, index, started)
             if schedule.past_end(timestamp):
                 return
@@ -244,14 +250,15 @@ def track_source(
                 continue
             if schedule.process(index, timestamp):
                 image = capture.retrieve()
-                if image is None:
+                if image is None:  # grabbed but not decodable: the data ends here
+                    frames_read = index
                     break
                 last = face_tracker.update(detect(image))
                 yield TrackedFrame(index, timestamp, image, last, processed=True)
             elif include_skipped:
                 image = capture.retrieve() if decode_skipped else None
                 yield TrackedFrame(index, timestamp, image, last, processed=False)
-        _check_complete(capture, index + 1)
+        _check_complete(capture, frames_read)
     finally:
         capture.close()
 
