@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facescope.inference.align import align
     from facescope.models import create_model, list_models
     from facescope.structures import Detections, FaceTargets
+    from facescope.tracking import FaceTracker, TrackerConfig
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,8 @@ _LAZY_ATTRIBUTES = {
     "align": "facescope.inference.align",
     "create_model": "facescope.models",
     "list_models": "facescope.models",
+    "FaceTracker": "facescope.tracking",
+    "TrackerConfig": "facescope.tracking",
 }
 
 
@@ -41,7 +44,9 @@ __all__ = [
     "Detections",
     "Detector",
     "FaceTargets",
+    "FaceTracker",
     "FacescopeError",
+    "TrackerConfig",
     "align",
     "create_model",
     "draw_detections",

@@ -1,5 +1,6 @@
 """The base install (no extras) is what detection with ONNX weights needs: a fresh virtualenv with
-``pip install <this checkout>`` runs ``facescope detect`` on an official ONNX file, and a PyTorch file gets
+``pip install <this checkout>`` runs ``facescope detect`` on an official ONNX file (a photo and a video with
+track IDs), and a PyTorch file gets
 the one-line message naming the ``[torch]`` extra. Slow (a virtualenv and a pip install)."""
 
 from __future__ import annotations
@@ -42,3 +43,19 @@ def test_base_install_detects_with_onnx_weights_and_names_the_torch_extra(tmp_pa
     )  # fmt: skip
     assert pth.returncode == 2 and 'pip install "facescope[torch]"' in pth.stderr
     assert "Traceback" not in pth.stderr
+
+    # a video: decoded by the base install's OpenCV, tracked without scipy (the assignment is lap's)
+    make_clip = (
+        "import cv2, sys\nimage = cv2.imread(sys.argv[1])[200:680, :640]\n"
+        "w = cv2.VideoWriter('clip.mp4', cv2.VideoWriter_fourcc(*'mp4v'), 25, (640, 480))\n"
+        "[w.write(image) for _ in range(5)]\nw.release()\n"
+    )
+    subprocess.run([str(python), "-c", make_clip, str(shared_data / "images/crowd/t1.jpg")], cwd=tmp_path, check=True)
+    video = subprocess.run(
+        [str(env_dir / "bin" / "facescope"), "detect", "clip.mp4", "--model", "scrfd_500m_kps",
+         "--weights", str(shared_data / "weights/scrfd/scrfd_500m_kps.onnx"), "--json", "tracks.jsonl", "--out", "tracked.mp4"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert video.returncode == 0, video.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "tracks.jsonl").read_text().splitlines()]
+    assert len(records) == 5 and all(face["track_id"] >= 1 for face in records[-1]["faces"]) and records[-1]["faces"]

@@ -35,3 +35,13 @@ def test_process_groups_and_gathers_live_in_one_module():
         if p.name != "distributed.py" and any(f"dist.{name}" in p.read_text() for name in collectives)
     ]
     assert offenders == []
+
+
+def test_tracking_is_numpy_only():
+    """The tracker runs in the base install: numpy, lap, the data contract and errors; no torch, no inference."""
+    allowed = {"numpy", "lap", "facescope.errors", "facescope.structures"}
+    offenders = {
+        p.name: sorted(m for m in imports_of(p) if m not in allowed and not m.startswith(("facescope.tracking", "__future__", "enum", "dataclasses", "typing")))
+        for p in (PACKAGE / "tracking").glob("*.py")
+    }
+    assert {name: mods for name, mods in offenders.items() if mods} == {}

@@ -28,7 +28,8 @@ Placeholder names -> shared data (``$FACESCOPE_SHARED_DATA``), linked into the w
 ``preds/``, ``a/``, ``c/`` -> ``widerface/predictions/yolov7_face``;
 ``b/`` -> ``widerface/predictions/retinaface_mnet_retrained``; ``configs/`` and ``benchmarks/configs/`` -> the
 repository's;
-``../shared/data`` -> ``$FACESCOPE_SHARED_DATA`` (the README's relative paths from the repository root).
+``../shared/data`` -> ``$FACESCOPE_SHARED_DATA`` (the README's relative paths from the repository root);
+``clip.mp4`` -> a 30-frame 640x480 pan over ``images/crowd/t1.jpg`` at 25 fps, encoded here (never stored).
 
 The whole README takes minutes (each command builds a detector; WIDER FACE runs and exports take
 longer), so it is ``slow`` (``pytest -m slow tests/test_readme.py``); the default suite runs the
@@ -80,7 +81,7 @@ SKIPPED_PROGRAMS = {
 
 INPUT_OPTIONS = {"--weights", "--images", "--gt", "--predictions", "--data-root", "--detections", "--ellipses", "--labels"}
 OUTPUT_OPTIONS = {"--out", "--json", "--crops"}
-PATH_SUFFIXES = (".jpg", ".jpeg", ".png", ".onnx", ".pth", ".yaml", ".yml", ".txt", ".json", ".tar")
+PATH_SUFFIXES = (".jpg", ".jpeg", ".png", ".onnx", ".pth", ".yaml", ".yml", ".txt", ".json", ".tar", ".mp4")
 
 # substring of an example -> why it does not run as written (xfail, strict)
 KNOWN_BROKEN: dict[str, str] = {}
@@ -186,7 +187,20 @@ def readme_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, relative in PLACEHOLDERS.items():
         if (SHARED_DATA / relative).exists():
             _link(work / name, SHARED_DATA / relative)
+    _write_clip(work / "clip.mp4", SHARED_DATA / "images/crowd/t1.jpg")
     return work
+
+
+def _write_clip(path: Path, photo_path: Path) -> None:
+    """The README's ``clip.mp4``: a short pan over a shared photo."""
+    import cv2
+    import numpy as np
+
+    from oracles.video_clips import pan, render, write_video
+
+    photo = cv2.imread(str(photo_path))
+    if photo is not None:
+        write_video(str(path), render(pan("pan", 30, 0.8, photo.shape[:2]), photo, np.zeros((0, 4))), fps=25.0)
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from facescope.cli import argtypes
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.cli.preflight import check_detect_paths
+from facescope.cli.video import add_video_arguments, run_video
 from facescope.errors import FacescopeError, ImageReadError
 from facescope.fileio import atomic_path, atomic_write_text
 
@@ -22,6 +23,7 @@ EXAMPLES = """examples:
   facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
   facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
   facescope detect crowd.jpg --tta retinaface --out annotated.jpg   # image pyramid + flips, box voting (slower)
+  facescope detect clip.mp4 --out tracked.mp4 --json tracks.jsonl  # a video (or a camera index, an rtsp/http URL): track IDs
 """
 
 
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", help="an image file or a folder (searched recursively)")
+    parser.add_argument("source", help="an image file, a folder (searched recursively), a video file, a camera index or a stream URL")
     parser.add_argument("--out", help="annotated image (for a file) or folder of annotated images (for a folder)")
     parser.add_argument("--json", help="write the detections as JSON to this file")
     parser.add_argument("--no-scores", action="store_true", help="do not print scores on the annotated image")
@@ -46,10 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-pixels", type=argtypes.pixel_count, help="refuse images larger than this (default 250M, or $FACESCOPE_MAX_IMAGE_PIXELS)"
     )
     add_model_arguments(parser)
+    add_video_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.inference.video import is_video_source
+
+    if is_video_source(args.source):
+        return run_video(args)
     source = Path(args.source)
     if not source.exists():
         raise FacescopeError(f"no such file or folder: {source}")

@@ -1,4 +1,4 @@
-"""Inference: reading images, presets, backends, the Detector and visualisation."""
+"""Inference: reading images and videos, presets, backends, the Detector (and its video tracking loop) and visualisation."""
 
 from facescope.inference.detector import Detector
 from facescope.inference.visualize import draw_detections

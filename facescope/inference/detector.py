@@ -177,6 +177,41 @@ class Detector:
         for image in images:
             yield self.detect(image, color_order=color_order)
 
+    def track(
+        self,
+        source: str | Path | int | Iterable[np.ndarray],
+        *,
+        tracker: Any = None,
+        every: int = 1,
+        target_fps: float | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        fps: float | None = None,
+    ) -> Iterator[Any]:
+        """Detect and track faces in a video: yields one
+        :class:`~facescope.inference.video.TrackedFrame` per processed frame (``index``,
+        ``timestamp``, BGR ``image``, ``faces.detections`` and ``faces.track_ids``).
+
+        Args:
+            source: a video file, a camera index, an rtsp/http(s) URL, or an iterable of BGR arrays.
+            tracker: a :class:`~facescope.tracking.TrackerConfig` or :class:`~facescope.tracking.FaceTracker`
+                (default: ByteTrack's settings). Its second association uses detections scored
+                between ``low_thresh`` (0.1) and ``high_thresh`` (0.5): build the detector with
+                ``score_thresh=0.1`` for it to see them (the CLI does so for video).
+            every: process every N-th frame; ``target_fps``: or about this many frames per second.
+            start, end: the time range in seconds of the source.
+            fps: the rate of an array iterable (timestamps), or a replacement for a source's wrong one.
+
+        A test-time augmentation protocol runs on every processed frame (as slow as on photos).
+        Raises :class:`~facescope.inference.video.VideoOpenError` before the first frame when the
+        source cannot be opened, and :class:`~facescope.inference.video.VideoStreamError` after the
+        last good frame when a file is truncated or a live source drops.
+        """
+        from facescope.inference.video import FrameSelection, track_source
+
+        selection = FrameSelection(every=every, target_fps=target_fps, start=start, end=end)  # checked now, not at the first frame
+        return track_source(lambda image: self.detect(image, color_order="bgr"), source, tracker=tracker, selection=selection, fps=fps)
+
     def _detect_bgr(self, images: list[np.ndarray]) -> list[Detections]:
         if self.tta is not None:
             return [self._detect_tta(image) for image in images]

@@ -79,8 +79,13 @@ def _first_free_spot(
     return None
 
 
-def draw_detections(image: np.ndarray, detections: Detections, show_scores: bool = True) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray, detections: Detections, show_scores: bool = True, labels: Sequence[str] | None = None
+) -> np.ndarray:
     """Return a copy of the BGR ``image`` with boxes, scores and landmarks drawn.
+
+    ``labels`` (one text per face, e.g. track IDs) replace the score labels; they are drawn
+    whatever ``show_scores`` says.
 
     Line widths and font sizes scale with the image so small and large photos both stay legible.
     Score labels never cover each other: in crowds a label is drawn smaller, or not at all, where
@@ -97,8 +102,10 @@ def draw_detections(image: np.ndarray, detections: Detections, show_scores: bool
         if landmarks is not None:
             for (x, y), color in zip(landmarks[i], LANDMARK_COLORS):
                 cv2.circle(canvas, (int(round(x)), int(round(y))), thickness + 1, color, -1)
-    if show_scores and len(detections):
-        texts = [f"{score:.2f}" for score in scores]
+    if labels is not None and len(labels) != len(detections):
+        raise ValueError(f"{len(labels)} labels for {len(detections)} faces")
+    if (show_scores or labels is not None) and len(detections):
+        texts = list(labels) if labels is not None else [f"{score:.2f}" for score in scores]
         for label in place_labels(boxes, texts, canvas.shape[:2], font_scale, thickness):
             if label is None:
                 continue

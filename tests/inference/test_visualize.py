@@ -62,3 +62,13 @@ def test_draw_detections_takes_tensors_or_numpy_arrays(as_numpy) -> None:
     drawn = draw_detections(image, detections)
     assert drawn.shape == image.shape and (drawn != 0).any() and not image.any()
     assert (drawn[13:16, 21:40] != 0).any()  # the first label sits just above the first box
+
+
+def test_labels_replace_scores_and_must_match_the_faces():
+    image = np.zeros((200, 200, 3), np.uint8)
+    faces = Detections(np.array([[50, 60, 120, 150]], np.float32), np.array([0.9], np.float32))
+    plain = draw_detections(image, faces, show_scores=False)
+    labelled = draw_detections(image, faces, show_scores=False, labels=["#7"])
+    assert (labelled != plain)[:60].any() and (labelled == plain)[60:].all()  # the label sits above the box
+    with pytest.raises(ValueError, match="2 labels for 1 faces"):
+        draw_detections(image, faces, labels=["#1", "#2"])
