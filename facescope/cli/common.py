@@ -61,5 +61,6 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
         backend=args.backend,
         tta=getattr(args, "tta", None),
         tta_progress=tta_progress,
+        batch_size=getattr(args, "batch_size", None) or 1,
         tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )
