@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from facescope.cli import argtypes
+from facescope.cli import argtypes, detect_ray
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.cli.preflight import check_detect_paths
 from facescope.errors import FacescopeError, ImageReadError
@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   facescope detect photos/ --out annotated/ --json faces.json  # a folder, with a progress bar
   facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
   facescope detect crowd.jpg --tta retinaface --out annotated.jpg   # image pyramid + flips, box voting (slower)
+  facescope detect photos/ --engine ray --out-dir faces/ --actors 2  # Ray Data, Parquet shards, resumable
 """
 
 
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", help="an image file or a folder (searched recursively)")
+    parser.add_argument("source", help="an image file or a folder (searched recursively); with --engine ray also a path-list file or a quoted glob")
     parser.add_argument("--out", help="annotated image (for a file) or folder of annotated images (for a folder)")
     parser.add_argument("--json", help="write the detections as JSON to this file")
     parser.add_argument("--no-scores", action="store_true", help="do not print scores on the annotated image")
@@ -52,10 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-pixels", type=argtypes.pixel_count, help="refuse images larger than this (default 250M, or $FACESCOPE_MAX_IMAGE_PIXELS)"
     )
     add_model_arguments(parser)
+    detect_ray.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    detect_ray.check_engine_options(args)
+    if args.engine == "ray":
+        return detect_ray.run(args)
     source = Path(args.source)
     if not source.exists():
         raise FacescopeError(f"no such file or folder: {source}")
