@@ -107,8 +107,9 @@ def worker(argv: list[str]) -> None:
             code = main(["detect", args.folder, "--model", args.model, "--weights", args.weights, "--threads", str(args.threads),
                          "--quiet", "--json", str(Path(tmp) / "faces.json")])  # fmt: skip
             total = time.perf_counter() - started
+            faces = sum(len(record["faces"]) for record in json.loads((Path(tmp) / "faces.json").read_text())["images"])
         assert code == 0
-        result = {"images": count, "startup_s": startup, "images_per_s": count / (total - startup)}
+        result = {"images": count, "startup_s": startup, "images_per_s": count / (total - startup), "faces": faces}
     else:
         import logging
 
@@ -148,7 +149,7 @@ def main() -> None:
                 result["config"] = name
                 results.append(result)
                 print(f"{name:7s} {count:5d} images: start-up {result['startup_s']:5.1f} s, {result['images_per_s']:5.1f} img/s once running, "
-                      f"wall {result['wall_s']:6.1f} s, peak PSS {result['peak_pss_mb']:6.0f} MiB", flush=True)
+                      f"wall {result['wall_s']:6.1f} s, peak PSS {result['peak_pss_mb']:6.0f} MiB, {result['faces']} faces", flush=True)
     if args.out:
         args.out.write_text(json.dumps({"threads": args.threads, "model": args.model, "results": results}, indent=1))
 

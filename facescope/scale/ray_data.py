@@ -264,8 +264,8 @@ def run_collection(
 ) -> CollectionSummary:
     """Detect faces in every image of ``source`` not yet in ``out_dir``; write Parquet shards there.
 
-    The detector is built once here first, so a wrong model, weights file or option fails in one line
-    before Ray starts. A shard is written every ``shard_rows`` results or ``shard_seconds`` seconds
+    The detector is built once here first (on the CPU), so a wrong model, weights file or option fails in
+    one line before Ray starts. A shard is written every ``shard_rows`` results or ``shard_seconds`` seconds
     (whichever comes first) and at the end: a crash loses at most that much finished work, and a
     re-run skips everything in the folder. ``progress``: a bar over the images to do.
     """
@@ -274,7 +274,8 @@ def run_collection(
         raise FacescopeError(f"--out-dir {out} is a file; it must be a folder (created if missing)")
     started = time.perf_counter()
     paths = list_source(source)
-    local = Detector(**detector_options_for(detector_options, cluster))  # checks model, weights and options now
+    # checks model, weights and options now, on the CPU: the driver of a GPU job need not have a GPU
+    local = Detector(**{**detector_options_for(detector_options, cluster), "device": "cpu", "fp16": False})
     identity = identity_of(local)
     del local
     done = finished_paths(out, identity.settings) if out.exists() else set()
