@@ -45,3 +45,14 @@ def test_tracking_is_numpy_only():
         for p in (PACKAGE / "tracking").glob("*.py")
     }
     assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_the_ray_collection_package_is_entered_only_by_its_command():
+    """facescope.scale (the ray extra) builds on inference/; only cli/detect_ray.py imports it, and it imports no CLI."""
+    importers = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.parent.name != "scale" and any(m.startswith("facescope.scale") for m in imports_of(p))
+    )
+    assert importers == ["cli/detect_ray.py"]
+    assert not [p.name for p in (PACKAGE / "scale").glob("*.py") if any(m.startswith("facescope.cli") for m in imports_of(p))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from facescope.cli import argtypes
 from facescope.errors import FacescopeError
@@ -39,6 +40,11 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
     over the passes of an image with many test-time augmentation passes)."""
     from facescope.inference.detector import Detector
 
+    return Detector(**detector_options(args, tta_progress))
+
+
+def detector_options(args: argparse.Namespace, tta_progress: bool = False) -> dict[str, Any]:
+    """The :class:`~facescope.Detector` keyword arguments the parsed model arguments ask for."""
     if args.threads is not None and args.threads < 1:
         raise FacescopeError(f"--threads must be >= 1, got {args.threads}")
     preset = args.preset
@@ -49,9 +55,9 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
         tags = {spec.tag for spec in entry.weights}
         release = None if args.weights in (None, "pretrained") else args.weights
         preset = entry.protocol_preset(release) if release is None or release in tags else "widerface"
-    return Detector(
-        args.model,
-        args.weights,
+    return dict(
+        model=args.model,
+        weights=args.weights,
         preset=preset,
         device=args.device,
         threads=args.threads,
@@ -61,5 +67,6 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
         backend=args.backend,
         tta=getattr(args, "tta", None),
         tta_progress=tta_progress,
+        batch_size=getattr(args, "batch_size", None) or 1,
         tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )

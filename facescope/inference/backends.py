@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -36,26 +37,37 @@ class Backend(Protocol):
 class TorchBackend:
     """Eager PyTorch on an inference-optimised copy of the model (BatchNorm folded into the convs,
     channels-last layout; see :mod:`facescope.inference.optimize`). The caller's model is untouched.
-    ``optimize=False`` runs the model as it is."""
+    ``optimize=False`` runs the model as it is. ``fp16=True`` (CUDA only) runs the network in half
+    precision; its raw outputs are cast to float32, so activation, decoding and NMS run in float32."""
 
     name = "torch"
 
-    def __init__(self, model: DenseFaceDetector, device: Any, optimize: bool = True) -> None:
+    def __init__(self, model: DenseFaceDetector, device: Any, optimize: bool = True, fp16: bool = False) -> None:
         from facescope.inference.optimize import optimize_for_inference
 
+        if fp16 and device.type != "cuda":
+            raise FacescopeError(f"fp16 needs a CUDA device, got device '{device}'")
         self.device = device
         channels_last = device.type == "cpu"
         self.model = optimize_for_inference(model, channels_last) if optimize else model.eval()
         self.channels_last = optimize and channels_last and self.model is not model
+        self.fp16 = fp16
+        if fp16:  # the optimised copy is the backend's own; a model run as it is gets copied first
+            self.model = (self.model if self.model is not model else copy.deepcopy(model)).half()
 
     def __call__(self, batch: np.ndarray) -> Any:
         import torch
 
         with torch.inference_mode():
             tensor = torch.from_numpy(batch).to(self.device)
+            if self.fp16:
+                tensor = tensor.half()
             if self.channels_last:
                 tensor = tensor.contiguous(memory_format=torch.channels_last)
-            return self.model.activate(self.model(tensor))
+            outputs = self.model(tensor)
+            if self.fp16:  # activation, decoding and NMS in float32
+                outputs = outputs.map(lambda t: t.float())
+            return self.model.activate(outputs)
 
 
 class OnnxRuntimeBackend:

@@ -54,7 +54,13 @@ class Detector:
             or ``"original"`` (the image's own size, padded to the model's size divisor).
         backend: ``"auto"`` (onnxruntime for ``.onnx`` weights and ONNX releases, torch otherwise),
             ``"torch"`` or ``"onnxruntime"``.
-        batch_size: images per forward pass in :meth:`detect_batch`.
+        batch_size: images per forward pass in :meth:`detect_batch`. Images whose network inputs
+            have one size (every image under a letterbox preset) run as one ``[B, 3, H, W]``
+            forward; an ONNX file with a fixed batch of 1 (the official SCRFD files) runs them one
+            by one inside the backend (:attr:`batches_natively` is False; re-export with
+            ``facescope export`` for a dynamic batch).
+        fp16: run the network in half precision (torch backend on a CUDA device only; decoding
+            and NMS stay float32). Refused on CPU and on the onnxruntime backend.
         progress: progress bar when downloading weights.
         tune_process: also apply process-wide CPU tuning (glibc malloc settings of
             :mod:`facescope.allocator`); off by default so that a library call changes no global
@@ -104,6 +110,7 @@ class Detector:
         tta: str | TTASpec | None = None,
         max_pass_pixels: int = DEFAULT_MAX_PASS_PIXELS,
         tta_progress: bool = False,
+        fp16: bool = False,
     ) -> None:
         requested_tta = resolve_tta(tta)  # an unknown protocol name fails here, before any weights are read
         if max_pass_pixels < 1:
@@ -117,8 +124,12 @@ class Detector:
         )  # fmt: skip
         self.entry: ModelEntry | None = get_model_entry(model) if isinstance(model, str) else None
         self.device = str(device)
+        if fp16 and not self.device.startswith("cuda"):
+            raise FacescopeError(f"fp16 needs a CUDA device (device='cuda'), got device '{self.device}'")
         self.weights_path = _weights_path(model, self.entry, weights, progress)
         kind = _choose_backend(backend, model, self.entry, weights, self.weights_path)
+        if fp16 and kind == "onnxruntime":
+            raise FacescopeError("fp16 runs on the torch backend (backend='torch'); the onnxruntime backend runs the file's float32 graph")
         if tune_process and self.device == "cpu":
             from facescope.allocator import tune_cpu_allocator
 
@@ -136,7 +147,7 @@ class Detector:
             self.has_landmarks = self.entry.head.has_landmarks
             presets = self.entry.presets
         else:
-            self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads)
+            self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads, fp16)
             self.model_name = model if isinstance(model, str) else getattr(self.model, "registry_name", type(model).__name__)
             self.input_spec = self.model.input_spec
             self.anchor_generator = self.model.anchor_generator
@@ -157,6 +168,12 @@ class Detector:
             # cannot fit is refused before any image is read (every image is checked again when it runs)
             width, height = self.preset.resize.size
             self.plan_tta((height, width))
+
+    @property
+    def batches_natively(self) -> bool:
+        """Whether :meth:`detect_batch` runs same-size network inputs as one forward pass (False for an
+        ONNX file with a fixed batch of 1, which the backend runs image by image)."""
+        return bool(getattr(self.backend, "batched", True))
 
     def detect(self, image: ImageLike, *, color_order: ColorOrder | None = None) -> Detections:
         """Detect faces in one image (a path, a numpy array with ``color_order``, or a PIL image)."""
@@ -378,7 +395,7 @@ def _choose_backend(
     return backend
 
 
-def _torch_backend(model: Any, weights: Path | None, device: str, threads: int | None) -> tuple[Any, Any]:
+def _torch_backend(model: Any, weights: Path | None, device: str, threads: int | None, fp16: bool = False) -> tuple[Any, Any]:
     """Build (or take) the PyTorch model and its backend; a clear message when torch is missing."""
     try:
         import torch
@@ -394,7 +411,7 @@ def _torch_backend(model: Any, weights: Path | None, device: str, threads: int |
         torch.set_num_threads(int(threads))  # process-wide: documented on Detector(threads=...)
     torch_device = torch.device(device)
     built = model.to(torch_device).eval() if not isinstance(model, str) else create_model(model, weights, device=torch_device)
-    return built, TorchBackend(built, torch_device)
+    return built, TorchBackend(built, torch_device, fp16=fp16)
 
 
 def _preset(presets: Any, name: str, model_name: str) -> InferencePreset:
