@@ -6,9 +6,10 @@ import argparse
 
 from facescope.cli import argtypes
 from facescope.errors import FacescopeError
+from facescope.models.registry import DEFAULT_MODEL
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "scrfd_2.5g_kps") -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = DEFAULT_MODEL) -> None:
     """--model, --weights, --preset, thresholds, size, device, threads, backend."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=default_model, help=f"registered model name (default {default_model})")

@@ -87,6 +87,10 @@ def _register_widerface(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def run_widerface(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    # the .mat ground truth needs scipy.io; the PR plots written to --out need matplotlib
+    require_extra("facescope eval widerface", "eval", ("scipy", "matplotlib") if args.out else ("scipy",))
     from facescope.distributed import rank_world
     from facescope.eval.widerface_runner import load_ground_truth
 

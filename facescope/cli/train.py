@@ -73,6 +73,9 @@ def parse_after_recipe(rest: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    require_extra("facescope train", "torch", ("torch", "torchvision"))
     from facescope.config import load_yaml
     from facescope.engine.config import TrainConfig
     from facescope.engine.trainer import fit

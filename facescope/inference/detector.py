@@ -21,7 +21,15 @@ from facescope.inference.postprocess import candidates, passes_score, postproces
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
 from facescope.inference.validate import validate_detector_options
-from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
+from facescope.models.registry import (
+    DEFAULT_MODEL,
+    ModelEntry,
+    family_presets,
+    get_model_entry,
+    release_format,
+    release_of_file,
+    resolve_weights,
+)
 from facescope.models.spec import InferencePreset, InputSpec
 from facescope.structures import Detections, to_numpy
 
@@ -39,9 +47,11 @@ class Detector:
     """Detect faces with any registered model.
 
     Args:
-        model: a registry name (see ``facescope models``) or a built PyTorch model.
+        model: a registry name (see ``facescope models``) or a built PyTorch model. The default,
+            ``retinaface_mnet025``, has its default release embedded in the package (MIT licence,
+            onnxruntime, no torch, no download).
         weights: a weights file (``.onnx`` or PyTorch), a release tag, or None for the model's
-            default pretrained release (downloaded and hash-checked on first use).
+            default pretrained release (embedded, or downloaded and hash-checked on first use).
         preset: named inference recipe of the model (``"default"``, ``"official"``,
             ``"widerface"``, ...); ``"default"`` suits photos, evaluation uses the weights'
             protocol preset.
@@ -76,19 +86,22 @@ class Detector:
 
     Attributes:
         model_name: the registered architecture that runs (or the class name of a given model).
+        weights_license: the licence of the weights when they are a registered release, else None.
+        weights_permissive: False when that licence forbids commercial use (e.g. insightface's SCRFD files).
         backend: the backend object (``backend.name`` is ``"torch"`` or ``"onnxruntime"``).
         model: the PyTorch model on the torch backend, None on onnxruntime.
 
     Example:
-        >>> detector = Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")   # onnxruntime, no torch
+        >>> detector = Detector()                          # embedded RetinaFace MobileNet-0.25: onnxruntime, no torch
         >>> faces = detector.detect("group.jpg")
-        >>> faces.boxes.shape, faces.landmarks.shape                                # numpy float32
+        >>> faces.boxes.shape, faces.landmarks.shape       # numpy float32
         ((6, 4), (6, 5, 2))
+        >>> Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")   # any other ONNX file, also without torch
     """
 
     def __init__(
         self,
-        model: str | DenseFaceDetector = "scrfd_2.5g_kps",
+        model: str | DenseFaceDetector = DEFAULT_MODEL,
         weights: str | Path | None = None,
         *,
         preset: str = "default",
@@ -119,6 +132,9 @@ class Detector:
         self.device = str(device)
         self.weights_path = _weights_path(model, self.entry, weights, progress)
         kind = _choose_backend(backend, model, self.entry, weights, self.weights_path)
+        release = release_of_file(self.weights_path) if self.weights_path is not None else None
+        self.weights_license: str | None = release[1].license if release is not None else None
+        self.weights_permissive = release is None or release[1].permissive
         if tune_process and self.device == "cpu":
             from facescope.allocator import tune_cpu_allocator
 
@@ -305,6 +321,7 @@ class Detector:
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
             + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
+            + ("" if self.weights_permissive else f"; weights licence: {self.weights_license}")
         )
 
 

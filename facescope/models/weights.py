@@ -73,6 +73,8 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     if target.exists():
         verify_release_file(target, spec)
         return target
+    if spec.embedded:
+        raise WeightsError(f"the embedded weights file {target} is missing: the facescope installation is incomplete; reinstall it")
     import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
 
     urls = list(spec.mirrors) + [spec.url]
