@@ -109,14 +109,16 @@ def draw_detections(image: np.ndarray, detections: Detections, show_scores: bool
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Encode and write an image; the format follows the file suffix."""
+    """Encode and write an image atomically (a reader, or an interrupted run, never sees half a
+    file); the format follows the file suffix."""
     from pathlib import Path
 
     from facescope.errors import FacescopeError
+    from facescope.fileio import atomic_path
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(target.suffix or ".jpg", image)
     if not ok:
         raise FacescopeError(f"cannot encode image for {target}: unsupported suffix '{target.suffix}'")
-    encoded.tofile(str(target))
+    with atomic_path(target) as tmp:  # creates the parent folders
+        encoded.tofile(str(tmp))
