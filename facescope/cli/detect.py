@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ EXAMPLES = """examples:
   facescope detect photo.jpg --out annotated.jpg --json faces.json
   facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps.onnx   # onnxruntime, no torch
   facescope detect photos/ --out annotated/ --json faces.json  # a folder; Ctrl-C, then the same command continues
-  facescope detect group.jpg --model retinaface_mnet025 --preset official --crops faces/  # aligned 112x112 crops
+  facescope detect group.jpg --crops faces/                     # aligned 112x112 crops of the faces
   facescope detect crowd.jpg --tta retinaface --out annotated.jpg   # image pyramid + flips, box voting (slower)
 """
 
@@ -66,9 +67,25 @@ def run(args: argparse.Namespace) -> int:
     detector = make_detector(args, tta_progress=not args.quiet and not source.is_dir())
     if args.crops and not detector.has_landmarks:
         raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
+    _note_benchmark_threshold(detector, args)
     if source.is_dir():
         return run_folder(detector, source, args)
     return _run_image(detector, source, args)
+
+
+LOW_SCORE_THRESHOLD = 0.1  # below this a preset keeps candidates for a benchmark's PR curve, not faces to show
+
+
+def _note_benchmark_threshold(detector: Any, args: argparse.Namespace) -> None:
+    """Benchmark presets (``official``, ``widerface``) keep every candidate down to a score of ~0.02,
+    as the evaluation protocols need; on a photo most of those are not faces. Say so, once."""
+    threshold = detector.preset.postprocess.score_thresh
+    if args.score_thresh is None and threshold < LOW_SCORE_THRESHOLD and (args.out or args.crops or args.json):
+        print(
+            f"facescope: note: preset '{args.preset}' keeps the benchmark score threshold {threshold:g}, so most low-score "
+            "detections are not faces; add --score-thresh 0.5 (or use the default preset) for photos",
+            file=sys.stderr,
+        )
 
 
 def _run_image(detector: Any, path: Path, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -47,8 +48,10 @@ class Detector:
     """Detect faces with any registered model.
 
     Args:
-        model: a registry name (see ``facescope models``) or a built PyTorch model. The default,
-            ``retinaface_mnet025``, has its default release embedded in the package (MIT licence,
+        model: a registry name (see ``facescope models``) or a built PyTorch model. None: the
+            architecture of ``weights`` when the file is a registered release or a facescope export
+            (another file needs its model named: shapes alone cannot tell e.g. SCRFD from RetinaFace),
+            else ``retinaface_mnet025``, whose default release is embedded in the package (MIT licence,
             onnxruntime, no torch, no download).
         weights: a weights file (``.onnx`` or PyTorch), a release tag, or None for the model's
             default pretrained release (embedded, or downloaded and hash-checked on first use).
@@ -101,7 +104,7 @@ class Detector:
 
     def __init__(
         self,
-        model: str | DenseFaceDetector = DEFAULT_MODEL,
+        model: str | DenseFaceDetector | None = None,
         weights: str | Path | None = None,
         *,
         preset: str = "default",
@@ -119,6 +122,7 @@ class Detector:
         tta_progress: bool = False,
     ) -> None:
         requested_tta = resolve_tta(tta)  # an unknown protocol name fails here, before any weights are read
+        model = model_for_weights(weights) if model is None else model
         if max_pass_pixels < 1:
             raise FacescopeError(f"max_pass_pixels must be >= 1, got {max_pass_pixels}")
         if backend not in ("auto", "torch", "onnxruntime"):
@@ -159,6 +163,12 @@ class Detector:
             self.coder = self.model.coder
             self.has_landmarks = bool(self.model.has_landmarks)
             presets = self.entry.presets if self.entry is not None else _object_presets(self.model)
+        if self.model is not None and not isinstance(model, str) and not getattr(self.model, "weights_loaded", True):
+            warnings.warn(
+                f"{self.model_name} has randomly initialised weights (none were loaded or trained): its detections "
+                "are meaningless; build it with create_model(name, weights) or pass Detector(name, weights)",
+                stacklevel=2,
+            )
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
@@ -168,6 +178,9 @@ class Detector:
         self.tta_progress = bool(tta_progress)
         self.last_tta_notes: tuple[str, ...] = ()
         self._shown_notes: set[str] = set()
+        if self.tta is None and self.preset.resize.mode == "letterbox" and hasattr(self.backend, "check_input_hw"):
+            width, height = self.preset.resize.size  # a fixed-size file and another letterbox: refused now, not per image
+            self.backend.check_input_hw((height, width))
         if self.tta is not None and getattr(self.backend, "fixed_input", None) is not None:
             # a fixed-size file: plan an image of the letterbox canvas now, so a protocol whose passes
             # cannot fit is refused before any image is read (every image is checked again when it runs)
@@ -316,13 +329,35 @@ class Detector:
         """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
         size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        if self.tta is not None:  # the passes run at the protocol's own sizes; the preset's is only their base
+            size = f"TTA '{self.tta.name}' passes at the protocol's scales ({'relative to ' + size if resize.mode == 'letterbox' else 'of the original size'})"
         weights = f" ({self.weights_path.name})" if self.weights_path is not None else ""
         return (
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
-            + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
             + ("" if self.weights_permissive else f"; weights licence: {self.weights_license}")
         )
+
+
+def model_for_weights(weights: str | Path | None) -> str:
+    """The architecture to run when none is named: the weights file's, or :data:`DEFAULT_MODEL`.
+
+    A file that is neither a registered release nor a facescope export is refused: its output shapes
+    fit several architectures that decode differently, and guessing would give wrong boxes silently."""
+    if weights is None or str(weights) == "pretrained":
+        return DEFAULT_MODEL
+    path = Path(weights).expanduser()
+    if not path.is_file():  # a release tag of the default model (or a missing file, reported later)
+        return DEFAULT_MODEL
+    from facescope.inference.backends import architecture_of_file
+
+    name = architecture_of_file(path)
+    if name is None:
+        raise FacescopeError(
+            f"{path.name} is neither a registered release nor a facescope export, so its architecture is unknown; "
+            "name it with --model (model= in Python); `facescope models` lists them"
+        )
+    return name
 
 
 def _object_presets(model: DenseFaceDetector) -> Mapping[str, InferencePreset]:

@@ -245,6 +245,9 @@ def resolve_weights(entry: ModelEntry, weights: str | Path, progress: bool = Tru
     if not path.exists():
         tags = [s.tag for s in entry.weights]
         raise WeightsError(f"weights '{weights}' is neither a file nor a release of '{entry.name}' (releases: {tags})")
+    from facescope.models.weights import check_weights_file
+
+    check_weights_file(path)
     return path
 
 
