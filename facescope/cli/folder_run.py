@@ -80,6 +80,11 @@ def scan_images(source: Path, outputs: FolderOutputs) -> list[Path]:
     marked as its output."""
     from facescope.inference.image_io import list_images
 
+    if (source / MARKER).is_file():
+        raise FolderRunError(
+            f"{source} holds the output of an earlier facescope run ({MARKER}): annotated copies, not photos; "
+            f"delete {source / MARKER} to use them as input"
+        )
     excluded = [folder.resolve() for _, folder in outputs.folders()]
     marked: dict[Path, bool] = {}
 

@@ -57,6 +57,9 @@ def test_outputs_inside_the_source_are_never_read_back(tmp_path, shared_data, ca
     assert main(["detect", str(photos), "--out", str(photos / "ann2"), "--json", str(tmp_path / "b.json"), "--quiet"]) == 0
     images = [r["image"] for r in json.loads((tmp_path / "b.json").read_text())["images"]]
     assert images == ["p00.jpg", "p01.jpg"]
+    capsys.readouterr()
+    assert main(["detect", str(photos / "ann"), "--quiet"]) == 2  # an output folder as the source: said, not guessed
+    assert "holds the output of an earlier facescope run" in capsys.readouterr().err
 
 
 def test_a_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, shared_data, capsys):
