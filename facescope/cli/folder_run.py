@@ -18,7 +18,8 @@ JSON layout (one file for the whole folder)::
      "images": [{"image": "sub/a.jpg", "width": 640, "height": 480, "faces": [{"box", "score", "landmarks"}]},
                 {"image": "broken.jpg", "error": "cannot decode ..."}]}
 
-``complete`` is false while the run goes on or after an interruption; images are listed by path.
+``complete`` is false while the run goes on or after an interruption; images are listed by path; an
+unreadable image is recorded with its error and tried again by a re-run.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
               "the same command continues where it stopped", file=sys.stderr)  # fmt: skip
         raise
     finally:
-        results.save(complete=finished and not failures)
+        results.save(complete=finished)  # every image went through (unreadable ones are recorded, and retried by a re-run)
     if not args.quiet:
         total_faces = sum(len(json.loads(results.records[str(p.relative_to(folder))]).get("faces", [])) for p in paths
                           if str(p.relative_to(folder)) in results.records)  # fmt: skip
