@@ -52,9 +52,9 @@ def test_random_weights_warn_and_loaded_or_trained_ones_do_not():
     from facescope.models.registry import create_model
 
     with pytest.warns(UserWarning, match="randomly initialised weights"):
-        Detector(create_model("scrfd_500m_kps"))
-    model = create_model("scrfd_500m_kps")
-    model.load_state_dict(create_model("scrfd_500m_kps").state_dict())  # loaded by hand
+        Detector(create_model("retinaface_mnet025"))
+    model = create_model("retinaface_mnet025")
+    model.load_state_dict(create_model("retinaface_mnet025").state_dict())  # loaded by hand
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Detector(model)
