@@ -2,8 +2,10 @@
 
 Example:
     >>> import facescope
-    >>> detector = facescope.Detector("scrfd_2.5g_kps")
+    >>> detector = facescope.Detector()              # the embedded RetinaFace MobileNet-0.25 (MIT), no torch
     >>> faces = detector.detect("photo.jpg")        # Detections: boxes [N,4], scores [N], landmarks [N,5,2]
+    >>> for face in faces:                          # Face: box [4], score, landmarks [5,2]
+    ...     print(face.box, face.score)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facescope.inference import Detector, draw_detections
     from facescope.inference.align import align
     from facescope.models import create_model, list_models
-    from facescope.structures import Detections, FaceTargets
+    from facescope.structures import Detections, Face, FaceTargets
     from facescope.tracking import FaceTracker, TrackerConfig
 
 __version__ = "0.1.0"
@@ -26,6 +28,7 @@ __version__ = "0.1.0"
 # start without loading torch.
 _LAZY_ATTRIBUTES = {
     "Detections": "facescope.structures",
+    "Face": "facescope.structures",
     "FaceTargets": "facescope.structures",
     "Detector": "facescope.inference",
     "draw_detections": "facescope.inference",
@@ -43,6 +46,7 @@ __getattr__ = lazy_getattr("facescope", _LAZY_ATTRIBUTES, globals())
 __all__ = [
     "Detections",
     "Detector",
+    "Face",
     "FaceTargets",
     "FaceTracker",
     "FacescopeError",

@@ -14,8 +14,11 @@ training structure, imports it when used).
 
 from __future__ import annotations
 
+import json
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -51,7 +54,38 @@ def _float32(values: Any) -> np.ndarray:
     return np.ascontiguousarray(to_numpy(values), dtype=np.float32)
 
 
-@dataclass
+@dataclass(eq=False)
+class Face:
+    """One detected face (an item of :class:`Detections`).
+
+    Attributes:
+        box: ``[4]`` float32 x1, y1, x2, y2 in input-image pixels.
+        score: the confidence.
+        landmarks: ``[5, 2]`` float32 (x, y) in :data:`LANDMARK_NAMES` order, or None.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+
+    def to_dict(self, decimals: int = 2) -> dict[str, Any]:
+        """``{"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y] * 5]}`` (no ``landmarks`` key without them)."""
+        face: dict[str, Any] = {"box": [round(float(v), decimals) for v in self.box], "score": round(float(self.score), 5)}
+        if self.landmarks is not None:
+            face["landmarks"] = [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks]
+        return face
+
+    def __repr__(self) -> str:
+        box = ", ".join(f"{float(v):.1f}" for v in self.box)
+        points = "" if self.landmarks is None else ", 5 landmarks"
+        return f"Face(box=[{box}], score={self.score:.3f}{points})"
+
+
+def _plural(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@dataclass(eq=False, repr=False)
 class Detections:
     """Faces found in one image, as float32 numpy arrays.
 
@@ -60,12 +94,18 @@ class Detections:
         scores: ``[N]`` confidences.
         landmarks: ``[N, 5, 2]`` or None.
 
-    Any array-like is accepted and stored as a float32 ndarray.
+    Any array-like is accepted and stored as a float32 ndarray. It behaves like a sequence of
+    :class:`Face`: ``len(dets)``, ``dets[0]`` and ``for face in dets`` give faces; a slice, a
+    boolean mask or an index array gives :class:`Detections`.
 
     Example:
         >>> dets = Detections(np.array([[10., 20., 50., 70.]]), np.array([0.9]))
         >>> len(dets), dets.to_dict()["faces"][0]["box"]
         (1, [10.0, 20.0, 50.0, 70.0])
+        >>> dets[0]
+        Face(box=[10.0, 20.0, 50.0, 70.0], score=0.900)
+        >>> dets[dets.scores > 0.95]
+        Detections(0 faces without landmarks)
     """
 
     boxes: np.ndarray
@@ -91,10 +131,46 @@ class Detections:
         landmarks = np.zeros((0, 5, 2), np.float32) if with_landmarks else None
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), landmarks)
 
-    def __getitem__(self, index: Any) -> Detections:
-        """Select faces by boolean mask, index array or slice."""
+    @overload
+    def __getitem__(self, index: int | np.integer) -> Face: ...
+
+    @overload
+    def __getitem__(self, index: slice | np.ndarray | Sequence[int] | Sequence[bool]) -> Detections: ...
+
+    def __getitem__(self, index: Any) -> Face | Detections:
+        """``dets[i]`` (an integer): one :class:`Face`; a slice, boolean mask or index array:
+        the selected faces as :class:`Detections`."""
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            i = operator.index(index)
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"face index {i} out of range for {len(self)} faces")
+            landmark = self.landmarks[i].copy() if self.landmarks is not None else None
+            return Face(self.boxes[i].copy(), float(self.scores[i]), landmark)
+        if isinstance(index, (list, tuple)):
+            index = np.asarray(index)
+            if index.size == 0:
+                index = index.astype(np.int64)
         landmarks = self.landmarks[index] if self.landmarks is not None else None
         return Detections(self.boxes[index], self.scores[index], landmarks)
+
+    def __iter__(self) -> Iterator[Face]:
+        """The faces one by one, in the detector's (descending score) order."""
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        points = "with" if self.landmarks is not None else "without"
+        best = f", best score {float(self.scores.max()):.3f}" if len(self) else ""
+        return f"Detections({_plural(len(self), 'face')} {points} landmarks{best})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Detections):
+            return NotImplemented
+        same_points = (self.landmarks is None) == (other.landmarks is None) and (
+            self.landmarks is None or np.array_equal(self.landmarks, other.landmarks)
+        )
+        return np.array_equal(self.boxes, other.boxes) and np.array_equal(self.scores, other.scores) and same_points
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Return ``(boxes [N,4], scores [N], landmarks [N,5,2] or None)``."""
@@ -115,17 +191,14 @@ class Detections:
         return torch.from_numpy(self.boxes).to(device), torch.from_numpy(self.scores).to(device), landmarks
 
     def to_dict(self, decimals: int = 2) -> dict[str, Any]:
-        """JSON-ready form: ``{"faces": [{"box": [x1,y1,x2,y2], "score": s, "landmarks": [[x,y]*5]}]}``."""
-        faces = []
-        for i in range(len(self)):
-            face: dict[str, Any] = {
-                "box": [round(float(v), decimals) for v in self.boxes[i]],
-                "score": round(float(self.scores[i]), 5),
-            }
-            if self.landmarks is not None:
-                face["landmarks"] = [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks[i]]
-            faces.append(face)
-        return {"faces": faces}
+        """JSON-ready form: ``{"faces": [{"box": [x1,y1,x2,y2], "score": s, "landmarks": [[x,y]*5]}]}``
+        (pixel values rounded to ``decimals``, scores to 5 decimals; ``landmarks`` only for models
+        that predict them)."""
+        return {"faces": [face.to_dict(decimals) for face in self]}
+
+    def to_json(self, decimals: int = 2, indent: int | None = None) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(decimals), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Detections:

@@ -38,9 +38,13 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 
 def test_written_json_is_readable_by_others(tmp_path, umask_022):
-    from facescope.cli.detect import _write_json
+    import numpy as np
 
-    _write_json(tmp_path / "faces.json", {"faces": []})
+    from facescope.inference.visualize import write_image
+
+    atomic_write_text(tmp_path / "faces.json", '{"faces": []}')  # what `detect --json` writes through
     assert stat.S_IMODE(os.stat(tmp_path / "faces.json").st_mode) == 0o644
+    write_image(str(tmp_path / "annotated.jpg"), np.zeros((8, 8, 3), np.uint8))  # annotated copies and crops, atomically
+    assert stat.S_IMODE(os.stat(tmp_path / "annotated.jpg").st_mode) == 0o644
     atomic_write_text(tmp_path / "a.txt", "é\n")
     assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "é\n"

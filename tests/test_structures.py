@@ -49,3 +49,42 @@ def test_structures_import_without_torch():
 def test_face_targets_from_boxes_has_no_landmarks():
     targets = FaceTargets.from_boxes(torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
     assert targets.landmark_valid.sum() == 0 and targets.landmarks.shape == (1, 5, 2)
+
+
+def _three_faces() -> Detections:
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 50.0], [5.0, 5.0, 6.0, 6.0]])
+    return Detections(boxes, np.array([0.9, 0.7, 0.2]), np.arange(30, dtype=np.float64).reshape(3, 5, 2))
+
+
+def test_detections_behave_like_a_sequence_of_faces():
+    from facescope.structures import Face
+
+    dets = _three_faces()
+    first, last = dets[0], dets[-1]
+    assert isinstance(first, Face) and first.box.tolist() == [0.0, 0.0, 10.0, 10.0] and first.score == pytest.approx(0.9)
+    assert first.landmarks.shape == (5, 2) and last.score == pytest.approx(0.2) and dets[np.int64(1)].box[3] == 50.0
+    assert [face.score for face in dets] == pytest.approx([0.9, 0.7, 0.2])
+    with pytest.raises(IndexError, match="face index 3 out of range for 3 faces"):
+        dets[3]
+    head = dets[:2]
+    assert isinstance(head, Detections) and len(head) == 2 and head.landmarks.shape == (2, 5, 2)
+    masked = dets[dets.scores > 0.5]
+    assert isinstance(masked, Detections) and masked.scores.tolist() == pytest.approx([0.9, 0.7])
+    assert dets[[2, 0]].scores.tolist() == pytest.approx([0.2, 0.9]) and len(dets[[]]) == 0
+    assert list(Detections.empty()) == [] and dets[1:] == Detections(dets.boxes[1:], dets.scores[1:], dets.landmarks[1:])
+
+
+def test_detections_json_contract_and_short_repr():
+    import json
+
+    dets = _three_faces()
+    data = json.loads(dets.to_json())
+    assert data == dets.to_dict() and list(data) == ["faces"] and len(data["faces"]) == 3
+    assert data["faces"][1] == {"box": [20.0, 20.0, 40.0, 50.0], "score": 0.7,
+                                "landmarks": [[10, 11], [12, 13], [14, 15], [16, 17], [18, 19]]}  # fmt: skip
+    no_points = Detections(dets.boxes, dets.scores)
+    assert "landmarks" not in json.loads(no_points.to_json())["faces"][0]
+    assert repr(dets) == "Detections(3 faces with landmarks, best score 0.900)"
+    assert repr(Detections.empty()) == "Detections(0 faces without landmarks)"
+    assert repr(dets[0]) == "Face(box=[0.0, 0.0, 10.0, 10.0], score=0.900, 5 landmarks)"
+    assert len(repr(Detections(np.zeros((5000, 4)), np.zeros(5000)))) < 80

@@ -7,6 +7,7 @@ sets ``func`` to a function taking the parsed arguments and returning an exit co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,10 +24,24 @@ EXAMPLES = """examples:
 """
 
 
+class ShortErrorParser(argparse.ArgumentParser):
+    """An argument error prints one usage line (the command and its positionals, pointing to
+    ``--help``) and one error line, instead of argparse's whole usage block; exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's signature returns NoReturn
+        positionals = " ".join(
+            a.metavar or a.dest for a in self._actions if not a.option_strings and a.help != argparse.SUPPRESS
+            and not isinstance(a, argparse._SubParsersAction)  # noqa: SLF001 - argparse has no public test
+        )
+        commands = " COMMAND" if self._subparsers is not None else ""
+        line = f"usage: {self.prog} [options]{commands}{' ' + positionals if positionals else ''} (see {self.prog} --help)"
+        self.exit(2, f"{line}\n{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from facescope.cli import detect, evaluate, export, models, train
 
-    parser = argparse.ArgumentParser(
+    parser = ShortErrorParser(
         prog="facescope",
         description="Face detection with SCRFD, RetinaFace, DSFD and SHF (ASFD is planned).",
         epilog=EXAMPLES,
@@ -39,18 +54,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for the writer, without a traceback
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facescope`` script; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = parser.parse_args(argv)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the try, not at interpreter exit
+        return code
     except FacescopeError as exc:
         print(f"facescope: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facescope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away (``facescope models | head -1``): point stdout at /dev/null so
+    that the interpreter's final flush does not raise a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

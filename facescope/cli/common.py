@@ -7,14 +7,25 @@ from typing import Any
 
 from facescope.cli import argtypes
 from facescope.errors import FacescopeError
+from facescope.models.registry import DEFAULT_MODEL
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "scrfd_2.5g_kps") -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
     """--model, --weights, --preset, thresholds, size, device, threads, backend."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=default_model, help=f"registered model name (default {default_model})")
+    group.add_argument(
+        "--model",
+        default=default_model,
+        help=f"registered model name (default: the --weights file's architecture when it is a known release or a "
+        f"facescope export, else {DEFAULT_MODEL})",
+    )
     group.add_argument("--weights", help="weights file (.onnx or PyTorch) or release tag; default: the model's release")
-    group.add_argument("--preset", default="default", help="inference preset: default, official, widerface, original")
+    group.add_argument(
+        "--preset",
+        default="default",
+        help="inference preset: default (photos), official / widerface (the benchmarks' protocols: score threshold "
+        "~0.02, for evaluation), original",
+    )
     group.add_argument("--score-thresh", type=argtypes.probability, help="override the preset's score threshold (0..1)")
     group.add_argument("--nms-thresh", type=argtypes.probability, help="override the preset's NMS IoU threshold (0..1)")
     group.add_argument("--input-size", type=argtypes.input_size, help="640, 1280x720 or original (override the preset)")
@@ -37,16 +48,22 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "s
 
 def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa: ANN201 - avoids importing torch at parser build time
     """Build a :class:`~facescope.Detector` from parsed model arguments (``tta_progress``: a bar
-    over the passes of an image with many test-time augmentation passes)."""
+    over the passes of an image with many test-time augmentation passes); ``args.model`` None is
+    resolved from ``args.weights`` first (:func:`~facescope.inference.detector.model_for_weights`)."""
     from facescope.inference.detector import Detector
 
     return Detector(**detector_options(args, tta_progress))
 
 
 def detector_options(args: argparse.Namespace, tta_progress: bool = False) -> dict[str, Any]:
-    """The :class:`~facescope.Detector` keyword arguments the parsed model arguments ask for."""
+    """The :class:`~facescope.Detector` keyword arguments the parsed model arguments ask for (``args.model``
+    None is resolved from ``args.weights`` first)."""
+    from facescope.inference.detector import model_for_weights
+
     if args.threads is not None and args.threads < 1:
         raise FacescopeError(f"--threads must be >= 1, got {args.threads}")
+    if args.model is None:  # named for the messages and reports that follow
+        args.model = model_for_weights(args.weights)
     preset = args.preset
     if preset is None:  # evaluation: the protocol of the weights' published numbers
         from facescope.models.registry import get_model_entry

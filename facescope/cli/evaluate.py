@@ -1,4 +1,4 @@
-"""``facescope eval {widerface,fddb,landmarks}``: benchmark evaluation with the official protocols (AFW / PASCAL faces: the Python function :func:`facescope.eval.face_eval.evaluate_face_ap`)."""
+"""``facescope eval {widerface,fddb,landmarks,afw,pascal}``: benchmark evaluation with the official protocols."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ EXAMPLES = """examples:
   # scale out over processes (each rank detects a shard; rank 0 evaluates)
   torchrun --nproc_per_node 2 -m facescope eval widerface --images ... --gt ... --out ...
   facescope eval fddb --detections dets.txt --ellipses FDDB-folds/ --images originalPics/ --out fddb/
+  facescope eval afw --annotations new_annotations_AFW.mat --detections afw_dets.txt
+  facescope eval pascal --annotations Annotations_Face_PASCALLayout_large_fixed.mat --images pascal/ --out pascal/
 """
 
 WIDER_EXAMPLES = EXAMPLES.split("  facescope eval fddb")[0]
@@ -38,7 +40,7 @@ BANNER = "=" * 78
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate on WIDER FACE or FDDB, or landmark accuracy (official protocols)",
+        help="evaluate on WIDER FACE, FDDB, AFW or PASCAL faces, or landmark accuracy (official protocols)",
         description="Evaluate detectors with the benchmarks' official protocols.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -46,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     benchmarks.required = True
     _register_widerface(benchmarks)
-    from facescope.cli import evaluate_other
+    from facescope.cli import evaluate_face, evaluate_other
 
     evaluate_other.register(benchmarks)
+    evaluate_face.register(benchmarks)
 
 
 def _register_widerface(benchmarks: argparse._SubParsersAction) -> None:
@@ -87,6 +90,10 @@ def _register_widerface(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def run_widerface(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    # the .mat ground truth needs scipy.io; the PR plots written to --out need matplotlib
+    require_extra("facescope eval widerface", "eval", ("scipy", "matplotlib") if args.out else ("scipy",))
     from facescope.distributed import rank_world
     from facescope.eval.widerface_runner import load_ground_truth
 

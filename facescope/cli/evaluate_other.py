@@ -54,6 +54,10 @@ def register(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def run_fddb(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    # Hungarian matching (scipy), image sizes (pillow), ROC plots written to --out (matplotlib)
+    require_extra("facescope eval fddb", "eval", ("scipy", "PIL", "matplotlib") if args.out else ("scipy", "PIL"))
     from facescope.eval.fddb import evaluate_fddb, image_sizes_from_folder, plot_fddb_roc, read_fddb_detections, read_fddb_ellipses
 
     if args.out:
@@ -105,6 +109,11 @@ def _detect_fddb(args: argparse.Namespace, annotations: dict, out: Path | None) 
 
 
 def run_landmarks(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    require_extra("facescope eval landmarks", "torch", ("torch", "torchvision"))  # face matching uses torchvision's box_iou
+    if args.out:
+        require_extra("facescope eval landmarks --out", "eval", ("matplotlib",))  # the CED plot
     import numpy as np
     from tqdm import tqdm
 

@@ -47,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
     from facescope.cli.preflight import check_output_file
+
+    require_extra("facescope export", "torch")
     from facescope.export import export_onnx
 
     check_output_file("--out", args.out, (".onnx",))  # before the export's minutes of work

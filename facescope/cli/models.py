@@ -24,20 +24,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from facescope.models.complexity import count_parameters
-    from facescope.models.registry import build_on_meta, get_model_entry, list_models
+    from facescope.cli.extras import missing_modules
+    from facescope.models.registry import get_model_entry, list_models
 
     names = list_models(args.pattern)
     if not names:
         from facescope.errors import FacescopeError
 
         raise FacescopeError(f"no registered model matches '{args.pattern}'; `facescope models` lists them all")
+    # parameter counts build each network (on the meta device): they need torch, the catalogue does not
+    with_torch = not missing_modules("torch", ("torch",))
     print(f"{'model':<22} {'family':<11} {'params':>11}  pretrained (licence)   summary")
     for name in names:
         entry = get_model_entry(name)
-        params = count_parameters(build_on_meta(name))
+        params = f"{_parameter_count(name):,}" if with_torch else "-"
         tags = ", ".join(s.tag for s in entry.weights) or "-"
-        print(f"{name:<22} {entry.family:<11} {params:>11,}  {tags:<22} {entry.summary}")
+        print(f"{name:<22} {entry.family:<11} {params:>11}  {tags:<22} {entry.summary}")
+    if not with_torch:
+        print('(params: counting them builds the networks, which needs PyTorch: pip install "facescope[torch]")')
     with_weights = [get_model_entry(n) for n in names if get_model_entry(n).weights]
     if with_weights:
         print("\npretrained weights:")
@@ -45,12 +49,22 @@ def run_models(args: argparse.Namespace) -> int:
         for spec in entry.weights:
             ap = spec.metrics.get("widerface_val", {})
             ap_text = "/".join(f"{ap[k]:.2f}" for k in ("easy", "medium", "hard") if k in ap)
-            print(f"  {entry.name}.{spec.tag}: {spec.url}{' :: ' + spec.archive_member if spec.archive_member else ''}")
+            print(f"  {entry.name}.{spec.tag}: {spec.where()}")
             print(f"      sha256 {spec.sha256}; {spec.license}; WIDER val AP (published) {ap_text or 'n/a'}")
     return 0
 
 
+def _parameter_count(name: str) -> int:
+    from facescope.models.complexity import count_parameters
+    from facescope.models.registry import build_on_meta
+
+    return count_parameters(build_on_meta(name))
+
+
 def run_info(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    require_extra("facescope info", "torch", ("torch",))
     from facescope.models.complexity import count_macs
     from facescope.models.registry import create_model, get_model_entry
 

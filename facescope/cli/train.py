@@ -73,6 +73,9 @@ def parse_after_recipe(rest: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facescope.cli.extras import require_extra
+
+    require_extra("facescope train", "torch", ("torch", "torchvision"))
     from facescope.config import load_yaml
     from facescope.engine.config import TrainConfig
     from facescope.engine.trainer import fit
@@ -84,5 +87,8 @@ def run(args: argparse.Namespace) -> int:
     overrides += [f"runtime.out_dir={args.out}"] if args.out else []
     config = load_yaml(TrainConfig, args.config, overrides).resolve_paths(args.data_root)
     last = fit(config, resume=args.resume, progress=not args.no_progress)
-    print(f"facescope: training stopped; last checkpoint {last}")
+    from facescope.distributed import rank_world
+
+    if rank_world()[0] == 0:  # one line for the run, not one per DDP rank (Ctrl-C ends in main's "interrupted")
+        print(f"facescope: training finished; last checkpoint {last}")
     return 0

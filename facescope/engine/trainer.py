@@ -100,6 +100,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
     model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    model.weights_loaded = True  # what training makes of them (a Detector on this model must not warn)
     check_image_size(config, model)
     configure_model(model, config)
     criterion = build_criterion(model, config.loss)  # an unknown loss key fails here, before any work

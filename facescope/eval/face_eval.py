@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -185,8 +186,6 @@ def shift_box_tops(boxes_xyxy: np.ndarray, fraction: float = 0.2) -> np.ndarray:
 def read_face_eval_detections(path: str) -> dict[str, np.ndarray]:
     """face-eval detection file: one ``image_id score x1 y1 x2 y2`` per line -> id -> ``[N, 5]``
     ``x1 y1 x2 y2 score``."""
-    from pathlib import Path
-
     from facescope.errors import DataError
 
     result: dict[str, list[list[float]]] = {}
@@ -202,3 +201,51 @@ def read_face_eval_detections(path: str) -> dict[str, np.ndarray]:
             raise DataError(f"{path}:{number}: expected 'image_id score x1 y1 x2 y2': '{line.strip()}'") from None
         result.setdefault(parts[0], []).append([x1, y1, x2, y2, score])
     return {k: np.array(v, dtype=np.float64).reshape(-1, 5) for k, v in result.items()}
+
+
+def read_face_eval_annotations(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The published AFW / PASCAL faces ground truth of face-eval (``new_annotations_AFW.mat``,
+    ``Annotations_Face_PASCALLayout_large_fixed.mat``): a MATLAB struct array ``Annotations`` with
+    ``imgname`` (``"name.jpg"``) and ``objects`` (one row per face: ``x1 y1 x2 y2`` and, in the
+    re-annotated sets, two more columns, the 6th being the ignore flag).
+
+    Returns:
+        ``(faces, ignore)``: image id (the name without extension, as in detection files) ->
+        ``ndarray[G, 4]`` x1 y1 x2 y2, and -> ``ndarray[G]`` bool ignore flags.
+    """
+    import scipy.io
+
+    from facescope.errors import DataError
+
+    try:
+        mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"{path}: cannot read a MATLAB annotation file: {exc}") from None
+    if "Annotations" not in mat:
+        raise DataError(f"{path}: no 'Annotations' struct array (the face-eval AFW / PASCAL layout); found {sorted(k for k in mat if not k.startswith('__'))}")
+    faces: dict[str, np.ndarray] = {}
+    ignore: dict[str, np.ndarray] = {}
+    for index, record in enumerate(np.atleast_1d(mat["Annotations"]), start=1):
+        try:
+            name, objects = str(record.imgname), np.asarray(record.objects, dtype=np.float64)
+        except (AttributeError, ValueError):
+            raise DataError(f"{path}: annotation {index} lacks a string 'imgname' and numeric 'objects'") from None
+        rows = objects.reshape(-1, objects.shape[-1]) if objects.size else np.zeros((0, 4))
+        if rows.shape[1] < 4:
+            raise DataError(f"{path}: annotation {index} ({name}): objects need >= 4 columns x1 y1 x2 y2, got {rows.shape[1]}")
+        key = Path(name).stem
+        faces[key] = rows[:, :4]
+        ignore[key] = rows[:, 5] != 0 if rows.shape[1] >= 6 else np.zeros(len(rows), dtype=bool)
+    return faces, ignore
+
+
+def write_face_eval_detections(path: str | Path, detections: Mapping[str, np.ndarray]) -> None:
+    """Write ``image_id -> [N, 5] x1 y1 x2 y2 score`` as face-eval lines ``image_id score x1 y1 x2 y2`` (atomically)."""
+    from facescope.fileio import atomic_write_text
+
+    lines = [
+        f"{image} {row[4]:.6f} {row[0]:.2f} {row[1]:.2f} {row[2]:.2f} {row[3]:.2f}"
+        for image, table in detections.items()
+        for row in np.asarray(table, dtype=np.float64).reshape(-1, 5)
+    ]
+    atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))

@@ -18,7 +18,7 @@ import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.postprocess import Predictions
-from facescope.models.registry import ModelEntry, entries, find_release
+from facescope.models.registry import ModelEntry, entries, find_release, release_of_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
@@ -141,11 +141,17 @@ class OnnxRuntimeBackend:
         return _stack(per_image)
 
     def _check_input_size(self, shape: tuple[int, ...]) -> None:
+        self.check_input_hw((shape[2], shape[3]))
+
+    def check_input_hw(self, input_hw: tuple[int, int]) -> None:
+        """Refuse a network input size a fixed-size file cannot take, saying how to choose one (CLI and Python)."""
         fixed_h, fixed_w = self.fixed_input[2:4] if len(self.fixed_input) == 4 else (None, None)
-        if (fixed_h is not None and fixed_h != shape[2]) or (fixed_w is not None and fixed_w != shape[3]):
+        if (fixed_h is not None and fixed_h != input_hw[0]) or (fixed_w is not None and fixed_w != input_hw[1]):
+            cli = f"{fixed_w}" if fixed_w == fixed_h else f"{fixed_w}x{fixed_h}"
+            python = f"{fixed_w}" if fixed_w == fixed_h else f"({fixed_w}, {fixed_h})"
             raise FacescopeError(
-                f"{self.path.name} has a fixed {fixed_w}x{fixed_h} input but this preset feeds {shape[3]}x{shape[2]}; "
-                f"use input_size={fixed_w if fixed_w == fixed_h else (fixed_w, fixed_h)} or a file with dynamic axes"
+                f"{self.path.name} has a fixed {fixed_w}x{fixed_h} input but this preset feeds {input_hw[1]}x{input_hw[0]}; "
+                f"use --input-size {cli} (Python: input_size={python}) or a file with dynamic axes (`facescope export`)"
             )
 
     def _predictions(self, outputs: list[np.ndarray]) -> Predictions:
@@ -179,6 +185,24 @@ def _identity(metadata: dict[str, str], sha256: str) -> tuple[str, str] | None:
         entry, spec = release
         return entry.name, f"the released weights '{entry.name}.{spec.tag}' (sha256 {sha256[:12]}...)"
     return None
+
+
+def architecture_of_file(path: Path) -> str | None:
+    """The registered architecture a weights file is known to be: a registered release (by location
+    or sha256), or a facescope ONNX export (its ``facescope_model`` metadata); None when only its
+    shapes could tell, which cannot tell apart architectures with the same layout."""
+    release = release_of_file(path)
+    if release is not None:
+        return release[0].name
+    if path.suffix.lower() != ".onnx":
+        return None
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the backend that loads it
+        return None
+    return session.get_modelmeta().custom_metadata_map.get("facescope_model")
 
 
 def check_onnx_fits(

@@ -8,6 +8,7 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,15 @@ from facescope.inference.postprocess import candidates, passes_score, postproces
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
 from facescope.inference.validate import validate_detector_options
-from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
+from facescope.models.registry import (
+    DEFAULT_MODEL,
+    ModelEntry,
+    family_presets,
+    get_model_entry,
+    release_format,
+    release_of_file,
+    resolve_weights,
+)
 from facescope.models.spec import InferencePreset, InputSpec
 from facescope.structures import Detections, to_numpy
 
@@ -39,9 +48,13 @@ class Detector:
     """Detect faces with any registered model.
 
     Args:
-        model: a registry name (see ``facescope models``) or a built PyTorch model.
+        model: a registry name (see ``facescope models``) or a built PyTorch model. None: the
+            architecture of ``weights`` when the file is a registered release or a facescope export
+            (another file needs its model named: shapes alone cannot tell e.g. SCRFD from RetinaFace),
+            else ``retinaface_mnet025``, whose default release is embedded in the package (MIT licence,
+            onnxruntime, no torch, no download).
         weights: a weights file (``.onnx`` or PyTorch), a release tag, or None for the model's
-            default pretrained release (downloaded and hash-checked on first use).
+            default pretrained release (embedded, or downloaded and hash-checked on first use).
         preset: named inference recipe of the model (``"default"``, ``"official"``,
             ``"widerface"``, ...); ``"default"`` suits photos, evaluation uses the weights'
             protocol preset.
@@ -82,19 +95,22 @@ class Detector:
 
     Attributes:
         model_name: the registered architecture that runs (or the class name of a given model).
+        weights_license: the licence of the weights when they are a registered release, else None.
+        weights_permissive: False when that licence forbids commercial use (e.g. insightface's SCRFD files).
         backend: the backend object (``backend.name`` is ``"torch"`` or ``"onnxruntime"``).
         model: the PyTorch model on the torch backend, None on onnxruntime.
 
     Example:
-        >>> detector = Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")   # onnxruntime, no torch
+        >>> detector = Detector()                          # embedded RetinaFace MobileNet-0.25: onnxruntime, no torch
         >>> faces = detector.detect("group.jpg")
-        >>> faces.boxes.shape, faces.landmarks.shape                                # numpy float32
+        >>> faces.boxes.shape, faces.landmarks.shape       # numpy float32
         ((6, 4), (6, 5, 2))
+        >>> Detector("scrfd_2.5g_kps", weights="scrfd_2.5g_kps.onnx")   # any other ONNX file, also without torch
     """
 
     def __init__(
         self,
-        model: str | DenseFaceDetector = "scrfd_2.5g_kps",
+        model: str | DenseFaceDetector | None = None,
         weights: str | Path | None = None,
         *,
         preset: str = "default",
@@ -113,6 +129,7 @@ class Detector:
         fp16: bool = False,
     ) -> None:
         requested_tta = resolve_tta(tta)  # an unknown protocol name fails here, before any weights are read
+        model = model_for_weights(weights) if model is None else model
         if max_pass_pixels < 1:
             raise FacescopeError(f"max_pass_pixels must be >= 1, got {max_pass_pixels}")
         if backend not in ("auto", "torch", "onnxruntime"):
@@ -130,6 +147,9 @@ class Detector:
         kind = _choose_backend(backend, model, self.entry, weights, self.weights_path)
         if fp16 and kind == "onnxruntime":
             raise FacescopeError("fp16 runs on the torch backend (backend='torch'); the onnxruntime backend runs the file's float32 graph")
+        release = release_of_file(self.weights_path) if self.weights_path is not None else None
+        self.weights_license: str | None = release[1].license if release is not None else None
+        self.weights_permissive = release is None or release[1].permissive
         if tune_process and self.device == "cpu":
             from facescope.allocator import tune_cpu_allocator
 
@@ -154,6 +174,12 @@ class Detector:
             self.coder = self.model.coder
             self.has_landmarks = bool(self.model.has_landmarks)
             presets = self.entry.presets if self.entry is not None else _object_presets(self.model)
+        if self.model is not None and not isinstance(model, str) and not getattr(self.model, "weights_loaded", True):
+            warnings.warn(
+                f"{self.model_name} has randomly initialised weights (none were loaded or trained): its detections "
+                "are meaningless; build it with create_model(name, weights) or pass Detector(name, weights)",
+                stacklevel=2,
+            )
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
@@ -163,6 +189,9 @@ class Detector:
         self.tta_progress = bool(tta_progress)
         self.last_tta_notes: tuple[str, ...] = ()
         self._shown_notes: set[str] = set()
+        if self.tta is None and self.preset.resize.mode == "letterbox" and hasattr(self.backend, "check_input_hw"):
+            width, height = self.preset.resize.size  # a fixed-size file and another letterbox: refused now, not per image
+            self.backend.check_input_hw((height, width))
         if self.tta is not None and getattr(self.backend, "fixed_input", None) is not None:
             # a fixed-size file: plan an image of the letterbox canvas now, so a protocol whose passes
             # cannot fit is refused before any image is read (every image is checked again when it runs)
@@ -352,12 +381,35 @@ class Detector:
         """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
         size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        if self.tta is not None:  # the passes run at the protocol's own sizes; the preset's is only their base
+            size = f"TTA '{self.tta.name}' passes at the protocol's scales ({'relative to ' + size if resize.mode == 'letterbox' else 'of the original size'})"
         weights = f" ({self.weights_path.name})" if self.weights_path is not None else ""
         return (
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
-            + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
+            + ("" if self.weights_permissive else f"; weights licence: {self.weights_license}")
         )
+
+
+def model_for_weights(weights: str | Path | None) -> str:
+    """The architecture to run when none is named: the weights file's, or :data:`DEFAULT_MODEL`.
+
+    A file that is neither a registered release nor a facescope export is refused: its output shapes
+    fit several architectures that decode differently, and guessing would give wrong boxes silently."""
+    if weights is None or str(weights) == "pretrained":
+        return DEFAULT_MODEL
+    path = Path(weights).expanduser()
+    if not path.is_file():  # a release tag of the default model (or a missing file, reported later)
+        return DEFAULT_MODEL
+    from facescope.inference.backends import architecture_of_file
+
+    name = architecture_of_file(path)
+    if name is None:
+        raise FacescopeError(
+            f"{path.name} is neither a registered release nor a facescope export, so its architecture is unknown; "
+            "name it with --model (model= in Python); `facescope models` lists them"
+        )
+    return name
 
 
 def _object_presets(model: DenseFaceDetector) -> Mapping[str, InferencePreset]:

@@ -81,6 +81,10 @@ class DensePredictions:
         return cls(torch.cat(list(scores), dim=1), torch.cat(list(box_regs), dim=1), landmarks)
 
 
+def _mark_loaded(module: nn.Module, incompatible_keys: Any) -> None:
+    module.weights_loaded = True
+
+
 class DenseFaceDetector(nn.Module):
     """Base class of single-stage detectors that predict a score, a box and optionally landmarks
     for every prior of an :class:`AnchorGenerator`.
@@ -114,6 +118,11 @@ class DenseFaceDetector(nn.Module):
         self.coder = coder
         self.input_spec = input_spec
         self.has_landmarks = has_landmarks
+        # False while the weights are the random initialisation: a Detector warns that its
+        # detections mean nothing. Loading a state dict (any way), importing ONNX weights or
+        # training sets it.
+        self.weights_loaded = False
+        self.register_load_state_dict_post_hook(_mark_loaded)
 
     def forward(self, images: Tensor) -> DenseOutputs:  # pragma: no cover - abstract
         """``Tensor[B, 3, H, W]`` normalised images -> raw head outputs."""

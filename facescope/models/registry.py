@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
 
 CATALOG_PACKAGE = "facescope.models.catalog"
+# The default of `facescope detect` and Detector(): its default release is embedded in the package
+# (MIT, torch-free, offline); the SCRFD releases are more accurate and one `--model` away.
+DEFAULT_MODEL = "retinaface_mnet025"
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,9 @@ def resolve_weights(entry: ModelEntry, weights: str | Path, progress: bool = Tru
     if not path.exists():
         tags = [s.tag for s in entry.weights]
         raise WeightsError(f"weights '{weights}' is neither a file nor a release of '{entry.name}' (releases: {tags})")
+    from facescope.models.weights import check_weights_file
+
+    check_weights_file(path)
     return path
 
 
@@ -262,6 +268,18 @@ def find_release(sha256: str) -> tuple[ModelEntry, WeightSpec] | None:
             if spec.sha256.lower() == sha256.lower():
                 return entry, spec
     return None
+
+
+def release_of_file(path: Path) -> tuple[ModelEntry, WeightSpec] | None:
+    """The registered release stored at ``path`` (its cache or package location, else its sha256), if any."""
+    resolved = path.resolve()
+    for entry in entries():
+        for spec in entry.weights:
+            if spec.cached_path().resolve() == resolved:
+                return entry, spec
+    from facescope.models.weights import file_sha256
+
+    return find_release(file_sha256(path))
 
 
 def build_on_meta(name: str) -> DenseFaceDetector:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference code
     from facescope.inference.tta import TTASpec
 
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"  # weights shipped inside the package
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -176,6 +178,10 @@ class WeightSpec:
         metrics: e.g. ``{"widerface_val": {"easy": 93.80, "medium": 92.02, "hard": 77.13}}`` as published.
         size_bytes: the file's published size, when known: a file of another size is refused before
             it is hashed (a truncated download says so in those words).
+        embedded: the file ships inside the package (``facescope/models/embedded/<filename>``,
+            with its source and licence beside it): nothing is downloaded, ``url`` is unused.
+        permissive: the licence allows commercial use; the ``detect`` summary names the licence of
+            weights that are not permissive.
     """
 
     tag: str
@@ -191,9 +197,19 @@ class WeightSpec:
     preset: str = "official"
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     size_bytes: int | None = None
+    embedded: bool = False
+    permissive: bool = True
 
     def cached_path(self) -> Path:
-        """Where the file lives in the cache (it may not exist yet)."""
+        """Where the file lives: inside the package when embedded, else in the cache (it may not exist yet)."""
+        if self.embedded:
+            return EMBEDDED_DIR / self.filename
         from facescope.models.weights import weights_dir
 
         return weights_dir() / self.filename
+
+    def where(self) -> str:
+        """Where the file comes from, for listings: the URL, or the package folder when embedded."""
+        if self.embedded:
+            return f"embedded in the package ({self.cached_path()})"
+        return self.url + (f" :: {self.archive_member}" if self.archive_member else "")

@@ -73,6 +73,8 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     if target.exists():
         verify_release_file(target, spec)
         return target
+    if spec.embedded:
+        raise WeightsError(f"the embedded weights file {target} is missing: the facescope installation is incomplete; reinstall it")
     import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
 
     urls = list(spec.mirrors) + [spec.url]
@@ -125,6 +127,27 @@ def _read_url(url: str, progress: bool) -> bytes:
 _OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked", "integral.project")
 
 
+# First bytes of the files facescope reads: torch.save writes a zip archive (or, before PyTorch 1.6, a pickle).
+_TORCH_MAGICS = (b"PK\x03\x04", b"\x80")
+_OTHER_FORMATS = {b"TFL3": "a TensorFlow Lite model", b"\x89HDF": "a Keras/HDF5 file", b"GGUF": "a GGUF file"}
+
+
+def check_weights_file(path: Path) -> None:
+    """Refuse, in one line and before any library is imported, a weights path that is neither an
+    ``.onnx`` file nor a PyTorch checkpoint (``torch.save`` zip or pickle): a ``.tflite`` would
+    otherwise reach ``torch.load`` and come back with PyTorch's unrelated advice."""
+    if path.suffix.lower() == ".onnx" or path.is_dir():
+        return
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_TORCH_MAGICS):
+        return
+    kind = next((name for magic, name in _OTHER_FORMATS.items() if magic in head), "not a format facescope reads")
+    raise WeightsError(
+        f"weights {path}: {kind}; facescope reads .onnx files and PyTorch checkpoints (.pth, written by torch.save)"
+    )
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a PyTorch weights file in any of the layouts in circulation.
 
@@ -137,7 +160,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise WeightsError(f"cannot read weights {path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})")
+        if "weights_only" in str(exc):  # torch's advice to unpickle arbitrary code is not ours to give
+            raise WeightsError(f"cannot read weights {path}: it holds Python objects besides tensors, and facescope loads tensors only") from None
+        raise WeightsError(f"cannot read weights {path}: not a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
@@ -201,6 +226,7 @@ def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str
         from facescope.models.onnx_import import import_onnx_weights
 
         import_onnx_weights(model, path, arch)
+        model.weights_loaded = True  # copied tensor by tensor, not through load_state_dict
     else:
         load_state_dict_checked(model, read_state_dict(path), str(path), arch)
 

@@ -70,12 +70,15 @@ def test_onnxruntime_backend_equals_torch(scrfd_onnx, shared_data):
     assert np.abs(torch_dets.boxes - ort_dets.boxes).max() < 0.01
 
 
-def test_errors(scrfd_onnx):
+def test_errors(scrfd_onnx, tmp_path):
     with pytest.raises(FacescopeError, match=r"unknown preset 'oficial' \(did you mean 'official'\?\)"):
         Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps"], preset="oficial")
     with pytest.raises(WeightsError, match="has no pretrained weights"):
         Detector("scrfd_500m")
+    torch.save({}, tmp_path / "model.pth")
     with pytest.raises(FacescopeError, match="needs an .onnx"):
-        Detector("scrfd_500m_kps", __file__, backend="onnxruntime")
+        Detector("scrfd_500m_kps", tmp_path / "model.pth", backend="onnxruntime")
+    with pytest.raises(WeightsError, match=r"not a format facescope reads; facescope reads \.onnx files and PyTorch checkpoints"):
+        Detector("scrfd_500m_kps", __file__)
     with pytest.raises(FacescopeError, match="unknown backend 'tensorrt'"):
         Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps"], backend="tensorrt")

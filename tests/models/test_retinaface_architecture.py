@@ -138,5 +138,5 @@ def test_mnet_release_is_the_shared_official_file_and_loads_from_the_cache(retin
     path = retinaface_mnet_weights
     assert file_sha256(path) == RETINAFACE_MNET025_WEIGHTS.sha256
     copy_into_cache(path, RETINAFACE_MNET025_WEIGHTS)  # what an offline user does; nothing is downloaded
-    model = create_model("retinaface_mnet025", "pretrained")
+    model = create_model("retinaface_mnet025", "official")  # the default release is the embedded ONNX export
     assert torch.equal(model.state_dict()["BboxHead.0.conv1x1.weight"], read_state_dict(path)["BboxHead.0.conv1x1.weight"])

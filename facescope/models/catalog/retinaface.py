@@ -74,6 +74,25 @@ RETINAFACE_PRESETS: dict[str, InferencePreset] = {
 PYTORCH_RETINAFACE_RELEASES = "https://drive.google.com/open?id=1oZRSG0ZegbVkVwUd8wUIQx8W7yfZ_ki1"
 PYTORCH_RETINAFACE_LICENSE = "MIT (biubug6/Pytorch_Retinaface)"
 
+# facescope's own ONNX export of the official checkpoint below, shipped inside the package (see
+# facescope/models/embedded/SOURCE.md): the default model of `facescope detect` and Detector(),
+# torch-free and offline. The published numbers are the checkpoint's (the export's outputs differ
+# from PyTorch's by < 1e-4, checked in tests/models/test_embedded_model.py).
+RETINAFACE_MNET025_EMBEDDED = WeightSpec(
+    tag="facescope",
+    url="",
+    sha256="f31f0e2c83b0d65185e77bac061348615a0b6875fadb981265de1ee02428416f",
+    filename="retinaface_mnet025.onnx",
+    license="MIT (biubug6/Pytorch_Retinaface checkpoint, ONNX export by facescope)",
+    format="onnx",
+    source="facescope/models/embedded/SOURCE.md",
+    input_size=None,
+    preset="official",
+    metrics={"widerface_val": {"easy": 90.70, "medium": 88.16, "hard": 73.82}},
+    size_bytes=1_741_687,
+    embedded=True,
+)
+
 RETINAFACE_MNET025_WEIGHTS = WeightSpec(
     tag="official",
     # The official release is a Google Drive folder (``source``) that cannot be fetched by URL; this
@@ -125,7 +144,7 @@ _register(
     "retinaface_mnet025",
     "RetinaFace MobileNet-0.25 (Pytorch_Retinaface): FPN 8/16/32, SSH, 2 priors/location, 5 landmarks",
     PORT_HEAD,
-    (RETINAFACE_MNET025_WEIGHTS,),
+    (RETINAFACE_MNET025_EMBEDDED, RETINAFACE_MNET025_WEIGHTS),
 )
 _register(
     "retinaface_r50",

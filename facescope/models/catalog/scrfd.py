@@ -68,6 +68,7 @@ def _insightface_onnx(pack: str, member: str, sha256: str, mirrors: tuple[str, .
         sha256=sha256,
         filename=f"scrfd_{pack}_{member}",
         license=INSIGHTFACE_LICENSE,
+        permissive=False,
         format="onnx",
         mirrors=mirrors,
         source=INSIGHTFACE_RELEASES,
