@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facescope.errors import FacescopeError, UnknownModelError, WeightsError, suggest
+from facescope.named_registry import NamedRegistry
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,8 +128,17 @@ class ModelEntry:
         return model
 
 
-_MODELS: dict[str, ModelEntry] = {}
-_CATALOG_LOADED = False
+def _load_catalog() -> None:
+    """Import every family declaration of the catalogue package (each registers its entries)."""
+    package = importlib.import_module(CATALOG_PACKAGE)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
+
+
+_MODELS: NamedRegistry[ModelEntry] = NamedRegistry(
+    "model", error=UnknownModelError, hint="see `facescope models`", loader=_load_catalog
+)
 
 
 def register_model(
@@ -144,41 +154,23 @@ def register_model(
     paper_metrics: Mapping[str, float] | None = None,
 ) -> ModelEntry:
     """Add an entry (called by the catalogue modules); a duplicate name is an error."""
-    if name in _MODELS:
-        raise ValueError(f"model '{name}' is already registered")
     if ":" not in builder:
         raise ValueError(f"builder of '{name}' must be 'module:function', got {builder!r}")
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
     entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
-    _MODELS[name] = entry
-    return entry
-
-
-def _load_catalog() -> None:
-    global _CATALOG_LOADED
-    if _CATALOG_LOADED:
-        return
-    _CATALOG_LOADED = True
-    package = importlib.import_module(CATALOG_PACKAGE)
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
+    return _MODELS.add(name, entry)
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered names matching a shell ``pattern``, optionally only those with weights."""
-    _load_catalog()
-    return sorted(n for n, e in _MODELS.items() if fnmatch.fnmatch(n, pattern) and (e.weights or not pretrained))
+    return [n for n in _MODELS.names() if fnmatch.fnmatch(n, pattern) and (_MODELS[n].weights or not pretrained)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """Look ``name`` up, raising :class:`UnknownModelError` with a close-match suggestion."""
-    _load_catalog()
-    if name not in _MODELS:
-        raise UnknownModelError(f"unknown model '{name}'{suggest(name, _MODELS)}; see `facescope models`")
-    return _MODELS[name]
+    return _MODELS.get(name)
 
 
 def entries() -> list[ModelEntry]:
