@@ -168,6 +168,11 @@ class TrainConfig:
 
     Attributes:
         model: registry name.
+        model_args: options of the model's builder (``create_model(model, **model_args)``, e.g.
+            ``{deformable: false}``; ``model_args.KEY=VALUE`` on the command line). Unknown keys are
+            refused; a file-valued option takes a path and the checkpoints carry the file's content.
+            Every checkpoint records them, so ``facescope detect/eval/export/info`` rebuild the model
+            without their being repeated.
         init_weights: whole-model weights to start from (path, release tag or ``pretrained``).
         backbone_weights: ImageNet classification checkpoint for the backbone (e.g. Pytorch_Retinaface's
             ``mobilenetV1X0.25_pretrain.tar`` or a torchvision ResNet file); the classifier is dropped.
@@ -176,6 +181,7 @@ class TrainConfig:
     """
 
     model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
     backbone_weights: str | None = None
     loss: dict[str, float | int | bool | None] = field(default_factory=dict)
@@ -198,7 +204,13 @@ class TrainConfig:
         self.eval.images = under(self.eval.images) if self.eval.images else self.eval.images
         self.eval.ground_truth = under(self.eval.ground_truth) if self.eval.ground_truth else self.eval.ground_truth
         for name in ("init_weights", "backbone_weights"):
-            value = getattr(self, name)
-            if value and not Path(value).is_absolute() and (root / value).exists():
-                setattr(self, name, str(root / value))
+            setattr(self, name, _under_root_if_there(getattr(self, name), root))
+        self.model_args = {key: _under_root_if_there(value, root) for key, value in self.model_args.items()}
         return self
+
+
+def _under_root_if_there(value: Any, root: Path) -> Any:
+    """``root / value`` for a relative path string that exists under ``root``; anything else unchanged."""
+    if isinstance(value, str) and value and not Path(value).is_absolute() and (root / value).exists():
+        return str(root / value)
+    return value

@@ -34,6 +34,7 @@ from facescope.engine.schedule import learning_rate
 from facescope.errors import ConfigError, DataError, FacescopeError
 from facescope.losses.criteria import Criterion, build_criterion
 from facescope.models.base import DenseFaceDetector
+from facescope.models.options import check_agreement
 from facescope.models.registry import create_model
 
 
@@ -99,7 +100,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
         tune_cpu_allocator()  # reuse freed activation buffers across steps (see facescope.allocator)
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
-    model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    model = create_model(config.model, config.init_weights, device=device, progress=progress, **config.model_args)
     check_image_size(config, model)
     configure_model(model, config)
     criterion = build_criterion(model, config.loss)  # an unknown loss key fails here, before any work
@@ -183,6 +184,7 @@ def restore(trainer: Trainer, path: Path) -> None:
     payload = load_checkpoint(path)
     if payload.get("model_name") not in (None, trainer.config.model):
         raise FacescopeError(f"{path} was trained as '{payload['model_name']}', not '{trainer.config.model}'")
+    check_agreement(payload.get("model_args") or {}, getattr(trainer.model, "model_args", {}), str(path))
     saved_groups, groups = len(payload["optimizer"]["param_groups"]), len(trainer.optimizer.param_groups)
     if saved_groups != groups:
         raise FacescopeError(
@@ -342,6 +344,7 @@ def write_checkpoint(trainer: Trainer, path: Path) -> None:
                 "rng": rng_state(),
                 "config": to_dict(trainer.config),
                 "model_name": trainer.config.model,
+                "model_args": dict(getattr(trainer.model, "model_args", {})),
                 "facescope_version": __version__,
             },
         )
