@@ -23,8 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from facescope.errors import ConfigError, FacescopeError, suggest
 
@@ -37,7 +37,8 @@ class NamedRegistry(Mapping[str, T], Generic[T]):
     Args:
         kind: what an item is, for messages (``"data pipeline"``, ``"sampler"``).
         error: the exception type of an unknown name (a :class:`~facescope.errors.FacescopeError`).
-        hint: text after the suggestion in the unknown-name message; default ``registered: [names]``.
+        hint: text after the suggestion in the unknown-name message, or a function of the sorted names
+            giving it; default ``registered: [names]``.
         loader: called once before the first lookup (e.g. to import the modules that register).
     """
 
@@ -46,7 +47,7 @@ class NamedRegistry(Mapping[str, T], Generic[T]):
         kind: str,
         *,
         error: type[FacescopeError] = ConfigError,
-        hint: str | None = None,
+        hint: str | Callable[[list[str]], str] | None = None,
         loader: Callable[[], None] | None = None,
     ) -> None:
         self.kind = kind
@@ -54,6 +55,14 @@ class NamedRegistry(Mapping[str, T], Generic[T]):
         self.hint = hint
         self._items: dict[str, T] = {}
         self._loader = loader
+
+    @classmethod
+    def of(cls, kind: str, items: Iterable[tuple[str, T]], **options: Any) -> NamedRegistry[T]:
+        """A registry holding ``(name, item)`` pairs (a name twice is a :class:`ValueError`); ``options`` as the constructor's."""
+        registry: NamedRegistry[T] = cls(kind, **options)
+        for name, item in items:
+            registry.add(name, item)
+        return registry
 
     def _load(self) -> None:
         if self._loader is not None:
@@ -80,7 +89,7 @@ class NamedRegistry(Mapping[str, T], Generic[T]):
         """The item called ``name``; an unknown name raises ``error`` with the closest registered name."""
         self._load()
         if name not in self._items:
-            hint = self.hint if self.hint is not None else f"registered: {self.names()}"
+            hint = self.hint(self.names()) if callable(self.hint) else self.hint or f"registered: {self.names()}"
             raise self.error(f"unknown {self.kind} '{name}'{suggest(name, self._items)}; {hint}")
         return self._items[name]
 

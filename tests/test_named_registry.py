@@ -44,9 +44,18 @@ def test_decorator_and_listing():
 
 @pytest.mark.parametrize(
     "module, attribute",
-    [("facescope.models.registry", "_MODELS"), ("facescope.data.pipelines", "_PIPELINES"), ("facescope.engine.samplers", "_SAMPLERS")],
+    [("facescope.models.registry", "_MODELS"), ("facescope.data.pipelines", "_PIPELINES"), ("facescope.engine.samplers", "_SAMPLERS"),
+     ("facescope.inference.tta", "TTA_PROTOCOLS"), ("facescope.engine.steps", "_STRATEGIES"), ("facescope.search", "_SEARCHES")],
 )
 def test_the_package_registries_use_it(module, attribute):
     import importlib
 
     assert isinstance(getattr(importlib.import_module(module), attribute), NamedRegistry)
+
+
+def test_a_registry_from_pairs_refuses_a_name_twice_and_takes_a_computed_hint():
+    registry = NamedRegistry.of("protocol", [("flip", 1), ("multiscale", 2)], hint=lambda names: f"known: {', '.join(names)}")
+    with pytest.raises(ConfigError, match=r"^unknown protocol 'flp' \(did you mean 'flip'\?\); known: flip, multiscale$"):
+        registry.get("flp")
+    with pytest.raises(ValueError, match="protocol 'flip' is already registered"):
+        NamedRegistry.of("protocol", [("flip", 1), ("flip", 2)])
