@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import torch
 from torch import Tensor
 
-from facescope.config import from_dict, require
+from facescope.config import require
+from facescope.engine.factories import FactoryEntry, register_factory
 from facescope.engine.samplers import TrainSampler, build_sampler
 from facescope.errors import ConfigError
 from facescope.named_registry import NamedRegistry
@@ -110,24 +111,13 @@ class StepStrategy(Protocol):
 
 
 StrategyFactory = Callable[..., StepStrategy]
-
-
-@dataclass(frozen=True)
-class StrategyEntry:
-    """A registered strategy: ``factory(data: StepData, optimizers: Optimizers[, options])``."""
-
-    name: str
-    factory: StrategyFactory
-    options_type: type | None
-    summary: str
-
-
-_STRATEGIES: NamedRegistry[StrategyEntry] = NamedRegistry("step strategy")
+# A registered strategy: ``factory(data: StepData, optimizers: Optimizers[, options])``.
+_STRATEGIES: NamedRegistry[FactoryEntry] = NamedRegistry("step strategy")
 
 
 def register_step_strategy(name: str, *, summary: str, options_type: type | None = None) -> Callable[[StrategyFactory], StrategyFactory]:
     """Decorator registering a strategy factory under ``name``; a duplicate name is an error."""
-    return _STRATEGIES.decorator(name, wrap=lambda factory: StrategyEntry(name, factory, options_type, summary))
+    return register_factory(_STRATEGIES, name, summary=summary, options_type=options_type)
 
 
 def list_step_strategies() -> list[str]:
@@ -136,19 +126,12 @@ def list_step_strategies() -> list[str]:
 
 def step_options(name: str, options: Mapping[str, Any]) -> Any:
     """``optim.step_options`` as the strategy's typed options (None when it takes none)."""
-    entry = _STRATEGIES.get(name)
-    if entry.options_type is None:
-        if options:
-            raise ConfigError(f"step strategy '{name}' takes no options, got {sorted(options)}")
-        return None
-    return from_dict(entry.options_type, options, source="optim.step_options")
+    return _STRATEGIES.get(name).typed_options(options, "optim.step_options")
 
 
 def build_step_strategy(name: str, options: Mapping[str, Any], data: StepData, optimizers: Optimizers) -> StepStrategy:
     """Build the registered strategy ``name`` over ``data`` for ``optimizers``."""
-    entry = _STRATEGIES.get(name)
-    typed = step_options(name, options)
-    return entry.factory(data, optimizers, **({} if typed is None else {"options": typed}))
+    return _STRATEGIES.get(name).build(data, optimizers, options=options, source="optim.step_options")
 
 
 class StandardStep:

@@ -145,18 +145,9 @@ def test_through_the_trainer_each_half_step_moves_only_its_set_on_its_half(tiny_
     assert {"loss", "architecture_loss", "grad_norm", "architecture_grad_norm"} <= set(metrics)
 
 
-def _train(config, resume=None):
-    from facescope.distributed import DistInfo
-    from facescope.engine.trainer import build_trainer, restore, run
-
-    trainer = build_trainer(config, DistInfo(), torch.device("cpu"), False)
-    if resume is not None:
-        restore(trainer, resume)
-    run(trainer, progress=False)
-    return trainer
-
-
 def test_resume_in_the_middle_of_a_bilevel_epoch_is_exact(tiny_dataset, tmp_path):
+    from engine_testing import train_run as _train
+
     from facescope.engine.checkpoint import load_checkpoint
 
     # 6 images: halves of 3, batch 1 -> 3 iterations per epoch. Stop after 4 (mid epoch 1), resume to 5.
