@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -39,8 +39,14 @@ from facescope.engine.samplers import TrainSampler, build_sampler
 from facescope.errors import ConfigError
 from facescope.named_registry import NamedRegistry
 
-if TYPE_CHECKING:  # pragma: no cover
-    from facescope.engine.optimizers import Optimizers
+
+class Optimizers(Protocol):
+    """What a strategy reads of the run's optimizers (:class:`facescope.engine.optimizers.Optimizers`;
+    a protocol here, so this registry, which the recipe reads, does not depend on the optimizers)."""
+
+    def of(self, parameter_set: str | None = None) -> list[Any]:
+        """The optimizer parts updating ``parameter_set``."""
+        ...
 
 ARCHITECTURE_SEED_OFFSET = 1_000_003  # the architecture half's sampler seed is the run's seed plus this
 

@@ -96,6 +96,7 @@ def test_info_shows_and_uses_the_recorded_options(trained, capsys):
     assert params[0] != params[1]  # deformable convs have offset branches: the checkpoint's model is smaller
 
 
+@pytest.mark.slow  # tracing and checking a ResNet-50 export: ~10 s on a free core
 def test_export_carries_the_options_into_the_onnx_file(trained, tmp_path, capsys):
     out = tmp_path / "r50.onnx"
     assert main(["export", "retinaface_paper_r50", "--weights", str(trained / "run" / "last.pth"), "--out", str(out),
