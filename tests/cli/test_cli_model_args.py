@@ -118,3 +118,11 @@ def test_bad_model_arg_options_are_one_line_errors(capsys):
     assert "--model-arg deformable is given twice ('1' and '0')" in capsys.readouterr().err
     assert main(["info", "retinaface_paper_r50", "--model-arg", "deformabel=false"]) == 2
     assert "does not accept 'deformabel' (did you mean 'deformable'?)" in capsys.readouterr().err
+
+
+def test_a_misspelt_recipe_option_is_refused_before_training(trained, capsys):
+    argv = ["train", str(trained / "recipe.yaml"), "--data-root", str(trained), "--out", str(trained / "typo"), "--no-progress",
+            "model_args.deformabel=false"]
+    assert main(argv) == 2
+    assert "model 'retinaface_paper_r50' does not accept 'deformabel' (did you mean 'deformable'?)" in capsys.readouterr().err
+    assert not (trained / "typo" / "last.pth").exists()
