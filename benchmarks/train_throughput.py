@@ -41,12 +41,12 @@ def measure(model: str, batch_size: int, workers: int, steps: int) -> dict[str, 
         data_times, step_times = [], []
         epoch = 0
         while len(step_times) < steps + 2:
-            trainer.sampler.set_epoch(epoch)
+            trainer.strategy.set_epoch(epoch)
             trainer.dataset.set_epoch(epoch)
             tick = time.perf_counter()
-            for batch in trainer.loader:
+            for batches in trainer.strategy.batches():
                 loaded = time.perf_counter()
-                train_step(trainer, batch)
+                train_step(trainer, batches)
                 done = time.perf_counter()
                 data_times.append(loaded - tick)
                 step_times.append(done - loaded)

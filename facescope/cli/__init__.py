@@ -39,7 +39,7 @@ class ShortErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, train
+    from facescope.cli import detect, evaluate, export, models, search, train
 
     parser = ShortErrorParser(
         prog="facescope",
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models):
+    for module in (detect, evaluate, train, export, models, search):
         module.register(subparsers)
     return parser
 

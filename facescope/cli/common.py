@@ -11,7 +11,7 @@ from facescope.models.registry import DEFAULT_MODEL
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
-    """--model, --weights, --preset, thresholds, size, device, threads, backend."""
+    """--model, --weights, --model-arg, --preset, thresholds, size, device, threads, backend."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -20,6 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
         f"facescope export, else {DEFAULT_MODEL})",
     )
     group.add_argument("--weights", help="weights file (.onnx or PyTorch) or release tag; default: the model's release")
+    add_model_arg_option(group)
     group.add_argument(
         "--preset",
         default="default",
@@ -85,5 +86,25 @@ def detector_options(args: argparse.Namespace, tta_progress: bool = False) -> di
         tta=getattr(args, "tta", None),
         tta_progress=tta_progress,
         batch_size=getattr(args, "batch_size", None) or 1,
+        model_args=model_args_of(args),
         tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )
+
+
+def add_model_arg_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--model-arg KEY=VALUE`` (repeatable): builder options of a fresh model; checked against a file's own."""
+    parser.add_argument(
+        "--model-arg", dest="model_args", type=argtypes.model_arg, action="append", default=[], metavar="KEY=VALUE",
+        help="builder option of the model, e.g. deformable=false (repeatable; a file-valued option takes a path); "
+        "a checkpoint or export records its own and needs none, and one given with another value is refused",
+    )  # fmt: skip
+
+
+def model_args_of(args: argparse.Namespace) -> dict[str, str]:
+    """The parsed ``--model-arg`` options as a mapping; a key given twice is an error."""
+    options: dict[str, str] = {}
+    for key, value in getattr(args, "model_args", []):
+        if key in options:
+            raise FacescopeError(f"--model-arg {key} is given twice ({options[key]!r} and {value!r})")
+        options[key] = value
+    return options

@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface optim.lr=0.005 data.batch_size=4
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface runtime.max_iters=5   # a short run
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface --resume             # continue <out>/last.pth
+  facescope train configs/retinaface_paper_r50.yaml --data-root /data/widerface model_args.deformable=false  # a builder option
   torchrun --nproc_per_node 4 -m facescope train configs/scrfd_2.5g_kps.yaml --data-root /data/widerface
   torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d \\
       --rdzv_endpoint host0:29500 -m facescope train configs/scrfd_34g.yaml --data-root /data/widerface

@@ -22,15 +22,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from facescope.config import from_dict
-from facescope.errors import ConfigError, suggest
+from facescope.engine.factories import FactoryEntry, register_factory
+from facescope.errors import ConfigError
+from facescope.named_registry import NamedRegistry
 
 
 @runtime_checkable
@@ -72,66 +72,40 @@ class TrainSampler(Protocol):
 
 
 SamplerFactory = Callable[..., TrainSampler]
+# A registered sampler: ``factory(num_samples, batch_size, *, seed, rank, world_size[, options])``, with
+# ``options_type`` the dataclass of its ``data.sampler_options`` (None: it takes none).
+SamplerEntry = FactoryEntry
 
-
-@dataclass(frozen=True)
-class SamplerEntry:
-    """A registered sampler: ``factory(num_samples, batch_size, *, seed, rank, world_size[, options])``.
-
-    ``options_type`` is the dataclass of its ``data.sampler_options`` (None: it takes none).
-    """
-
-    name: str
-    factory: SamplerFactory
-    options_type: type | None
-    summary: str
-
-
-_SAMPLERS: dict[str, SamplerEntry] = {}
+_SAMPLERS: NamedRegistry[FactoryEntry] = NamedRegistry("sampler")
 
 
 def register_sampler(name: str, *, summary: str, options_type: type | None = None) -> Callable[[SamplerFactory], SamplerFactory]:
     """Decorator registering a sampler factory under ``name``; a duplicate name is an error."""
-
-    def decorator(factory: SamplerFactory) -> SamplerFactory:
-        if name in _SAMPLERS:
-            raise ValueError(f"sampler '{name}' is already registered")
-        _SAMPLERS[name] = SamplerEntry(name, factory, options_type, summary)
-        return factory
-
-    return decorator
+    return register_factory(_SAMPLERS, name, summary=summary, options_type=options_type)
 
 
 def list_samplers() -> list[str]:
     """Registered sampler names, sorted."""
-    return sorted(_SAMPLERS)
+    return _SAMPLERS.names()
 
 
-def get_sampler(name: str) -> SamplerEntry:
+def get_sampler(name: str) -> FactoryEntry:
     """Look ``name`` up; an unknown name is a :class:`ConfigError` with the closest registered one."""
-    if name not in _SAMPLERS:
-        raise ConfigError(f"unknown sampler '{name}'{suggest(name, _SAMPLERS)}; registered: {list_samplers()}")
-    return _SAMPLERS[name]
+    return _SAMPLERS.get(name)
 
 
 def sampler_options(name: str, options: Mapping[str, Any]) -> Any:
     """``data.sampler_options`` as the sampler's typed options (None when it takes none)."""
-    entry = get_sampler(name)
-    if entry.options_type is None:
-        if options:
-            raise ConfigError(f"sampler '{name}' takes no options, got {sorted(options)}")
-        return None
-    return from_dict(entry.options_type, options, source="data.sampler_options")
+    return get_sampler(name).typed_options(options, "data.sampler_options")
 
 
 def build_sampler(
     name: str, options: Mapping[str, Any], num_samples: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
 ) -> TrainSampler:
     """Build the registered sampler ``name`` for a dataset of ``num_samples`` images."""
-    entry = get_sampler(name)
-    typed = sampler_options(name, options)
-    extra = {} if typed is None else {"options": typed}
-    return entry.factory(num_samples, batch_size, seed=seed, rank=rank, world_size=world_size, **extra)
+    return get_sampler(name).build(
+        num_samples, batch_size, options=options, source="data.sampler_options", seed=seed, rank=rank, world_size=world_size
+    )
 
 
 class ShardedSampler(Sampler[int]):

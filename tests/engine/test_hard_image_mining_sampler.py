@@ -79,14 +79,9 @@ def _saved(state):
 
 
 def _train(config, resume=None):
-    from facescope.distributed import DistInfo
-    from facescope.engine.trainer import build_trainer, restore, run
+    from engine_testing import train_run
 
-    trainer = build_trainer(config, DistInfo(), torch.device("cpu"), False)
-    if resume is not None:
-        restore(trainer, resume)
-    run(trainer, progress=False)
-    return trainer
+    return train_run(config, resume)
 
 
 @pytest.mark.slow  # three short SHF training runs: ~25 s on one free core
