@@ -11,7 +11,7 @@ from torch import Tensor
 
 from facescope.assign.atss import ATSSAssigner
 from facescope.assign.labels import Assignment
-from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.gfl import quality_focal_loss
 from facescope.losses.iou import aligned_iou, diou_loss
 from facescope.losses.smooth_l1 import smooth_l1_sum

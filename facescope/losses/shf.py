@@ -36,7 +36,7 @@ from torch import Tensor
 
 from facescope.assign.labels import Assignment
 from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHFLabelConfig, shf_anchor_targets
-from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.targets import FaceBatch, PriorGenerator, check_batch, flatten_levels
 from facescope.losses.targets import min_positive_score
 from facescope.ops.anchors import Priors

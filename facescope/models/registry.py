@@ -59,6 +59,9 @@ class ModelEntry:
         weights: pretrained releases, the first being the default; each names the preset its
             published numbers used (``WeightSpec.preset``).
         paper_metrics: published WIDER FACE val AP of the architecture, when the paper gives one.
+        criterion: the name of its default training criterion, registered in
+            :mod:`facescope.losses.criteria` (a recipe's ``loss.criterion`` may name another); None for
+            an architecture that is not trained here.
     """
 
     name: str
@@ -70,6 +73,7 @@ class ModelEntry:
     presets: Mapping[str, InferencePreset] = field(default_factory=dict)
     weights: tuple[WeightSpec, ...] = ()
     paper_metrics: Mapping[str, float] | None = None
+    criterion: str | None = None
 
     def weight_spec(self, tag: str | None = None) -> WeightSpec:
         """The default release, or the one called ``tag``."""
@@ -142,6 +146,7 @@ def register_model(
     presets: Mapping[str, InferencePreset],
     weights: tuple[WeightSpec, ...] = (),
     paper_metrics: Mapping[str, float] | None = None,
+    criterion: str | None = None,
 ) -> ModelEntry:
     """Add an entry (called by the catalogue modules); a duplicate name is an error."""
     if name in _MODELS:
@@ -151,7 +156,9 @@ def register_model(
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
-    entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
+    entry = ModelEntry(
+        name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics, criterion=criterion
+    )
     _MODELS[name] = entry
     return entry
 
@@ -186,13 +193,18 @@ def entries() -> list[ModelEntry]:
     return [get_model_entry(name) for name in list_models()]
 
 
-def family_presets(family: str) -> Mapping[str, InferencePreset]:
-    """The presets of a family (those of its first registered entry); for models built outside the
-    registry, which carry no ``registry_name``."""
+def family_entry(family: str) -> ModelEntry:
+    """The first registered entry (by name) of a family: what a model built outside the registry, which
+    carries no ``registry_name``, takes its presets and default criterion from."""
     for entry in entries():
         if entry.family == family:
-            return entry.presets
+            return entry
     raise UnknownModelError(f"no registered model of family '{family}'")
+
+
+def family_presets(family: str) -> Mapping[str, InferencePreset]:
+    """The presets of a family (those of :func:`family_entry`)."""
+    return family_entry(family).presets
 
 
 def create_model(

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference code
     from facescope.inference.tta import TTASpec
 
+#: How a head's logits become face scores (:func:`facescope.ops.scores.scores_from_logits`).
+ScoreActivation = Literal["sigmoid", "softmax"]
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -123,6 +126,9 @@ class HeadLayout:
         coder: the box/landmark coder (a :class:`~facescope.ops.coders.BoxCoder`).
         has_landmarks: the head predicts 5 landmarks.
         score_activation: ``"sigmoid"`` (1 logit per prior) or ``"softmax"`` (background, face).
+        logit_scale: the logits are multiplied by it before the activation: the scale ``s`` of a head
+            trained with a large-margin cosine loss (its outputs are cosines; a criterion whose
+            classification loss scores otherwise is refused), 1 for plain logits.
     """
 
     strides: tuple[int, ...]
@@ -130,7 +136,8 @@ class HeadLayout:
     center_offset: float
     coder: Any
     has_landmarks: bool
-    score_activation: Literal["sigmoid", "softmax"] = "sigmoid"
+    score_activation: ScoreActivation = "sigmoid"
+    logit_scale: float = 1.0
 
     @property
     def num_levels(self) -> int:

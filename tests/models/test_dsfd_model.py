@@ -173,7 +173,7 @@ def test_mobilenet_taps_have_strides_4_to_32():
 
 
 def test_small_variant_loads_the_retinaface_imagenet_mobilenet(shared_data):
-    from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+    from facescope.models.backbones.pretrain import load_backbone_pretrain
 
     path = shared_data / "weights/retinaface/mobilenetV1X0.25_pretrain.tar"
     if not path.is_file():
@@ -188,7 +188,7 @@ def test_small_variant_loads_the_retinaface_imagenet_mobilenet(shared_data):
 def test_vgg_backbone_is_exactly_torchvisions_features_so_an_imagenet_file_loads(tmp_path):
     import torchvision
 
-    from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+    from facescope.models.backbones.pretrain import load_backbone_pretrain
     from facescope.models.backbones.vgg import VGG16Body
 
     with torch.device("meta"):
