@@ -171,7 +171,7 @@ class SHFCriterion:
     Example:
         >>> from facescope.models.shf import shf_vgg16
         >>> model = shf_vgg16()
-        >>> criterion = model.make_criterion(SHF_LOSS)
+        >>> criterion = SHFCriterion(model.anchor_generator, model.coder, SHF_LOSS)
         >>> sorted(criterion(model(torch.zeros(1, 3, 64, 64)), [FaceTargets.from_boxes(torch.zeros(0, 4))], (64, 64)).losses)
         ['box', 'cls']
     """

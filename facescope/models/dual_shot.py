@@ -58,6 +58,7 @@ class DualShotDetector(DenseFaceDetector):
     ``second_shot``.
 
     Example:
+        >>> from facescope.models.backbones import MobileNetV1Taps
         >>> from facescope.models.catalog.dsfd import DSFD_INPUT, dsfd_head
         >>> from facescope.models.dsfd import ExtraLayers, dsfd_enhance
         >>> from facescope.models.heads.shot_head import ShotHead
