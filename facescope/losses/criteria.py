@@ -41,7 +41,7 @@ from facescope.losses.pixel import PixelLoss
 from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, Criterion, CriterionResult
 from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
 from facescope.losses.shf import SHF_LOSS, SHFCriterion
-from facescope.models.registry import family_entry, get_model_entry
+from facescope.models.registry import entries, get_model_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector, DenseOutputs
@@ -185,17 +185,30 @@ def _model_name(model: Any) -> str:
 
 
 def default_criterion_name(model: DenseFaceDetector) -> str:
-    """The criterion the model's registry entry names (its family's first entry for a model built
-    outside the registry).
+    """The criterion the model's registry entry names.
+
+    A model built outside the registry (no ``registry_name``) takes its family's criterion when all the
+    family's entries name the same one (DSFD's ``dsfd_pal``); otherwise the choice is the caller's
+    (``loss.criterion``), not a guess.
 
     Raises:
-        ConfigError: the entry names none.
+        ConfigError: the entry names none, or the family's entries disagree.
     """
     name = getattr(model, "registry_name", None)
-    entry = get_model_entry(name) if name else family_entry(model.family)
-    if entry.criterion is None:
+    if name:
+        criteria = {get_model_entry(name).criterion}
+    else:
+        criteria = {entry.criterion for entry in entries() if entry.family == model.family}
+    if len(criteria) > 1:
+        choices = sorted(c for c in criteria if c)
+        raise ConfigError(
+            f"{_model_name(model)} was built outside the registry and the '{model.family}' entries train with "
+            f"different criteria ({', '.join(choices)}): name one in loss.criterion"
+        )
+    criterion = next(iter(criteria), None)
+    if criterion is None:
         raise ConfigError(f"{_model_name(model)} has no training criterion")
-    return entry.criterion
+    return criterion
 
 
 def build_criterion(model: DenseFaceDetector, overrides: Mapping[str, Any] | None = None) -> Criterion:

@@ -41,6 +41,7 @@ from facescope.losses.targets import FaceBatch, PriorGenerator, check_batch, fla
 from facescope.losses.targets import min_positive_score
 from facescope.ops.anchors import Priors
 from facescope.ops.coders import DeltaCoder
+from facescope.ops.scores import scores_from_logits
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseOutputs
@@ -205,7 +206,7 @@ class SHFCriterion:
         sampled = torch.stack([ohem_sample(labels, m, ohem) for labels, m in zip(assignment.labels, margin)])
         cls = _per_image_mean_ce(flat.cls_logits, sampled).mean()
         box = self._box_loss(flat.box_regs, priors, assignment, regression, targets).mean()
-        face_probs = torch.softmax(logits, dim=-1)[..., 1]
+        face_probs = scores_from_logits(logits, "softmax")
         per_image = {
             NUM_POSITIVE: assignment.positive.sum(dim=1).to(face_probs.dtype),
             MIN_POSITIVE_SCORE: min_positive_score(face_probs, assignment),

@@ -436,7 +436,14 @@ class DSFDOfficial(DenseFaceDetector):
 
 def dsfd_vgg16() -> DSFD:
     """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``; fc6/fc7 are
-    ``top``)."""
+    ``top``).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_vgg16()
+        >>> sum(p.numel() for p in model.parameters())
+        49793432
+    """
     return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES, top=ReducedFC())
 
 
@@ -447,24 +454,51 @@ def _dsfd_resnet(depth: int) -> DSFD:
 
 
 def dsfd_r50() -> DSFD:
-    """The paper's DSFD on ResNet-50 (``backbone.*`` = torchvision ``resnet50`` keys without ``fc``)."""
+    """The paper's DSFD on ResNet-50 (``backbone.*`` = torchvision ``resnet50`` keys without ``fc``).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     out = dsfd_r50()(torch.zeros(1, 3, 64, 64))
+        >>> [t.shape[1] for t in out.aux[0].box_regs]  # the first shot, as many rows as the second
+        [256, 64, 16, 4, 1, 1]
+    """
     return _dsfd_resnet(50)
 
 
 def dsfd_r101() -> DSFD:
-    """The paper's DSFD on ResNet-101 (torchvision ``resnet101`` keys)."""
+    """The paper's DSFD on ResNet-101 (torchvision ``resnet101`` keys).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_r101()
+        >>> sum(p.numel() for p in model.parameters())
+        125737112
+    """
     return _dsfd_resnet(101)
 
 
 def dsfd_r152() -> DSFD:
-    """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys)."""
+    """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_r152()
+        >>> sum(p.numel() for p in model.parameters())
+        141380760
+    """
     return _dsfd_resnet(152)
 
 
 def dsfd_mnet025() -> DSFD:
     """The small variant: the DSFD code path on MobileNetV1-0.25 (``backbone.stage*`` = Pytorch_Retinaface's
     ``mobilenetV1X0.25_pretrain.tar`` keys without ``module.`` and the classifier), with L2Norm on all six
-    original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`)."""
+    original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`).
+
+    Example:
+        >>> out = dsfd_mnet025().eval()(torch.zeros(1, 3, 64, 96))
+        >>> [tuple(t.shape) for t in out.cls_logits[:2]], len(out.aux)
+        ([(1, 384, 2), (1, 96, 2)], 1)
+    """
     return DSFD(
         MobileNetV1Taps(),
         l2norm_scales=MNET_L2NORM_SCALES,
@@ -475,5 +509,12 @@ def dsfd_mnet025() -> DSFD:
 
 
 def dsfd_official() -> DSFDOfficial:
-    """The released DSFD-ResNet-152 (``WIDERFace_DSFD_RES152.pth`` layout)."""
+    """The released DSFD-ResNet-152 (``WIDERFace_DSFD_RES152.pth`` layout).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_official()
+        >>> sum(p.numel() for p in model.parameters()), len(model.anchor_generators)
+        (120058406, 1)
+    """
     return DSFDOfficial()

@@ -193,18 +193,13 @@ def entries() -> list[ModelEntry]:
     return [get_model_entry(name) for name in list_models()]
 
 
-def family_entry(family: str) -> ModelEntry:
-    """The first registered entry (by name) of a family: what a model built outside the registry, which
-    carries no ``registry_name``, takes its presets and default criterion from."""
+def family_presets(family: str) -> Mapping[str, InferencePreset]:
+    """The presets of a family (those of its first registered entry); for models built outside the
+    registry, which carry no ``registry_name``."""
     for entry in entries():
         if entry.family == family:
-            return entry
+            return entry.presets
     raise UnknownModelError(f"no registered model of family '{family}'")
-
-
-def family_presets(family: str) -> Mapping[str, InferencePreset]:
-    """The presets of a family (those of :func:`family_entry`)."""
-    return family_entry(family).presets
 
 
 def create_model(
@@ -237,7 +232,7 @@ def create_model(
     model = entry.build(**overrides)
     if weights is not None:
         path = resolve_weights(entry, weights, progress)
-        load_weights_file(model, path, name, sha256=sha256)
+        load_weights_file(model, path, name, sha256=sha256, fits=find_architectures_for)
     return model.to(device).eval()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference code
@@ -198,9 +197,3 @@ class WeightSpec:
     preset: str = "official"
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     size_bytes: int | None = None
-
-    def cached_path(self) -> Path:
-        """Where the file lives in the cache (it may not exist yet)."""
-        from facescope.models.weights import weights_dir
-
-        return weights_dir() / self.filename
