@@ -163,7 +163,7 @@ def check_image_size(config: TrainConfig, model: DenseFaceDetector) -> None:
 def configure_model(model: DenseFaceDetector, config: TrainConfig) -> None:
     """Apply the recipe's ImageNet backbone initialisation to a fresh model."""
     if config.backbone_weights:
-        from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+        from facescope.models.backbones.pretrain import load_backbone_pretrain
 
         load_backbone_pretrain(model.backbone, config.backbone_weights)  # every family declares its backbone
 

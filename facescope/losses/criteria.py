@@ -1,72 +1,66 @@
-"""Training criteria: loss objects that live outside the models (as DETR's ``SetCriterion``).
+"""Training criteria by name: which loss trains a model is chosen by its registry entry and the recipe.
 
-A criterion turns a model's raw outputs and the batch's ground truth into weighted loss terms and
-per-image statistics. The engine only does::
+A criterion (loss object outside the model, as DETR's ``SetCriterion``) turns a model's raw outputs
+and the batch's ground truth into weighted loss terms and per-image statistics. The engine only does::
 
     criterion = build_criterion(model, config.loss)      # once, before training
     result = criterion(model(images), targets, input_hw)  # every step
     result.total.backward()
 
-The criteria: :class:`~facescope.losses.multibox.MultiBoxCriterion` (max-IoU, OHEM, smooth-L1;
-RetinaFace), :class:`~facescope.losses.scrfd.SCRFDCriterion` (ATSS, QFL, DIoU) and
-:class:`MultiShotCriterion` (a weighted sum over a model's shots, e.g. DSFD's progressive anchor
-loss). A model class names its default loss settings (``default_loss_config``) and wires its
-criterion from them (``make_criterion``); :func:`build_criterion` applies a recipe's overrides.
+The registered criteria (:data:`CRITERIA`; a model's registry entry names its default,
+``ModelEntry.criterion``, and a recipe's ``loss.criterion`` may name another):
+
+* ``retinaface_port`` / ``retinaface_paper``: :class:`~facescope.losses.multibox.MultiBoxCriterion`
+  (max-IoU, OHEM, smooth-L1) with Pytorch_Retinaface's / the paper's settings, plus the pixel term
+  (:class:`~facescope.losses.pixel.PixelLoss`) when the model has a dense-regression branch;
+* ``dsfd_pal``: DSFD's Progressive Anchor Loss, one multibox criterion per shot
+  (:class:`MultiShotCriterion`, loss = second + first), settings :data:`~facescope.losses.multibox.DSFD_LOSS`;
+* ``scrfd``: :class:`~facescope.losses.scrfd.SCRFDCriterion` (ATSS, QFL, DIoU);
+* ``shf``: :class:`~facescope.losses.shf.SHFCriterion` (the release's labels, OHEM, sigma-3 smooth-L1).
+
+The rest of a recipe's ``loss:`` section sets fields of the criterion's typed settings (unknown keys and
+bad values are :class:`~facescope.errors.ConfigError`); for the multibox criteria that includes the box and
+classification losses by name (``box_loss``, ``cls_loss``). A classification loss that scores otherwise
+than the model's declared activation is refused (a head trained with ``large_margin_cosine`` at scale
+``s`` must score ``softmax(s * logits)`` at inference: its entry declares ``logit_scale = s``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
 from torch import Tensor
 
 from facescope.config import from_dict, to_dict
 from facescope.errors import ConfigError, suggest
+from facescope.losses.multibox import DSFD_LOSS, PAPER_LOSS, PORT_LOSS, CriterionTerm, MultiBoxCriterion, MultiBoxLossConfig
+from facescope.losses.pixel import PixelLoss
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, Criterion, CriterionResult
+from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
+from facescope.losses.shf import SHF_LOSS, SHFCriterion
+from facescope.models.registry import entries, get_model_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector, DenseOutputs
     from facescope.structures import FaceTargets
 
+__all__ = [
+    "CRITERIA",
+    "MIN_POSITIVE_SCORE",
+    "NUM_POSITIVE",
+    "Criterion",
+    "CriterionResult",
+    "CriterionSpec",
+    "MultiShotCriterion",
+    "apply_loss_overrides",
+    "build_criterion",
+    "default_criterion_name",
+]
+
 ConfigT = TypeVar("ConfigT")
-
-
-# Keys of ``CriterionResult.per_image`` that every criterion reports (samplers such as SHF's hard image
-# miner read them): positive anchors per image, and the lowest face score among them (1.0 when none).
-NUM_POSITIVE = "num_positive"
-MIN_POSITIVE_SCORE = "min_positive_score"
-
-
-@dataclass
-class CriterionResult:
-    """What a criterion returns for one batch of ``B`` images.
-
-    Attributes:
-        losses: weighted scalar loss terms (``"cls"``, ``"box"``, ``"landmark"``, ...); their sum is
-            the training loss.
-        per_image: ``Tensor[B]`` statistics per image (detached): ``"num_positive"`` (positive
-            anchors) and ``"min_positive_score"`` (the lowest face score among them, 1.0 when there
-            are none; SHF's hard image mining reads it).
-    """
-
-    losses: dict[str, Tensor]
-    per_image: dict[str, Tensor] = field(default_factory=dict)
-
-    @property
-    def total(self) -> Tensor:
-        """The training loss: the sum of the weighted terms."""
-        return torch.stack(list(self.losses.values())).sum()
-
-
-class Criterion(Protocol):
-    """A training loss for one model architecture."""
-
-    def __call__(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> CriterionResult:
-        """Raw outputs of a ``[B, 3, H, W]`` batch and ``B`` targets -> weighted losses."""
-        ...
 
 
 class MultiShotCriterion:
@@ -110,26 +104,135 @@ class MultiShotCriterion:
         return CriterionResult(losses, per_image)
 
 
-def build_criterion(model: DenseFaceDetector, overrides: Mapping[str, Any] | None = None) -> Criterion:
-    """The model's default criterion, with a recipe's ``loss:`` overrides applied.
+@dataclass(frozen=True)
+class CriterionSpec:
+    """A registered criterion: its typed default settings and how it is built for a model.
 
-    The model class declares its typed loss settings (``default_loss_config``, e.g. RetinaFace's
-    ``PORT_LOSS``) and builds its criterion from them (``make_criterion``).
+    Attributes:
+        name: what a registry entry (``ModelEntry.criterion``) and a recipe (``loss.criterion``) call it.
+        summary: one line for the README and error messages.
+        defaults: its settings (a frozen dataclass; a recipe's ``loss:`` keys override its fields).
+        build: ``(model, settings) -> criterion``; reads the model's anchor generators, coder and score
+            activation (and a dense-regression branch where it has one).
+    """
 
-    Args:
-        model: the (unwrapped) model the criterion trains; it provides anchors and the box coder.
-        overrides: field values of the criterion's typed config; an unknown field is a
-            :class:`~facescope.errors.ConfigError` naming it and the closest valid one.
+    name: str
+    summary: str
+    defaults: Any
+    build: Callable[[DenseFaceDetector, Any], Criterion]
+
+
+def multibox_per_shot(model: DenseFaceDetector, config: MultiBoxLossConfig) -> Criterion:
+    """One :class:`MultiBoxCriterion` per shot of ``model`` (one shot: that criterion itself), all with ``config``.
+
+    The final shot also gets the pixel term when the model has a dense-regression branch
+    (``model.dense_branch``). The classification loss must score as the model does (see the module docstring).
 
     Example:
-        >>> criterion = build_criterion(create_model("retinaface_mnet025"), {"box_weight": 1.0})
-        >>> criterion.config.box_weight
-        1.0
+        >>> criterion = multibox_per_shot(create_model("dsfd_mnet025"), DSFD_LOSS)
+        >>> len(criterion.shots), criterion.weights
+        (2, (1.0, 1.0))
     """
-    defaults = model.default_loss_config
-    if defaults is None:
-        raise ConfigError(f"{type(model).__name__} has no training criterion")
-    return model.make_criterion(apply_loss_overrides(defaults, overrides or {}))
+    _check_scoring(model, config)
+    dense_branch = getattr(model, "dense_branch", None)
+    pixel: list[CriterionTerm] = []
+    if dense_branch is not None:
+        pixel = [PixelLoss(dense_branch, config.pixel_weight, config.max_pixel_anchors)]
+    shots = [
+        MultiBoxCriterion(generator, model.coder, config, terms=pixel if index == 0 else ())
+        for index, generator in enumerate(model.anchor_generators)
+    ]
+    return shots[0] if len(shots) == 1 else MultiShotCriterion(shots)
+
+
+def _check_scoring(model: DenseFaceDetector, config: MultiBoxLossConfig) -> None:
+    """Refuse a classification loss whose scores are not the ones the model will report at inference."""
+    loss = config.classification_loss()
+    activation, scale = model.score_activation, model.logit_scale
+    if activation not in loss.activations or loss.logit_scale != scale:
+        raise ConfigError(
+            f"loss.cls_loss '{config.cls_loss}' trains {'/'.join(loss.activations)} scores of logits x {loss.logit_scale:g}, "
+            f"but {_model_name(model)} scores {activation}(logits x {scale:g}) at inference (its registry entry's "
+            "HeadLayout score_activation / logit_scale): choose a loss that scores as the entry declares"
+        )
+
+
+#: Every registered criterion, by name.
+CRITERIA: dict[str, CriterionSpec] = {
+    spec.name: spec
+    for spec in (
+        CriterionSpec("retinaface_port", "multibox, Pytorch_Retinaface's MultiBoxLoss settings", PORT_LOSS, multibox_per_shot),
+        CriterionSpec("retinaface_paper", "multibox, the RetinaFace paper's settings (+ pixel term)", PAPER_LOSS, multibox_per_shot),
+        CriterionSpec("dsfd_pal", "Progressive Anchor Loss: multibox per shot, DSFD's settings", DSFD_LOSS, multibox_per_shot),
+        CriterionSpec(
+            "scrfd",
+            "ATSS, quality focal loss, DIoU, landmark smooth-L1",
+            SCRFDLossConfig(),
+            lambda model, config: SCRFDCriterion(model.anchor_generator, model.coder, config),
+        ),
+        CriterionSpec(
+            "shf",
+            "SHF's release rule: labels with a border rule, anchor OHEM, sigma-3 smooth-L1",
+            SHF_LOSS,
+            lambda model, config: SHFCriterion(model.anchor_generator, model.coder, config),
+        ),
+    )
+}
+
+
+def _model_name(model: Any) -> str:
+    return getattr(model, "registry_name", None) or type(model).__name__
+
+
+def default_criterion_name(model: DenseFaceDetector) -> str:
+    """The criterion the model's registry entry names.
+
+    A model built outside the registry (no ``registry_name``) takes its family's criterion when all the
+    family's entries name the same one (DSFD's ``dsfd_pal``); otherwise the choice is the caller's
+    (``loss.criterion``), not a guess.
+
+    Raises:
+        ConfigError: the entry names none, or the family's entries disagree.
+    """
+    name = getattr(model, "registry_name", None)
+    if name:
+        criteria = {get_model_entry(name).criterion}
+    else:
+        criteria = {entry.criterion for entry in entries() if entry.family == model.family}
+    if len(criteria) > 1:
+        choices = sorted(c for c in criteria if c)
+        raise ConfigError(
+            f"{_model_name(model)} was built outside the registry and the '{model.family}' entries train with "
+            f"different criteria ({', '.join(choices)}): name one in loss.criterion"
+        )
+    criterion = next(iter(criteria), None)
+    if criterion is None:
+        raise ConfigError(f"{_model_name(model)} has no training criterion")
+    return criterion
+
+
+def build_criterion(model: DenseFaceDetector, overrides: Mapping[str, Any] | None = None) -> Criterion:
+    """The criterion that trains ``model``: its registry entry's, or the recipe's ``loss.criterion``,
+    with the recipe's other ``loss:`` keys applied to its typed settings.
+
+    Args:
+        model: the (unwrapped) model the criterion trains; it provides anchors, the box coder and
+            the score activation.
+        overrides: a recipe's ``loss:`` section: ``criterion`` (a name of :data:`CRITERIA`) and fields
+            of that criterion's settings; an unknown name or field is a
+            :class:`~facescope.errors.ConfigError` naming the valid ones.
+
+    Example:
+        >>> criterion = build_criterion(create_model("retinaface_mnet025"), {"box_weight": 1.0, "box_loss": "diou"})
+        >>> criterion.config.box_weight, criterion.config.box_loss
+        (1.0, 'diou')
+    """
+    settings = dict(overrides or {})
+    name = settings.pop("criterion", None) or default_criterion_name(model)
+    if name not in CRITERIA:
+        raise ConfigError(f"unknown criterion 'loss.criterion: {name}'{suggest(str(name), CRITERIA)}; valid: {sorted(CRITERIA)}")
+    spec = CRITERIA[name]
+    return spec.build(model, apply_loss_overrides(spec.defaults, settings))
 
 
 def apply_loss_overrides(config: ConfigT, overrides: Mapping[str, Any]) -> ConfigT:

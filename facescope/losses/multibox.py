@@ -1,27 +1,43 @@
-"""SSD-style multi-task "multibox" criterion with online hard example mining (OHEM), as RetinaFace uses.
+"""SSD-style multi-task "multibox" criterion with online hard example mining (OHEM), as RetinaFace and DSFD use.
 
 For every image: anchors are matched to faces by max IoU (:mod:`facescope.assign.max_iou`); the
-classification loss (softmax cross-entropy by default, pluggable) is taken over the positives and
-the hardest negatives (at most ``neg_pos_ratio`` per positive, chosen per image by their own loss);
-boxes and landmarks are smooth-L1 on the positives' encoded targets. Sums are normalised by the
-number of positives in the batch (landmarks: positives whose face has landmarks), as
-Pytorch_Retinaface's ``MultiBoxLoss``. Further terms (RetinaFace's pixel loss) plug in as
-:class:`CriterionTerm` objects.
+classification loss is taken over the positives and the hardest negatives (at most ``neg_pos_ratio``
+per positive, chosen per image by their own loss); the box loss and the landmarks' smooth-L1 over the
+positives. Sums are normalised by the number of positives in the batch (landmarks: positives whose
+face has landmarks), as Pytorch_Retinaface's ``MultiBoxLoss``. Further terms (RetinaFace's pixel loss)
+plug in as :class:`CriterionTerm` objects.
+
+Both losses are chosen by name in :class:`MultiBoxLossConfig` (a recipe's ``loss:`` section):
+
+* ``box_loss``: ``smooth_l1`` on the encoded deltas (default), ``diou`` / ``giou`` on the decoded boxes
+  against the faces in pixels (torchvision's ``distance_box_iou_loss`` / ``generalized_box_iou_loss``;
+  ASFD's distance-based regression is DIoU);
+* ``cls_loss``: ``softmax_ce`` (default), ``sigmoid_ce``, ``focal`` (``focal_alpha``, ``focal_gamma``),
+  ``large_margin_cosine`` (``margin_scale``, ``margin``; ASFD's margin-based classification).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor
+from torchvision.ops import distance_box_iou_loss, generalized_box_iou_loss
 
 from facescope.assign.labels import NEGATIVE, POSITIVE, Assignment
 from facescope.assign.max_iou import MaxIoUAssigner
-from facescope.losses.classification import ClassificationLoss, SoftmaxCrossEntropy
-from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
+from facescope.config import require
+from facescope.losses.classification import (
+    CLASSIFICATION_LOSSES,
+    ClassificationLoss,
+    FocalLoss,
+    LargeMarginCosine,
+    SigmoidCrossEntropy,
+    SoftmaxCrossEntropy,
+)
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.smooth_l1 import smooth_l1_sum
 from facescope.losses.targets import (
     FaceBatch,
@@ -56,6 +72,11 @@ class MultiBoxLossConfig:
         pixel_weight: weight of RetinaFace's dense pixel loss (used only by a model with a
             dense-regression branch).
         max_pixel_anchors: positive anchors per batch rendered for the pixel loss.
+        box_loss: ``"smooth_l1"`` (deltas), ``"diou"`` or ``"giou"`` (decoded boxes); :data:`BOX_LOSSES`.
+        cls_loss: ``"softmax_ce"``, ``"sigmoid_ce"``, ``"focal"`` or ``"large_margin_cosine"``
+            (:data:`~facescope.losses.classification.CLASSIFICATION_LOSSES`).
+        focal_alpha, focal_gamma: the focal loss's alpha and gamma.
+        margin_scale, margin: the large-margin cosine loss's scale ``s`` and cosine margin ``m``.
     """
 
     pos_iou: float = 0.35
@@ -70,6 +91,38 @@ class MultiBoxLossConfig:
     smooth_l1_beta: float = 1.0
     pixel_weight: float = 0.01
     max_pixel_anchors: int = 16
+    box_loss: str = "smooth_l1"
+    cls_loss: str = "softmax_ce"
+    focal_alpha: float = FocalLoss.alpha
+    focal_gamma: float = FocalLoss.gamma
+    margin_scale: float = LargeMarginCosine.scale
+    margin: float = LargeMarginCosine.margin
+
+    def __post_init__(self) -> None:
+        require(self.box_loss in BOX_LOSSES, "box_loss", f"must be one of {list(BOX_LOSSES)}, got {self.box_loss!r}")
+        require(
+            self.cls_loss in CLASSIFICATION_LOSSES,
+            "cls_loss",
+            f"must be one of {list(CLASSIFICATION_LOSSES)}, got {self.cls_loss!r}",
+        )
+        require(self.margin_scale > 0, "margin_scale", f"must be > 0, got {self.margin_scale}")
+
+    def classification_loss(self) -> ClassificationLoss:
+        """The per-anchor classification loss ``cls_loss`` names, with its settings."""
+        if self.cls_loss == "focal":
+            return FocalLoss(self.focal_alpha, self.focal_gamma)
+        if self.cls_loss == "large_margin_cosine":
+            return LargeMarginCosine(self.margin_scale, self.margin)
+        return SigmoidCrossEntropy() if self.cls_loss == "sigmoid_ce" else SoftmaxCrossEntropy()
+
+
+#: Box losses on decoded boxes: ``(Tensor[P, 4] predicted, Tensor[P, 4] faces) -> summed loss``.
+IOU_BOX_LOSSES: dict[str, Callable[..., Tensor]] = {
+    "diou": distance_box_iou_loss,
+    "giou": generalized_box_iou_loss,
+}
+#: Every ``box_loss`` name: smooth-L1 on the encoded deltas, or an IoU loss on the decoded boxes.
+BOX_LOSSES = ("smooth_l1", *IOU_BOX_LOSSES)
 
 
 # Pytorch_Retinaface: MultiBoxLoss(2, 0.35, True, 0, True, 7, 0.35, False), loss = 2.0 loc + conf + landm.
@@ -85,6 +138,22 @@ PAPER_LOSS = MultiBoxLossConfig(
     min_negatives=3,
     box_weight=0.25,
     landmark_weight=0.1,
+)
+
+#: DSFD's matching and mining of both shots (reference section 1.6): SSD bipartite matching (every face forces its
+#: best anchor positive, whatever its IoU), IoU >= 0.4 positive and below background (no ignore band),
+#: 2-way softmax cross-entropy with OHEM negatives:positives = 3:1 per image, smooth-L1 (beta 1) on the
+#: positives' deltas with weight 1, both sums divided by the batch's positives. An image without faces
+#: adds no classification loss (the Tencent loss; yxlijun divides by the batch size instead).
+DSFD_LOSS = MultiBoxLossConfig(
+    pos_iou=0.4,
+    neg_iou=None,
+    force_match_min_iou=0.0,
+    retarget_below_floor=False,
+    neg_pos_ratio=3.0,
+    min_negatives=0,
+    cls_weight=1.0,
+    box_weight=1.0,
 )
 
 
@@ -136,8 +205,9 @@ class MultiBoxCriterion:
     Args:
         anchor_generator: the shot's priors.
         coder: encodes the positives' faces as the head regresses them (e.g. ``DeltaCoder``).
-        config: matching, mining and weights (:data:`PORT_LOSS`, :data:`PAPER_LOSS`).
-        cls_loss: per-anchor classification loss (default: 2-way softmax cross-entropy).
+        config: matching, mining, weights and the box and classification losses by name
+            (:data:`PORT_LOSS`, :data:`PAPER_LOSS`, :data:`DSFD_LOSS`).
+        cls_loss: a classification loss object instead of the one ``config.cls_loss`` names.
         terms: extra loss terms, e.g. :class:`~facescope.losses.pixel.PixelLoss`.
 
     Returns (when called):
@@ -159,7 +229,7 @@ class MultiBoxCriterion:
         self.config = config
         self.assigner = MaxIoUAssigner(config.pos_iou, config.neg_iou, config.force_match_min_iou, config.retarget_below_floor)
         self.miner = OHEM(config.neg_pos_ratio, config.min_negatives)
-        self.cls_loss: ClassificationLoss = cls_loss or SoftmaxCrossEntropy()
+        self.cls_loss: ClassificationLoss = cls_loss or config.classification_loss()
         self.terms = tuple(terms)
 
     def __call__(self, outputs: DenseOutputs, targets: list[FaceTargets], input_hw: tuple[int, int]) -> CriterionResult:
@@ -184,8 +254,7 @@ class MultiBoxCriterion:
         num_pos = assignment.positive.sum().clamp(min=1).to(flat.box_regs.dtype)
         cls_losses = self.cls_loss(flat.cls_logits, assignment.labels.clamp(min=0))
         kept = assignment.positive | self.miner(cls_losses, assignment.labels)
-        box_targets = self.coder.encode_boxes(positives.priors, faces.boxes[positives.face_rows])
-        box_sum = smooth_l1_sum(positives.take(flat.box_regs), box_targets, cfg.smooth_l1_beta)
+        box_sum = self.box_loss_sum(positives.take(flat.box_regs), positives, faces)
         losses = {"cls": cfg.cls_weight * (cls_losses[kept].sum() / num_pos), "box": cfg.box_weight * (box_sum / num_pos)}
         if flat.landmark_regs is not None:
             landmark_targets, weights = encode_landmark_targets(self.coder, positives, faces)
@@ -193,3 +262,16 @@ class MultiBoxCriterion:
             landmark_sum = smooth_l1_sum(positives.take(flat.landmark_regs), landmark_targets, cfg.smooth_l1_beta, weights)
             losses["landmark"] = cfg.landmark_weight * landmark_sum / num_with_landmarks
         return losses
+
+    def box_loss_sum(self, box_regs: Tensor, positives: Positives, faces: FaceBatch) -> Tensor:
+        """The box loss summed over the ``P`` positives: ``Tensor[P, 4]`` regressions -> scalar.
+
+        ``smooth_l1`` compares the regressions with the faces' encodings; ``diou`` / ``giou`` decode the
+        regressions over the positives' priors and compare the boxes with the faces in pixels.
+        """
+        face_boxes = faces.boxes[positives.face_rows]
+        if self.config.box_loss in IOU_BOX_LOSSES:
+            decoded = self.coder.decode_boxes(positives.priors, box_regs)
+            return IOU_BOX_LOSSES[self.config.box_loss](decoded, face_boxes, reduction="sum")
+        box_targets = self.coder.encode_boxes(positives.priors, face_boxes)
+        return smooth_l1_sum(box_regs, box_targets, self.config.smooth_l1_beta)

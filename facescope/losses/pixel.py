@@ -34,8 +34,8 @@ def pixel_l1_loss(rendered: Tensor, target: Tensor) -> Tensor:
 class DenseRenderer(Protocol):
     """What the pixel loss needs of a model's dense-regression branch."""
 
-    def pixel_loss(self, images: Tensor, batch_index: Tensor, boxes: Tensor, params: Tensor) -> Tensor:
-        """Eq. 3 between the renderings of ``params`` and the ``boxes``' crops of ``images``."""
+    def render_and_crop(self, images: Tensor, batch_index: Tensor, boxes: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        """``(Tensor[K, C, S, S] renderings of params, Tensor[K, C, S, S] the boxes' crops of images)``."""
         ...
 
 
@@ -67,5 +67,5 @@ class PixelLoss:
             picked = torch.randperm(len(positives), device=picked.device)[: self.max_anchors]
         image_idxs, prior_idxs = positives.image_idxs[picked], positives.prior_idxs[picked]
         boxes = faces.boxes[positives.face_rows[picked]].to(images.dtype)  # the matched faces: the crops to reproduce
-        pixel = self.branch.pixel_loss(images, image_idxs, boxes, params[image_idxs, prior_idxs])
+        pixel = pixel_l1_loss(*self.branch.render_and_crop(images, image_idxs, boxes, params[image_idxs, prior_idxs]))
         return {"pixel": self.weight * pixel}

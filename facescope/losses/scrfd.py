@@ -11,7 +11,7 @@ from torch import Tensor
 
 from facescope.assign.atss import ATSSAssigner
 from facescope.assign.labels import Assignment
-from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.gfl import quality_focal_loss
 from facescope.losses.iou import aligned_iou, diou_loss
 from facescope.losses.smooth_l1 import smooth_l1_sum
@@ -29,6 +29,7 @@ from facescope.losses.targets import (
     min_positive_score,
 )
 from facescope.ops.anchors import Priors
+from facescope.ops.scores import scores_from_logits
 from facescope.structures import FaceTargets
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,7 +80,7 @@ class SCRFDCriterion:
         assignment = assign_batch(self.assigner, priors, targets)
         faces = FaceBatch.from_targets(targets, device, dtype)
         positives = Positives.from_assignment(assignment, priors, faces)
-        scores = torch.sigmoid(flat.cls_logits[..., 0].detach())
+        scores = scores_from_logits(flat.cls_logits.detach(), "sigmoid")
         per_image = {NUM_POSITIVE: assignment.positive.sum(dim=1), MIN_POSITIVE_SCORE: min_positive_score(scores, assignment)}
         return CriterionResult(self.losses(flat, assignment, positives, faces), per_image)
 

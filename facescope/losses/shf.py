@@ -36,11 +36,12 @@ from torch import Tensor
 
 from facescope.assign.labels import Assignment
 from facescope.assign.shf_labels import IGNORE, NEGATIVE, POSITIVE, SHFLabelConfig, shf_anchor_targets
-from facescope.losses.criteria import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
+from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.targets import FaceBatch, PriorGenerator, check_batch, flatten_levels
 from facescope.losses.targets import min_positive_score
 from facescope.ops.anchors import Priors
 from facescope.ops.coders import DeltaCoder
+from facescope.ops.scores import scores_from_logits
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseOutputs
@@ -171,7 +172,7 @@ class SHFCriterion:
     Example:
         >>> from facescope.models.shf import shf_vgg16
         >>> model = shf_vgg16()
-        >>> criterion = model.make_criterion(SHF_LOSS)
+        >>> criterion = SHFCriterion(model.anchor_generator, model.coder, SHF_LOSS)
         >>> sorted(criterion(model(torch.zeros(1, 3, 64, 64)), [FaceTargets.from_boxes(torch.zeros(0, 4))], (64, 64)).losses)
         ['box', 'cls']
     """
@@ -205,7 +206,7 @@ class SHFCriterion:
         sampled = torch.stack([ohem_sample(labels, m, ohem) for labels, m in zip(assignment.labels, margin)])
         cls = _per_image_mean_ce(flat.cls_logits, sampled).mean()
         box = self._box_loss(flat.box_regs, priors, assignment, regression, targets).mean()
-        face_probs = torch.softmax(logits, dim=-1)[..., 1]
+        face_probs = scores_from_logits(logits, "softmax")
         per_image = {
             NUM_POSITIVE: assignment.positive.sum(dim=1).to(face_probs.dtype),
             MIN_POSITIVE_SCORE: min_positive_score(face_probs, assignment),

@@ -33,7 +33,12 @@ class PriorGenerator(Protocol):
 
 
 class TargetEncoder(Protocol):
-    """What a criterion needs of a box coder: pixels -> the head's encoding."""
+    """What a criterion needs of a box coder: pixels -> the head's encoding (and back, for box losses on
+    decoded boxes)."""
+
+    def decode_boxes(self, priors: Priors, regs: Tensor) -> Tensor:
+        """``Tensor[P, 4]`` encodings -> ``Tensor[P, 4]`` boxes."""
+        ...
 
     def encode_boxes(self, priors: Priors, boxes: Tensor) -> Tensor:
         """``Tensor[P, 4]`` boxes -> ``Tensor[P, 4]`` encodings."""

@@ -13,6 +13,7 @@ _LAZY_ATTRIBUTES = {
     "DenseFaceDetector": "facescope.models.base",
     "DenseOutputs": "facescope.models.base",
     "DensePredictions": "facescope.models.base",
+    "DualShotDetector": "facescope.models.dual_shot",
     "ModelEntry": "facescope.models.registry",
     "create_model": "facescope.models.registry",
     "get_model_entry": "facescope.models.registry",

@@ -1,27 +1,25 @@
 """The interface every face detector in facescope implements.
 
 ``forward`` returns raw head outputs (:class:`DenseOutputs`); ``activate`` turns logits into
-probabilities. Post-processing (decode, threshold, NMS) is a separate object of
-:mod:`facescope.inference.postprocess`; training losses are criterion objects outside the model
-(:mod:`facescope.losses.criteria`): a model only names its default loss settings and wires its
-criterion from its anchors and coder (``make_criterion``). None of these depends on ``self.training``.
+probabilities with the activation its registry entry declares (:func:`~facescope.ops.scores.scores_from_logits`).
+Post-processing (decode, threshold, NMS) is a separate object of :mod:`facescope.inference.postprocess`;
+training losses are criterion objects outside the model (:mod:`facescope.losses.criteria`), chosen by the
+registry entry and the recipe: a model knows nothing of its losses. None of these depends on ``self.training``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from facescope.models.spec import InputSpec
+from facescope.models.spec import InputSpec, ScoreActivation
 from facescope.ops.anchors import AnchorGenerator
 from facescope.ops.coders import BoxCoder
-
-if TYPE_CHECKING:  # pragma: no cover
-    from facescope.losses.criteria import Criterion
+from facescope.ops.scores import scores_from_logits
 
 
 @dataclass
@@ -89,21 +87,26 @@ class DenseFaceDetector(nn.Module):
     """Base class of single-stage detectors that predict a score, a box and optionally landmarks
     for every prior of an :class:`AnchorGenerator`.
 
-    Subclasses set ``family`` and ``default_loss_config``, implement :meth:`forward`,
-    :meth:`scores_from_logits` and :meth:`make_criterion`, provide ``backbone``, and are
-    constructed with the prior generator, coder and input spec of their catalogue entry
-    (:mod:`facescope.models.catalog`). Presets belong to the registry entry.
+    Subclasses set ``family``, implement :meth:`forward`, provide ``backbone``, and are
+    constructed with the prior generator, coder, input spec and score activation of their
+    catalogue entry (:mod:`facescope.models.catalog`). Presets and the default training
+    criterion belong to the registry entry.
+
+    Args:
+        anchor_generator: the final shot's priors.
+        coder: the box (and landmark) coder.
+        input_spec: the network input's normalisation.
+        has_landmarks: the head predicts 5 landmarks.
+        score_activation, logit_scale: how logits become face scores
+            (:func:`~facescope.ops.scores.scores_from_logits`; the entry's ``HeadLayout`` declares them).
 
     Attributes:
         backbone: the classification network the features start from (what ImageNet weights
             initialise); a submodule, or a property returning one where the state-dict keys
             name it otherwise (RetinaFace's ``body``).
-        default_loss_config: the typed settings of the family's criterion (e.g. RetinaFace's
-            ``PORT_LOSS``); None for a model without a training loss.
     """
 
     family: ClassVar[str] = "dense"
-    default_loss_config: ClassVar[Any] = None
     backbone: nn.Module
 
     def __init__(
@@ -112,6 +115,8 @@ class DenseFaceDetector(nn.Module):
         coder: BoxCoder,
         input_spec: InputSpec,
         has_landmarks: bool,
+        score_activation: ScoreActivation,
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.anchor_generator = anchor_generator
@@ -123,24 +128,21 @@ class DenseFaceDetector(nn.Module):
         # training sets it.
         self.weights_loaded = False
         self.register_load_state_dict_post_hook(_mark_loaded)
+        self.score_activation = score_activation
+        self.logit_scale = logit_scale
 
     def forward(self, images: Tensor) -> DenseOutputs:  # pragma: no cover - abstract
         """``Tensor[B, 3, H, W]`` normalised images -> raw head outputs."""
         raise NotImplementedError
 
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:  # pragma: no cover - abstract
-        """``Tensor[B, N, C]`` logits -> ``Tensor[B, N]`` face probabilities."""
-        raise NotImplementedError
+    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
+        """``Tensor[B, N, C]`` logits -> ``Tensor[B, N]`` face probabilities (the declared activation)."""
+        return scores_from_logits(cls_logits, self.score_activation, self.logit_scale)
 
     @property
     def anchor_generators(self) -> tuple[AnchorGenerator, ...]:
         """One prior generator per shot, aligned with ``(final, *aux)`` of :class:`DenseOutputs`."""
         return (self.anchor_generator,)
-
-    def make_criterion(self, config: Any) -> Criterion:  # pragma: no cover - abstract
-        """This model's training criterion with the given loss settings (a ``default_loss_config``
-        of the same type); see :func:`facescope.losses.criteria.build_criterion`."""
-        raise NotImplementedError(f"{type(self).__name__} has no training criterion")
 
     def activate(self, outputs: DenseOutputs) -> DensePredictions:
         """Turn logits into probabilities and concatenate the levels."""

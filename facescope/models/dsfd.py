@@ -25,8 +25,12 @@ Three architectures (facts: ``shared/reference/dsfd_asfd_shf_eval.md`` section 1
 ``Tensor[B, N_l, 2]`` (background, face) logits and ``Tensor[B, N_l, 4]`` SSD deltas (variances
 0.1/0.2), rows ordered (row, column, anchor), ``N_l = ceil(H / s_l) * ceil(W / s_l)``. For
 :class:`DSFD` the outputs are the second shot and ``aux == (first_shot,)``; ``anchor_generators``
-is ``(second-shot anchors, first-shot anchors)`` and the criterion is the Progressive Anchor Loss
-(:class:`~facescope.losses.criteria.MultiShotCriterion` of two multibox criteria, loss = second + first).
+is ``(second-shot anchors, first-shot anchors)``. :class:`DSFD` is a
+:class:`~facescope.models.dual_shot.DualShotDetector` whose enhance stages are the FEM's fusion and
+dilated branches (:func:`dsfd_enhance`) and whose heads are two depth-0
+:class:`~facescope.models.heads.shot_head.ShotHead`. The registry entries name their training criterion,
+the Progressive Anchor Loss (``dsfd_pal`` in :mod:`facescope.losses.criteria`: one multibox criterion per
+shot, loss = second + first).
 
 Anchors (Progressive Anchor Loss, paper Table 1): one anchor per location with height:width 1.5:1;
 second-shot scales 16..512, first-shot scales half of them (8..256); see
@@ -46,11 +50,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from facescope.models.backbones.retinaface_mobilenet import MobileNetV1Taps
 from facescope.models.backbones.torchvision_resnet import TorchvisionResNetBody
 from facescope.models.backbones.vgg import L2Norm, ReducedFC, VGG16Body
-from facescope.losses.criteria import MultiShotCriterion
-from facescope.losses.multibox import MultiBoxCriterion, MultiBoxLossConfig
-from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.catalog.dsfd import (  # noqa: F401 - anchor design re-exported for callers
     ANCHOR_HEIGHT_TO_WIDTH,
@@ -65,25 +67,10 @@ from facescope.models.catalog.dsfd import (  # noqa: F401 - anchor design re-exp
     dsfd_head,
     pal_anchor_sizes,
 )
-from facescope.models.heads.dsfd_head import DeepHeadModule, ShotHead, max_in_out, xavier_init_convs
-from facescope.models.heads.retinaface_head import flatten_anchors
-from facescope.ops.anchors import AnchorGenerator
-
-#: Matching and mining of both shots (reference section 1.6): SSD bipartite matching (every face forces its
-#: best anchor positive, whatever its IoU), IoU >= 0.4 positive and below background (no ignore band),
-#: 2-way softmax cross-entropy with OHEM negatives:positives = 3:1 per image, smooth-L1 (beta 1) on the
-#: positives' deltas with weight 1, both sums divided by the batch's positives. An image without faces
-#: adds no classification loss (the Tencent loss; yxlijun divides by the batch size instead).
-DSFD_LOSS = MultiBoxLossConfig(
-    pos_iou=0.4,
-    neg_iou=None,
-    force_match_min_iou=0.0,
-    retarget_below_floor=False,
-    neg_pos_ratio=3.0,
-    min_negatives=0,
-    cls_weight=1.0,
-    box_weight=1.0,
-)
+from facescope.models.dual_shot import DualShotDetector
+from facescope.models.heads.dsfd_head import DeepHeadModule, max_in_out
+from facescope.models.heads.shot_head import ShotHead
+from facescope.models.layers import PerLevel, flatten_level, xavier_init_convs
 
 # --------------------------------------------------------------------------------------------
 # The paper's detector
@@ -201,20 +188,38 @@ class FeatureEnhanceModule(nn.Module):
         return self.relu(torch.cat([self.branch1(x), self.branch2(x), self.branch3(x)], dim=1))
 
 
-def _level_norms(channels: Sequence[int], scales: Sequence[float]) -> nn.ModuleList:
+def _level_norms(channels: Sequence[int], scales: Sequence[float]) -> PerLevel:
     """L2Norm on the first ``len(scales)`` levels, identity on the others."""
-    return nn.ModuleList(
-        L2Norm(c, scales[i]) if i < len(scales) else nn.Identity() for i, c in enumerate(channels)
-    )
+    return PerLevel(L2Norm(c, scales[i]) if i < len(scales) else nn.Identity() for i, c in enumerate(channels))
 
 
-class DSFD(DenseFaceDetector):
-    """The paper's dual-shot detector.
+def dsfd_enhance(channels: Sequence[int], batch_norm: bool = False) -> dict[str, nn.Module]:
+    """DSFD's Feature Enhance Module as the two enhance stages of a dual-shot detector.
+
+    ``fusion``: :class:`ProductTopDown` over all levels; ``fem``: one :class:`FeatureEnhanceModule` per level.
+
+    Args:
+        channels: ``C_l`` of every level, lowest first (the output maps keep them).
+        batch_norm: BatchNorm on every fused level (:class:`ProductTopDown`; dsfd_mnet025).
+
+    Example:
+        >>> stages = dsfd_enhance((8, 16))
+        >>> [tuple(t.shape) for t in stages["fem"](stages["fusion"]([torch.ones(1, 8, 4, 4), torch.ones(1, 16, 2, 2)]))]
+        [(1, 8, 4, 4), (1, 16, 2, 2)]
+    """
+    return {
+        "fusion": ProductTopDown(channels, batch_norm=batch_norm),
+        "fem": PerLevel(FeatureEnhanceModule(c) for c in channels),
+    }
+
+
+class DSFD(DualShotDetector):
+    """The paper's dual-shot detector: a :class:`~facescope.models.dual_shot.DualShotDetector` with DSFD's parts.
 
     Args:
         backbone: returns four maps (strides 4, 8, 16, 32) and exposes ``out_channels``
             (:class:`~facescope.models.backbones.vgg.VGG16Body`, a torchvision ResNet body or
-            :class:`MobileNetV1Taps`).
+            :class:`~facescope.models.backbones.retinaface_mobilenet.MobileNetV1Taps`).
         l2norm_scales: initial L2Norm scales of the lowest levels (VGG: 10, 8, 5 on both shots; ResNet:
             none; dsfd_mnet025: all six levels of the first shot).
         top: a module turning the body's stride-32 map into fc7 (VGG's :class:`ReducedFC`), with an
@@ -230,13 +235,10 @@ class DSFD(DenseFaceDetector):
         top: VGG's fc6/fc7 or None.
         extras: conv6_2 and conv7_2.
         first_norms / second_norms: per-level L2Norm (or identity) before each shot's head.
-        fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level.
-        first_shot / second_shot: :class:`~facescope.models.heads.dsfd_head.ShotHead`.
+        fusion: :class:`ProductTopDown`; fem: one :class:`FeatureEnhanceModule` per level (the enhance stages).
+        first_shot / second_shot: :class:`~facescope.models.heads.shot_head.ShotHead` (depth 0), one per shot.
         anchor_generator: the second shot's priors (scales 16..512), the inference shot;
             ``first_shot_anchor_generator`` the first shot's (8..256).
-
-    Its default criterion settings are :data:`DSFD_LOSS`; :meth:`make_criterion` is the
-    Progressive Anchor Loss.
 
     Example:
         >>> with torch.device("meta"):
@@ -246,7 +248,6 @@ class DSFD(DenseFaceDetector):
     """
 
     family = "dsfd"
-    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
     num_anchors = 1
 
@@ -259,89 +260,36 @@ class DSFD(DenseFaceDetector):
         second_shot_l2norm: bool = True,
         fusion_batch_norm: bool = False,
     ) -> None:
-        second = dsfd_head("second")
-        super().__init__(second.anchor_generator(), second.coder, DSFD_INPUT, has_landmarks=False)
-        self.first_shot_anchor_generator = dsfd_head("first").anchor_generator()
         body_channels = tuple(backbone.out_channels)  # type: ignore[arg-type]
         if len(body_channels) != 4:
             raise ValueError(f"the DSFD backbone must return 4 maps (strides 4..32), it has {len(body_channels)}")
         if top is not None:
             body_channels = body_channels[:3] + (int(top.out_channels),)  # type: ignore[arg-type]
-        self.level_channels = body_channels + (512, 256)
-        self.backbone = backbone
-        self.top = top
-        self.fuse_normalised = fuse_normalised
-        self.extras = ExtraLayers(body_channels[-1])
-        self.first_norms = _level_norms(self.level_channels, l2norm_scales)
-        self.fusion = ProductTopDown(self.level_channels, batch_norm=fusion_batch_norm)
-        self.fem = nn.ModuleList(FeatureEnhanceModule(c) for c in self.level_channels)
-        self.second_norms = _level_norms(self.level_channels, l2norm_scales if second_shot_l2norm else ())
-        self.first_shot = ShotHead(self.level_channels, self.num_anchors)
-        self.second_shot = ShotHead(self.level_channels, self.num_anchors)
-        for new_part in (self.extras, self.fusion, self.fem):
+        level_channels = body_channels + (512, 256)
+        # The parts are made in the order of the checkpoints trained before the detector was composable, so
+        # that a seed gives the same initial weights.
+        extras = ExtraLayers(body_channels[-1])
+        first_norms = _level_norms(level_channels, l2norm_scales)
+        enhance = dsfd_enhance(level_channels, batch_norm=fusion_batch_norm)
+        second_norms = _level_norms(level_channels, l2norm_scales if second_shot_l2norm else ())
+        first_head = ShotHead(level_channels, self.num_anchors)
+        second_head = ShotHead(level_channels, self.num_anchors)
+        for new_part in (extras, *enhance.values()):
             xavier_init_convs(new_part)
-
-    @property
-    def anchor_generators(self) -> tuple[AnchorGenerator, ...]:
-        """``(second shot, first shot)``, aligned with ``(outputs, *outputs.aux)``."""
-        return (self.anchor_generator, self.first_shot_anchor_generator)
-
-    def original_features(self, images: Tensor) -> list[Tensor]:
-        """of1..of6: ``Tensor[B, 3, H, W]`` -> six maps, level ``l`` ``[B, C_l, ceil(H/s_l), ceil(W/s_l)]``."""
-        body = list(self.backbone(images))
-        if self.top is not None:
-            body[-1] = self.top(body[-1])
-        return body + self.extras(body[-1])
-
-    def enhanced_features(self, original: Sequence[Tensor]) -> list[Tensor]:
-        """ef1..ef6 (before the second shot's L2Norm): same shapes as ``original``."""
-        return [fem(x) for fem, x in zip(self.fem, self.fusion(original))]
-
-    def forward(self, images: Tensor) -> DenseOutputs:
-        """``Tensor[B, 3, H, W]`` -> second shot, with the first shot in ``aux``."""
-        original = self.original_features(images)
-        normalised = [n(x) for n, x in zip(self.first_norms, original)]
-        enhanced = self.enhanced_features(normalised if self.fuse_normalised else original)
-        first_cls, first_box = self.first_shot(normalised)
-        second_cls, second_box = self.second_shot([n(x) for n, x in zip(self.second_norms, enhanced)])
-        return DenseOutputs(second_cls, second_box, aux=(DenseOutputs(first_cls, first_box),))
-
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
-        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
-        return torch.softmax(cls_logits, dim=-1)[..., 1]
-
-    def make_criterion(self, config: MultiBoxLossConfig) -> MultiShotCriterion:
-        """Progressive Anchor Loss: a multibox criterion per shot, second (final) first, equal weights.
-
-        Each shot is matched against its own anchors (16..512 and 8..256) with the same settings;
-        the total is ``L_second + L_first`` (first-shot terms are named ``aux1_cls``, ``aux1_box``).
-        """
-        return MultiShotCriterion(
-            [
-                MultiBoxCriterion(self.anchor_generator, self.coder, config),
-                MultiBoxCriterion(self.first_shot_anchor_generator, self.coder, config),
-            ]
+        super().__init__(
+            backbone,
+            extras,
+            enhance,
+            second_head,
+            layouts=(dsfd_head("second"), dsfd_head("first")),
+            input_spec=DSFD_INPUT,
+            first_head=first_head,
+            top=top,
+            first_norms=first_norms,
+            second_norms=second_norms,
+            enhance_normalised=fuse_normalised,
         )
-
-
-class MobileNetV1Taps(RetinaFaceMobileNetV1):
-    """Pytorch_Retinaface's MobileNetV1-0.25 (same modules and state-dict keys, so its ImageNet file loads)
-    with a fourth tap: the stride-4 map inside ``stage1`` (after its fourth block).
-
-    Returns (forward):
-        ``[Tensor[B, 32, ceil(H/4), .], Tensor[B, 64, ./8], Tensor[B, 128, ./16], Tensor[B, 256, ./32]]``.
-    """
-
-    out_channels = (32, 64, 128, 256)
-    #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
-    STRIDE4_BLOCKS = 4
-
-    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
-        c2 = self.stage1[: self.STRIDE4_BLOCKS](x)
-        c3 = self.stage1[self.STRIDE4_BLOCKS :](c2)
-        c4 = self.stage2(c3)
-        c5 = self.stage3(c4)
-        return [c2, c3, c4, c5]
+        self.level_channels = level_channels
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,17 +355,22 @@ class DSFDOfficial(DenseFaceDetector):
     the face anchors (second-shot sizes of :func:`pal_anchor_sizes`, clamped to the input as the
     release's priors).
 
-    Its criterion (:meth:`make_criterion`) fine-tunes the face outputs with :data:`DSFD_LOSS`; the
+    Its registry entry's criterion (``dsfd_pal``, single shot here) fine-tunes the face outputs; the
     release's head/body part losses (their weights were never published) are not reproduced.
     """
 
     family = "dsfd"
-    default_loss_config = DSFD_LOSS
     strides = PAL_STRIDES
     num_anchors = 1
 
     def __init__(self) -> None:
-        super().__init__(OFFICIAL_HEAD.anchor_generator(), OFFICIAL_HEAD.coder, DSFD_INPUT, has_landmarks=False)
+        super().__init__(
+            OFFICIAL_HEAD.anchor_generator(),
+            OFFICIAL_HEAD.coder,
+            DSFD_INPUT,
+            has_landmarks=False,
+            score_activation=OFFICIAL_HEAD.score_activation,
+        )
         resnet = torchvision.models.resnet152(weights=None)
         self.layer1 = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1)
         self.layer2 = nn.Sequential(resnet.layer2)
@@ -466,22 +419,14 @@ class DSFDOfficial(DenseFaceDetector):
         box: list[Tensor] = []
         for level, x in enumerate(self.enhanced_features(images)):
             # Channels 0..3 of loc are the face box of the single anchor; the rest are head/body parts.
-            box.append(flatten_anchors(self.loc[level](x)[:, :4], 4))
-            cls.append(flatten_anchors(max_in_out(self.conf[level](x), max_out_background=level == 0), 2))
+            box.append(flatten_level(self.loc[level](x)[:, :4], 4))
+            cls.append(flatten_level(max_in_out(self.conf[level](x), max_out_background=level == 0), 2))
         return DenseOutputs(cls, box)
 
     @property
     def backbone(self) -> nn.Module:
         """The ResNet-152 stem and stages (``layer1`` .. ``layer4``, the checkpoint's names)."""
         return nn.ModuleList([self.layer1, self.layer2, self.layer3, self.layer4])
-
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
-        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
-        return torch.softmax(cls_logits, dim=-1)[..., 1]
-
-    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
-        """Multibox criterion over the face priors (single shot)."""
-        return MultiBoxCriterion(self.anchor_generator, self.coder, config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,7 +436,14 @@ class DSFDOfficial(DenseFaceDetector):
 
 def dsfd_vgg16() -> DSFD:
     """The paper's DSFD on VGG-16 (``backbone.features.*`` loads torchvision's ImageNet ``vgg16``; fc6/fc7 are
-    ``top``)."""
+    ``top``).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_vgg16()
+        >>> sum(p.numel() for p in model.parameters())
+        49793432
+    """
     return DSFD(VGG16Body(), l2norm_scales=VGG_L2NORM_SCALES, top=ReducedFC())
 
 
@@ -502,24 +454,51 @@ def _dsfd_resnet(depth: int) -> DSFD:
 
 
 def dsfd_r50() -> DSFD:
-    """The paper's DSFD on ResNet-50 (``backbone.*`` = torchvision ``resnet50`` keys without ``fc``)."""
+    """The paper's DSFD on ResNet-50 (``backbone.*`` = torchvision ``resnet50`` keys without ``fc``).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     out = dsfd_r50()(torch.zeros(1, 3, 64, 64))
+        >>> [t.shape[1] for t in out.aux[0].box_regs]  # the first shot, as many rows as the second
+        [256, 64, 16, 4, 1, 1]
+    """
     return _dsfd_resnet(50)
 
 
 def dsfd_r101() -> DSFD:
-    """The paper's DSFD on ResNet-101 (torchvision ``resnet101`` keys)."""
+    """The paper's DSFD on ResNet-101 (torchvision ``resnet101`` keys).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_r101()
+        >>> sum(p.numel() for p in model.parameters())
+        125737112
+    """
     return _dsfd_resnet(101)
 
 
 def dsfd_r152() -> DSFD:
-    """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys)."""
+    """The paper's DSFD on ResNet-152 (torchvision ``resnet152`` keys).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_r152()
+        >>> sum(p.numel() for p in model.parameters())
+        141380760
+    """
     return _dsfd_resnet(152)
 
 
 def dsfd_mnet025() -> DSFD:
     """The small variant: the DSFD code path on MobileNetV1-0.25 (``backbone.stage*`` = Pytorch_Retinaface's
     ``mobilenetV1X0.25_pretrain.tar`` keys without ``module.`` and the classifier), with L2Norm on all six
-    original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`)."""
+    original maps and the fusion fed the normalised maps (:data:`MNET_L2NORM_SCALES`).
+
+    Example:
+        >>> out = dsfd_mnet025().eval()(torch.zeros(1, 3, 64, 96))
+        >>> [tuple(t.shape) for t in out.cls_logits[:2]], len(out.aux)
+        ([(1, 384, 2), (1, 96, 2)], 1)
+    """
     return DSFD(
         MobileNetV1Taps(),
         l2norm_scales=MNET_L2NORM_SCALES,
@@ -530,5 +509,12 @@ def dsfd_mnet025() -> DSFD:
 
 
 def dsfd_official() -> DSFDOfficial:
-    """The released DSFD-ResNet-152 (``WIDERFace_DSFD_RES152.pth`` layout)."""
+    """The released DSFD-ResNet-152 (``WIDERFace_DSFD_RES152.pth`` layout).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     model = dsfd_official()
+        >>> sum(p.numel() for p in model.parameters()), len(model.anchor_generators)
+        (120058406, 1)
+    """
     return DSFDOfficial()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +98,45 @@ def init_conv_bn(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def xavier_init_convs(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases on every conv (the SSD / DSFD references' init of new layers)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def flatten_level(x: Tensor, values_per_anchor: int) -> Tensor:
+    """A head's conv output of one level as rows: ``Tensor[B, A*k, H, W] -> Tensor[B, H*W*A, k]``.
+
+    Rows are ordered (row, column, anchor), the order of :class:`~facescope.ops.anchors.AnchorGenerator`.
+
+    Example:
+        >>> flatten_level(torch.arange(8.0).view(1, 4, 1, 2), 2).tolist()
+        [[[0.0, 2.0], [4.0, 6.0], [1.0, 3.0], [5.0, 7.0]]]
+    """
+    batch = x.shape[0]
+    # (B, A*k, H, W) -> (B, H, W, A*k) -> (B, H*W*A, k)
+    return x.permute(0, 2, 3, 1).reshape(batch, -1, values_per_anchor)
+
+
+class PerLevel(nn.ModuleList):
+    """One module per pyramid level, applied level by level: ``[x_0 .. x_L] -> [m_0(x_0) .. m_L(x_L)]``.
+
+    A :class:`~torch.nn.ModuleList` (state-dict keys ``<index>.<...>``) with a forward.
+
+    Example:
+        >>> PerLevel([nn.Identity(), nn.ReLU()])([torch.ones(1), -torch.ones(1)])
+        [tensor([1.]), tensor([0.])]
+    """
+
+    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:  # type: ignore[override]
+        if len(features) != len(self):
+            raise ValueError(f"{len(self)} per-level modules but {len(features)} feature maps")
+        return [module(x) for module, x in zip(self, features)]
 
 
 def conv_bn_act(

@@ -36,6 +36,7 @@ from facescope.errors import FacescopeError, UnknownModelError, WeightsError, su
 from facescope.named_registry import NamedRegistry
 from facescope.models.options import builder_options, check_agreement, coerce_option, to_saved
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
+from facescope.models.weights import cached_path, file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -64,6 +65,9 @@ class ModelEntry:
         weights: pretrained releases, the first being the default; each names the preset its
             published numbers used (``WeightSpec.preset``).
         paper_metrics: published WIDER FACE val AP of the architecture, when the paper gives one.
+        criterion: the name of its default training criterion, registered in
+            :mod:`facescope.losses.criteria` (a recipe's ``loss.criterion`` may name another); None for
+            an architecture that is not trained here.
     """
 
     name: str
@@ -75,6 +79,7 @@ class ModelEntry:
     presets: Mapping[str, InferencePreset] = field(default_factory=dict)
     weights: tuple[WeightSpec, ...] = ()
     paper_metrics: Mapping[str, float] | None = None
+    criterion: str | None = None
 
     def weight_spec(self, tag: str | None = None) -> WeightSpec:
         """The default release, or the one called ``tag``."""
@@ -180,6 +185,7 @@ def register_model(
     presets: Mapping[str, InferencePreset],
     weights: tuple[WeightSpec, ...] = (),
     paper_metrics: Mapping[str, float] | None = None,
+    criterion: str | None = None,
 ) -> ModelEntry:
     """Add an entry (called by the catalogue modules); a duplicate name is an error."""
     if ":" not in builder:
@@ -187,7 +193,9 @@ def register_model(
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
-    entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
+    entry = ModelEntry(
+        name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics, criterion=criterion
+    )
     return _MODELS.add(name, entry)
 
 
@@ -249,7 +257,7 @@ def create_model(
         return entry.build(**overrides).to(device).eval()
     loaded = WeightsFile.read(resolve_weights(entry, weights, progress), sha256)
     model = entry.build_from(overrides, loaded.model_args, str(loaded.path))
-    loaded.load_into(model, name)
+    loaded.load_into(model, name, fits=find_architectures_for)
     return model.to(device).eval()
 
 
@@ -296,9 +304,8 @@ def release_of_file(path: Path) -> tuple[ModelEntry, WeightSpec] | None:
     resolved = path.resolve()
     for entry in entries():
         for spec in entry.weights:
-            if spec.cached_path().resolve() == resolved:
+            if cached_path(spec).resolve() == resolved:
                 return entry, spec
-    from facescope.models.weights import file_sha256
 
     return find_release(file_sha256(path))
 

@@ -14,10 +14,9 @@ Two families of architectures:
   optional deformable convolutions, one shared 1x1 loss head, and an optional dense-regression
   (mesh decoder) branch.
 
-``forward`` returns raw logits and encodings; the training loss is a
-:class:`~facescope.losses.multibox.MultiBoxCriterion` (softmax + OHEM, smooth-L1 boxes and
-landmarks, plus the pixel loss when the dense branch is on), port settings ``PORT_LOSS`` and paper
-settings ``PAPER_LOSS``. Decoding and NMS live in :mod:`facescope.inference.postprocess`; head
+``forward`` returns raw logits and encodings; the registry entries name the training criterion
+(``retinaface_port`` / ``retinaface_paper`` in :mod:`facescope.losses.criteria`: a multibox criterion,
+softmax + OHEM, smooth-L1 boxes and landmarks, plus the pixel loss when the dense branch is on). Decoding and NMS live in :mod:`facescope.inference.postprocess`; head
 layouts, presets and weights in :mod:`facescope.models.catalog.retinaface`.
 """
 
@@ -28,8 +27,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from facescope.losses.multibox import PAPER_LOSS, PORT_LOSS, MultiBoxCriterion, MultiBoxLossConfig
-from facescope.losses.pixel import PixelLoss
 from facescope.models.backbones import RetinaFaceMobileNetV1, TorchvisionResNetBody
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads.mesh_decoder import DenseRegressionBranch
@@ -55,27 +52,21 @@ from facescope.models.catalog.retinaface import (  # noqa: F401 - presets and re
 from facescope.ops.anchors import AnchorGenerator
 
 class _RetinaFaceBase(DenseFaceDetector):
-    """Shared by both RetinaFace families: softmax scores and the multibox criterion."""
+    """Shared by both RetinaFace families: coder, input spec and softmax scores of the catalogue."""
 
     family = "retinaface"
-    default_loss_config = PORT_LOSS
 
     def __init__(self, anchor_generator: AnchorGenerator) -> None:
-        # coder and input spec from the catalogue's declaration (both layouts share them)
-        super().__init__(anchor_generator, PORT_HEAD.coder, RETINAFACE_INPUT, has_landmarks=True)
+        # coder, input spec and score activation from the catalogue's declaration (both layouts share them)
+        super().__init__(
+            anchor_generator, PORT_HEAD.coder, RETINAFACE_INPUT, has_landmarks=True, score_activation=PORT_HEAD.score_activation
+        )
 
     @property
     def backbone(self) -> nn.Module:
         """The classification body (both families keep the port's state-dict prefix ``body``)."""
         return self.body
 
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
-        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
-        return torch.softmax(cls_logits, dim=-1)[..., 1]
-
-    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
-        """Multibox criterion (max-IoU, softmax + OHEM, smooth-L1) over this model's priors."""
-        return MultiBoxCriterion(self.anchor_generator, self.coder, config)
 
 
 class RetinaFace(_RetinaFaceBase):
@@ -84,8 +75,6 @@ class RetinaFace(_RetinaFaceBase):
     Args:
         body: returns C3, C4, C5 (strides 8, 16, 32) and exposes ``out_channels``.
         out_channels: FPN / SSH width (64 for MobileNet-0.25, 256 for ResNet-50).
-
-    Its default criterion settings are the port's (:data:`~facescope.losses.multibox.PORT_LOSS`).
 
     Example:
         >>> model = create_model("retinaface_mnet025").eval()
@@ -123,18 +112,14 @@ class RetinaFacePaper(_RetinaFaceBase):
     Args:
         depth: ResNet depth (50 or 152).
         deformable: deformable 3x3 convs in the lateral connections and context modules.
-        dense_branch: optional mesh-decoder branch; adds the ``pixel`` term to the criterion.
+        dense_branch: optional mesh-decoder branch (the ``retinaface_paper`` criterion adds its ``pixel`` term).
         out_channels: pyramid width.
-
-    Its default criterion settings are the paper's (:data:`~facescope.losses.multibox.PAPER_LOSS`).
 
     Example:
         >>> model = build_retinaface_paper(50, deformable=False)
         >>> len(model.anchor_generator.priors((640, 640)))
         102300
     """
-
-    default_loss_config = PAPER_LOSS
 
     def __init__(
         self,
@@ -162,11 +147,6 @@ class RetinaFacePaper(_RetinaFaceBase):
             # The pixel loss compares renderings with crops of the input, so the batch travels along.
             extras = {"dense_params": dense, "images": images}
         return DenseOutputs(cls, box, landmarks, extras)
-
-    def make_criterion(self, config: MultiBoxLossConfig) -> MultiBoxCriterion:
-        """Multibox criterion over the P2-P6 anchors, plus the pixel loss when the dense branch is on."""
-        terms = [PixelLoss(self.dense_branch, config.pixel_weight, config.max_pixel_anchors)] if self.dense_branch is not None else []
-        return MultiBoxCriterion(self.anchor_generator, self.coder, config, terms=terms)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
 from facescope.models.backbones import MobileNetV1, ResNetV1e
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads import SCRFDHead
@@ -47,7 +46,6 @@ class SCRFD(DenseFaceDetector):
     """
 
     family = "scrfd"
-    default_loss_config = SCRFDLossConfig()
 
     def __init__(
         self,
@@ -62,6 +60,7 @@ class SCRFD(DenseFaceDetector):
             layout.coder,
             SCRFD_INPUT,
             has_landmarks=head.use_landmarks,
+            score_activation=layout.score_activation,
         )
         self.backbone = backbone
         self.neck = neck
@@ -72,13 +71,6 @@ class SCRFD(DenseFaceDetector):
         cls_logits, box_regs, landmark_regs = self.bbox_head(self.neck(self.backbone(images)))
         return DenseOutputs(cls_logits, box_regs, landmark_regs)
 
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
-        """Sigmoid of the single face logit: ``Tensor[B, N, 1] -> Tensor[B, N]``."""
-        return torch.sigmoid(cls_logits[..., 0])
-
-    def make_criterion(self, config: SCRFDLossConfig) -> SCRFDCriterion:
-        """ATSS + QFL + DIoU (+ landmark smooth-L1) over this model's priors."""
-        return SCRFDCriterion(self.anchor_generator, self.coder, config)
 
 
 def build_scrfd(

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facescope.losses.shf import SHF_LOSS, SHFCriterion, SHFLossConfig
 from facescope.models.backbones.retinaface_mobilenet import RetinaFaceMobileNetV1
 from facescope.models.backbones.shf_vgg import CaffeVGG16Body
 from facescope.models.base import DenseFaceDetector, DenseOutputs
@@ -128,8 +127,8 @@ class SHF(DenseFaceDetector):
     """The SHF detector: a body giving stride-8 and stride-16 maps, stride-8 fusion, shared-weight
     dilated head.
 
-    ``forward`` returns raw outputs only; training losses (:meth:`make_criterion`) and
-    post-processing are separate objects.
+    ``forward`` returns raw outputs only; the training loss (the entry's ``shf`` criterion,
+    :class:`~facescope.losses.shf.SHFCriterion`) and post-processing are separate objects.
 
     Args:
         body: returns ``[stride-8 map, stride-16 map]`` and exposes their ``out_channels``
@@ -146,12 +145,13 @@ class SHF(DenseFaceDetector):
     """
 
     family = "shf"
-    default_loss_config = SHF_LOSS
 
     def __init__(
         self, body: nn.Module | None = None, reduced: int = 256, fused: int = 512, head_channels: int = 128
     ) -> None:
-        super().__init__(shf_anchor_generator(), SHF_HEAD.coder, SHF_INPUT, has_landmarks=False)
+        super().__init__(
+            shf_anchor_generator(), SHF_HEAD.coder, SHF_INPUT, has_landmarks=False, score_activation=SHF_HEAD.score_activation
+        )
         self.body = body if body is not None else CaffeVGG16Body()
         self.fusion = SHFFusion(tuple(self.body.out_channels), reduced, fused, head_channels)
         self.head = SharedDilatedHead(head_channels, head_channels, SHF_DILATIONS, num_classes=2)
@@ -161,11 +161,6 @@ class SHF(DenseFaceDetector):
         """The classification body (what ``backbone_weights`` initialise)."""
         return self.body
 
-    def make_criterion(self, config: SHFLossConfig) -> SHFCriterion:
-        """The release's training rule (labels without forced match, border rule, OHEM, sigma-3
-        smooth-L1) over this model's anchors; reports the per-image statistics of hard image mining."""
-        return SHFCriterion(self.anchor_generator, self.coder, config)
-
     def forward(self, images: Tensor) -> DenseOutputs:
         """``Tensor[B, 3, H, W]`` (H, W multiples of 16) -> three levels of ``[B, H/8 * W/8, 2]`` logits
         and ``[B, H/8 * W/8, 4]`` deltas, for the anchors 16, 32, 64."""
@@ -174,10 +169,6 @@ class SHF(DenseFaceDetector):
         conv4_3, conv5_3 = self.body(images)
         cls_logits, box_regs = self.head(self.fusion(conv4_3, conv5_3))
         return DenseOutputs(cls_logits, box_regs, None)
-
-    def scores_from_logits(self, cls_logits: Tensor) -> Tensor:
-        """Softmax over (background, face), column 1: ``Tensor[B, N, 2] -> Tensor[B, N]``."""
-        return torch.softmax(cls_logits, dim=-1)[..., 1]
 
 
 def _check_input_size(images: Tensor) -> None:

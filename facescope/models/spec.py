@@ -12,6 +12,8 @@ if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference co
     from facescope.inference.tta import TTASpec
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"  # weights shipped inside the package
+#: How a head's logits become face scores (:func:`facescope.ops.scores.scores_from_logits`).
+ScoreActivation = Literal["sigmoid", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,9 @@ class HeadLayout:
         coder: the box/landmark coder (a :class:`~facescope.ops.coders.BoxCoder`).
         has_landmarks: the head predicts 5 landmarks.
         score_activation: ``"sigmoid"`` (1 logit per prior) or ``"softmax"`` (background, face).
+        logit_scale: the logits are multiplied by it before the activation: the scale ``s`` of a head
+            trained with a large-margin cosine loss (its outputs are cosines; a criterion whose
+            classification loss scores otherwise is refused), 1 for plain logits.
     """
 
     strides: tuple[int, ...]
@@ -132,7 +137,8 @@ class HeadLayout:
     center_offset: float
     coder: Any
     has_landmarks: bool
-    score_activation: Literal["sigmoid", "softmax"] = "sigmoid"
+    score_activation: ScoreActivation = "sigmoid"
+    logit_scale: float = 1.0
 
     @property
     def num_levels(self) -> int:
@@ -200,16 +206,8 @@ class WeightSpec:
     embedded: bool = False
     permissive: bool = True
 
-    def cached_path(self) -> Path:
-        """Where the file lives: inside the package when embedded, else in the cache (it may not exist yet)."""
-        if self.embedded:
-            return EMBEDDED_DIR / self.filename
-        from facescope.models.weights import weights_dir
-
-        return weights_dir() / self.filename
-
     def where(self) -> str:
         """Where the file comes from, for listings: the URL, or the package folder when embedded."""
         if self.embedded:
-            return f"embedded in the package ({self.cached_path()})"
+            return f"embedded in the package ({EMBEDDED_DIR / self.filename})"
         return self.url + (f" :: {self.archive_member}" if self.archive_member else "")

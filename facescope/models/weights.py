@@ -15,15 +15,21 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from facescope.errors import WeightsError
 from facescope.fileio import atomic_path
-from facescope.models.spec import WeightSpec
+from facescope.models.spec import EMBEDDED_DIR, WeightSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
+
+#: ``{key: shape}`` of a state dict -> the registered architectures it fits (the registry's
+#: ``find_architectures_for``, passed in by the registry so that this module does not depend on it).
+ArchitectureFinder = Callable[[dict[str, tuple[int, ...]]], list[str]]
+
 
 __all__ = ["WeightSpec", "fetch_weights", "file_sha256", "load_weights_file", "read_state_dict", "verify_sha256"]
 
@@ -35,6 +41,11 @@ def facescope_home() -> Path:
 
 def weights_dir() -> Path:
     return facescope_home() / "weights"
+
+
+def cached_path(spec: WeightSpec) -> Path:
+    """Where a release's file lives: inside the package when embedded, else in the cache (it may not exist yet)."""
+    return EMBEDDED_DIR / spec.filename if spec.embedded else weights_dir() / spec.filename
 
 
 def file_sha256(path: str | Path) -> str:
@@ -70,7 +81,7 @@ def verify_release_file(path: str | Path, spec: WeightSpec) -> None:
 
 def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     """Return the local path of ``spec``'s file, downloading and verifying it if needed."""
-    target = spec.cached_path()
+    target = cached_path(spec)
     if target.exists():
         verify_release_file(target, spec)
         return target
@@ -198,14 +209,17 @@ def _strip_prefix(key: str) -> str:
     return key[len("module.") :] if key.startswith("module.") else key
 
 
-def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
+def load_state_dict_checked(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str, fits: ArchitectureFinder | None = None
+) -> None:
     """Strict load with a one-line explanation when the weights do not fit the architecture."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_KEY_SUFFIXES)]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     if missing or unexpected or wrong_shape:
-        raise WeightsError(_mismatch_message(source, arch, missing, unexpected, wrong_shape, state, expected))
+        hint = _guess_architecture(state, fits)
+        raise WeightsError(_mismatch_message(source, arch, missing, unexpected, wrong_shape, state, expected) + hint)
     model.load_state_dict(state, strict=False)
 
 
@@ -226,14 +240,11 @@ def _mismatch_message(
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    hint = _guess_architecture(state)
-    return f"weights {source} do not fit architecture '{arch}': " + ", ".join(parts) + hint
+    return f"weights {source} do not fit architecture '{arch}': " + ", ".join(parts)
 
 
-def _guess_architecture(state: dict[str, torch.Tensor]) -> str:
-    from facescope.models.registry import find_architectures_for
-
-    names = find_architectures_for({k: tuple(v.shape) for k, v in state.items()})
+def _guess_architecture(state: dict[str, torch.Tensor], fits: ArchitectureFinder | None) -> str:
+    names = fits({k: tuple(v.shape) for k, v in state.items()}) if fits is not None else []
     return f"; they fit {', '.join(repr(n) for n in names)}" if names else ""
 
 
@@ -264,20 +275,24 @@ class WeightsFile:
         state, model_args = read_torch_weights(path)
         return cls(path, model_args, state)
 
-    def load_into(self, model: nn.Module, arch: str) -> None:
-        """Copy the weights into ``model`` (in place), refusing a file that does not fit it."""
+    def load_into(self, model: nn.Module, arch: str, fits: ArchitectureFinder | None = None) -> None:
+        """Copy the weights into ``model`` (in place), refusing a file that does not fit it (naming the
+        architectures it fits, ``fits``, when it can)."""
         if self.state is None:
             from facescope.models.onnx_import import import_onnx_weights
 
             import_onnx_weights(model, self.path, arch)
             model.weights_loaded = True  # copied tensor by tensor, not through load_state_dict
         else:
-            load_state_dict_checked(model, self.state, str(self.path), arch)
+            load_state_dict_checked(model, self.state, str(self.path), arch, fits)
 
 
-def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str | None = None) -> None:
-    """Load ``path`` (``.onnx`` or a PyTorch file) into ``model``, checking ``sha256`` if given."""
-    WeightsFile.read(path, sha256).load_into(model, arch)
+def load_weights_file(
+    model: nn.Module, path: str | Path, arch: str, sha256: str | None = None, fits: ArchitectureFinder | None = None
+) -> None:
+    """Load ``path`` (``.onnx`` or a PyTorch file) into ``model``, checking ``sha256`` if given; a file that does
+    not fit names the architectures it fits (``fits``) when it can."""
+    WeightsFile.read(path, sha256).load_into(model, arch, fits)
 
 
 def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -293,7 +308,7 @@ def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | 
 def copy_into_cache(path: str | Path, spec: WeightSpec) -> Path:
     """Verify ``path`` against ``spec`` and copy it into the cache (for offline installs)."""
     verify_sha256(path, spec.sha256)
-    target = spec.cached_path()
+    target = cached_path(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
     return target

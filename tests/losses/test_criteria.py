@@ -1,6 +1,7 @@
 """Criteria on constructed cases: ignored faces, per-image statistics, several shots, typed overrides,
 and the pluggable classification losses."""
 
+import dataclasses
 import math
 
 import pytest
@@ -9,11 +10,13 @@ import torch
 from facescope.assign.labels import IGNORE
 from facescope.errors import ConfigError
 from facescope.losses.classification import LargeMarginCosine, SigmoidCrossEntropy, SoftmaxCrossEntropy
-from facescope.losses.criteria import MultiShotCriterion, apply_loss_overrides, build_criterion
-from facescope.losses.multibox import PAPER_LOSS, MultiBoxCriterion
+from facescope.losses.criteria import CRITERIA, MultiShotCriterion, apply_loss_overrides, build_criterion
+from facescope.losses.multibox import DSFD_LOSS, PAPER_LOSS, PORT_LOSS, MultiBoxCriterion
 from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
 from facescope.losses.targets import assign_batch
+from facescope.models import create_model, get_model_entry
 from facescope.models.base import DenseOutputs
+from facescope.models.registry import entries
 from facescope.ops.anchors import AnchorGenerator, Priors
 from facescope.ops.coders import DeltaCoder, DistanceCoder
 from facescope.structures import FaceTargets
@@ -121,17 +124,10 @@ def test_multi_shot_criterion_is_the_weighted_sum_of_its_shots():
         MultiShotCriterion([final])(outputs, targets, (64, 64))
 
 
-class _StubModel:
-    default_loss_config = PAPER_LOSS
-
-    def make_criterion(self, config):
-        return config
-
-
 def test_overrides_are_typed_and_strict():
-    config = build_criterion(_StubModel(), {"box_weight": 1, "neg_iou": None})  # the stub returns its config
+    config = build_criterion(create_model("retinaface_paper_r50", deformable=False), {"box_weight": 1, "neg_iou": None}).config
     assert config.box_weight == 1.0 and isinstance(config.box_weight, float)
-    assert config.neg_iou is None and config.pos_iou == PAPER_LOSS.pos_iou  # the rest stays the model's default
+    assert config.neg_iou is None and config.pos_iou == PAPER_LOSS.pos_iou  # the rest stays the entry's default
     with pytest.raises(ConfigError, match=r"unknown loss setting 'loss.box_wieght' \(did you mean 'box_weight'\?\)"):
         apply_loss_overrides(PAPER_LOSS, {"box_wieght": 1.0})
     with pytest.raises(ConfigError, match=r"'min_negatives' must be int, got 'three'"):
@@ -139,12 +135,32 @@ def test_overrides_are_typed_and_strict():
     assert apply_loss_overrides(PAPER_LOSS, {}) is PAPER_LOSS
 
 
-def test_a_model_without_a_criterion_is_a_config_error():
-    class NoLoss:
-        default_loss_config = None
+def test_every_registry_entry_names_a_registered_criterion_and_the_recipe_may_name_another():
+    assert {entry.name: entry.criterion in CRITERIA for entry in entries()} == {entry.name: True for entry in entries()}
+    assert get_model_entry("dsfd_vgg16").criterion == "dsfd_pal"
+    assert get_model_entry("retinaface_mnet025").criterion == "retinaface_port"
+    model = create_model("retinaface_mnet025")
+    assert build_criterion(model).config == PORT_LOSS
+    assert build_criterion(model, {"criterion": "dsfd_pal"}).config == DSFD_LOSS  # one shot: one multibox criterion
+    with pytest.raises(ConfigError, match=r"unknown criterion 'loss.criterion: dsfd_pl' \(did you mean 'dsfd_pal'\?\); valid: \["):
+        build_criterion(model, {"criterion": "dsfd_pl"})
 
-    with pytest.raises(ConfigError, match="NoLoss has no training criterion"):
-        build_criterion(NoLoss())
+
+def test_a_model_whose_entry_names_no_criterion_is_a_config_error(monkeypatch):
+    from facescope.models import registry
+
+    entry = registry.get_model_entry("retinaface_mnet025")
+    monkeypatch.setitem(registry._MODELS._items, entry.name, dataclasses.replace(entry, criterion=None))
+    with pytest.raises(ConfigError, match="retinaface_mnet025 has no training criterion"):
+        build_criterion(create_model("retinaface_mnet025"))
+
+
+def test_box_and_classification_loss_names_are_checked_with_the_list_of_valid_names():
+    with pytest.raises(ConfigError, match=r"'box_loss' must be one of \['smooth_l1', 'diou', 'giou'\], got 'ciou'"):
+        apply_loss_overrides(PORT_LOSS, {"box_loss": "ciou"})
+    valid = r"\['softmax_ce', 'sigmoid_ce', 'focal', 'large_margin_cosine'\]"
+    with pytest.raises(ConfigError, match=rf"'cls_loss' must be one of {valid}, got 'arcface'"):
+        apply_loss_overrides(PORT_LOSS, {"cls_loss": "arcface"})
 
 
 def test_classification_losses_hand_values():
@@ -168,3 +184,78 @@ def test_the_classification_loss_plugs_into_the_multibox_criterion():
     # 1 positive + 3 hard negatives (A1, A2, A3, A4 are negative, all at loss log 2; A5 is ignored).
     assert result.losses["cls"].item() == pytest.approx(4 * math.log(2))
     assert "landmark" not in result.losses
+
+
+# ---------------------------------------------------------------- box and classification losses by name
+# One face F = [2, 2, 12, 12] and two side-10 priors: A0 = [0, 0, 10, 10] (centre 5, 5) and A1 = [40, 40, 50, 50].
+# IoU(A0, F) = 8 * 8 / (100 + 100 - 64) = 64 / 136 = 0.470588 >= 0.4: A0 is DSFD's positive, A1 its negative
+# (IoU 0), and with OHEM 3:1 the one negative is kept. Zero regressions decode to the prior itself.
+HAND_PRIORS = [[5.0, 5.0], [45.0, 45.0]]
+HAND_FACE = [[2.0, 2.0, 12.0, 12.0]]
+
+
+def _hand_criterion(**settings) -> MultiBoxCriterion:
+    return MultiBoxCriterion(FixedPriors(HAND_PRIORS), DeltaCoder((0.1, 0.2)), dataclasses.replace(DSFD_LOSS, **settings))
+
+
+def _hand_outputs(logits: list[list[float]]) -> DenseOutputs:
+    return DenseOutputs([torch.tensor([logits])], [torch.zeros(1, 2, 4)])
+
+
+def test_diou_box_loss_through_the_multibox_criterion_by_hand():
+    result = _hand_criterion(box_loss="diou")(_hand_outputs([[0.0, 0.0], [0.0, 0.0]]), [_faces(HAND_FACE)], (64, 64))
+    # DIoU(A0, F) = 1 - IoU + rho^2 / c^2: centres (5, 5) and (7, 7) give rho^2 = 8; the enclosing box [0, 0, 12, 12]
+    # has diagonal c^2 = 144 + 144 = 288; 1 - 64/136 + 8/288 = 0.529412 + 0.027778 = 0.557190; one positive.
+    assert result.losses["box"].item() == pytest.approx(1 - 64 / 136 + 8 / 288, rel=1e-5)
+    assert result.losses["box"].item() == pytest.approx(0.557190, abs=1e-6)
+    # The same positive under smooth-L1 on the deltas is another number entirely.
+    smooth = _hand_criterion()(_hand_outputs([[0.0, 0.0], [0.0, 0.0]]), [_faces(HAND_FACE)], (64, 64))
+    assert smooth.losses["box"].item() != pytest.approx(result.losses["box"].item(), rel=1e-2)
+
+
+def test_giou_box_loss_through_the_multibox_criterion_by_hand():
+    result = _hand_criterion(box_loss="giou", box_weight=2.0)(_hand_outputs([[0.0, 0.0], [0.0, 0.0]]), [_faces(HAND_FACE)], (64, 64))
+    # GIoU loss = 1 - IoU + (C - U) / C: union U = 136, enclosing area C = 12 * 12 = 144;
+    # 1 - 0.470588 + 8 / 144 = 0.584967, times box_weight 2.
+    assert result.losses["box"].item() == pytest.approx(2 * (1 - 64 / 136 + 8 / 144), rel=1e-5)
+    assert result.losses["box"].item() == pytest.approx(1.169935, abs=1e-5)
+
+
+def test_large_margin_cosine_classification_through_the_multibox_criterion_by_hand():
+    criterion = _hand_criterion(cls_loss="large_margin_cosine", margin_scale=4.0, margin=0.25)
+    # Cosines (background, face): A0 (positive) (0.1, 0.5), A1 (negative) (0.3, -0.2); s = 4, m = 0.25 off the
+    # true class's cosine. A0: logits 4 * (0.1, 0.5 - 0.25) = (0.4, 1.0), CE = log(1 + e^(0.4 - 1.0)) = 0.437488.
+    # A1: logits 4 * (0.3 - 0.25, -0.2) = (0.2, -0.8), CE = log(1 + e^(-0.8 - 0.2)) = 0.313262.
+    # Sum over the positive and the kept negative, / 1 positive = 0.750750.
+    result = criterion(_hand_outputs([[0.1, 0.5], [0.3, -0.2]]), [_faces(HAND_FACE)], (64, 64))
+    assert result.losses["cls"].item() == pytest.approx(math.log1p(math.exp(-0.6)) + math.log1p(math.exp(-1.0)), rel=1e-6)
+    assert result.losses["cls"].item() == pytest.approx(0.750750, abs=1e-6)
+    # The positive's score is softmax(s * cos) without the margin: sigmoid(4 * 0.4) = 0.832018.
+    assert result.per_image["min_positive_score"].item() == pytest.approx(1 / (1 + math.exp(-1.6)), rel=1e-6)
+
+
+def test_focal_classification_through_the_multibox_criterion_by_hand():
+    criterion = _hand_criterion(cls_loss="focal", focal_alpha=0.25, focal_gamma=2.0)
+    # A0 (face) logits (0, ln 3): p = 3/4, loss = 0.25 * (1/4)^2 * -ln(3/4) = 0.0044950;
+    # A1 (background) logits (0, 0): p_t = 1/2, loss = 0.75 * (1/2)^2 * ln 2 = 0.1299650. Sum / 1 positive.
+    result = criterion(_hand_outputs([[0.0, math.log(3.0)], [0.0, 0.0]]), [_faces(HAND_FACE)], (64, 64))
+    assert result.losses["cls"].item() == pytest.approx(0.25 / 16 * -math.log(0.75) + 0.75 / 4 * math.log(2.0), rel=1e-6)
+    assert result.losses["cls"].item() == pytest.approx(0.134460, abs=1e-6)
+
+
+def test_a_classification_loss_must_score_as_the_model_declares():
+    model = create_model("retinaface_mnet025")  # its entry: softmax at logit scale 1
+    with pytest.raises(ConfigError, match=r"'large_margin_cosine' trains softmax scores of logits x 30, but retinaface_mnet025 scores softmax\(logits x 1\)"):
+        build_criterion(model, {"cls_loss": "large_margin_cosine"})
+    with pytest.raises(ConfigError, match="'sigmoid_ce' trains sigmoid scores"):
+        build_criterion(model, {"cls_loss": "sigmoid_ce"})
+    assert build_criterion(model, {"cls_loss": "focal"}).config.cls_loss == "focal"  # focal scores as the head does
+    # A head declared with logit scale 30 (a margin-trained head, as ASFD's) trains with the margin loss at s = 30 and
+    # reports, at inference, exactly the scores that loss trains.
+    model.logit_scale = 30.0
+    criterion = build_criterion(model, {"cls_loss": "large_margin_cosine", "margin": 0.2})
+    cosines = torch.tensor([[[0.1, 0.3], [0.2, -0.4]]])
+    assert torch.equal(model.scores_from_logits(cosines), criterion.cls_loss.scores(cosines))
+    assert model.scores_from_logits(cosines)[0, 0].item() == pytest.approx(1 / (1 + math.exp(-30 * 0.2)), rel=1e-6)
+    with pytest.raises(ConfigError, match="softmax_ce"):
+        build_criterion(model)  # the port's softmax_ce no longer scores as this head does

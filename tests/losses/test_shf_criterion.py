@@ -79,7 +79,7 @@ def test_batch_equals_the_mean_of_the_per_image_reference():
 
 def test_model_default_settings_overrides_and_gradient():
     model = shf_mnet025()
-    assert model.default_loss_config == SHF_LOSS
+    assert build_criterion(model).config == SHF_LOSS  # the registry entry's criterion, 'shf'
     crit = build_criterion(model, {"max_positives": 32, "box_weight": 2.0})
     assert isinstance(crit, SHFCriterion) and crit.config.ohem().max_positives == 32
     with pytest.raises(ConfigError, match="unknown loss setting 'loss.max_positive'"):

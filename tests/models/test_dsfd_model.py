@@ -10,7 +10,7 @@ from torch import nn
 
 from facescope.assign.labels import NEGATIVE, POSITIVE
 from facescope.losses.criteria import MultiShotCriterion, build_criterion
-from facescope.losses.multibox import MultiBoxCriterion
+from facescope.losses.multibox import DSFD_LOSS, MultiBoxCriterion
 from facescope.models import create_model, get_model_entry
 from facescope.models import dsfd
 from facescope.models.base import DenseFaceDetector
@@ -90,8 +90,8 @@ def test_two_shot_loss_is_the_sum_of_each_shots_own_multibox_loss():
     outputs = model(torch.randn(2, 3, 64, 64) * 50)
     targets = _two_faces()
     result = criterion(outputs, targets, (64, 64))
-    second = MultiBoxCriterion(model.anchor_generator, model.coder, dsfd.DSFD_LOSS)(outputs, targets, (64, 64))
-    first = MultiBoxCriterion(model.first_shot_anchor_generator, model.coder, dsfd.DSFD_LOSS)(outputs.aux[0], targets, (64, 64))
+    second = MultiBoxCriterion(model.anchor_generator, model.coder, DSFD_LOSS)(outputs, targets, (64, 64))
+    first = MultiBoxCriterion(model.first_shot_anchor_generator, model.coder, DSFD_LOSS)(outputs.aux[0], targets, (64, 64))
     assert set(result.losses) == {"cls", "box", "aux1_cls", "aux1_box"}
     assert result.losses["cls"].item() == pytest.approx(second.losses["cls"].item(), rel=1e-6)
     assert result.losses["aux1_box"].item() == pytest.approx(first.losses["box"].item(), rel=1e-6)
@@ -101,7 +101,7 @@ def test_two_shot_loss_is_the_sum_of_each_shots_own_multibox_loss():
 
 
 def test_dsfd_matching_is_iou_0_4_with_a_forced_best_anchor_and_ohem_3_to_1():
-    config = dsfd.DSFD_LOSS
+    config = DSFD_LOSS
     assert (config.pos_iou, config.neg_iou, config.neg_pos_ratio, config.box_weight) == (0.4, None, 3.0, 1.0)
     # One stride-16 level, anchors 16x16 at 8, 24, 40 (x) on a 16x48 input.
     gen = AnchorGenerator((16,), ((16.0,),), 0.5)
@@ -173,7 +173,7 @@ def test_mobilenet_taps_have_strides_4_to_32():
 
 
 def test_small_variant_loads_the_retinaface_imagenet_mobilenet(shared_data):
-    from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+    from facescope.models.backbones.pretrain import load_backbone_pretrain
 
     path = shared_data / "weights/retinaface/mobilenetV1X0.25_pretrain.tar"
     if not path.is_file():
@@ -188,7 +188,7 @@ def test_small_variant_loads_the_retinaface_imagenet_mobilenet(shared_data):
 def test_vgg_backbone_is_exactly_torchvisions_features_so_an_imagenet_file_loads(tmp_path):
     import torchvision
 
-    from facescope.models.backbones.retinaface_mobilenet import load_backbone_pretrain
+    from facescope.models.backbones.pretrain import load_backbone_pretrain
     from facescope.models.backbones.vgg import VGG16Body
 
     with torch.device("meta"):

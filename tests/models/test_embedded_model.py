@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from facescope.models.registry import DEFAULT_MODEL, get_model_entry
-from facescope.models.weights import file_sha256
+from facescope.models.weights import cached_path, file_sha256
 
 EMBEDDED = get_model_entry("retinaface_mnet025").weights[0]
 
 
 def test_embedded_release_is_the_default_and_ships_with_source_and_licence():
     assert DEFAULT_MODEL == "retinaface_mnet025" and EMBEDDED.embedded and EMBEDDED.format == "onnx"
-    path = EMBEDDED.cached_path()
+    path = cached_path(EMBEDDED)
     assert path.parent.name == "embedded" and path.parent.parent.name == "models"
     assert file_sha256(path) == EMBEDDED.sha256 and path.stat().st_size == EMBEDDED.size_bytes
     assert "MIT License" in (path.parent / "LICENSE").read_text()
@@ -65,7 +65,7 @@ def test_embedded_export_computes_what_the_official_checkpoint_does(retinaface_m
     from facescope.models.registry import create_model
 
     model = create_model("retinaface_mnet025", retinaface_mnet_weights)
-    backend = OnnxRuntimeBackend(EMBEDDED.cached_path(), get_model_entry("retinaface_mnet025"))
+    backend = OnnxRuntimeBackend(cached_path(EMBEDDED), get_model_entry("retinaface_mnet025"))
     image = read_image(shared_data / "images/crowd/t1.jpg")
     for height, width in ((480, 640), (320, 416)):
         batch = normalised_batch([cv2.resize(image, (width, height))], model)

@@ -56,7 +56,7 @@ def test_decoder_and_renderer_shapes_and_gradients():
     assert vertices.shape == (2, 162, 3) and colors.shape == (2, 162, 3)
     params = (torch.randn(2, 144) * 0.1).requires_grad_()
     images = torch.randn(1, 3, 40, 40, requires_grad=True)
-    loss = branch.pixel_loss(images, torch.tensor([0, 0]), torch.tensor([[4.0, 4.0, 30.0, 34.0], [0, 0, 40, 40]]), params)
+    loss = pixel_l1_loss(*branch.render_and_crop(images, torch.tensor([0, 0]), torch.tensor([[4.0, 4.0, 30.0, 34.0], [0, 0, 40, 40]]), params))
     assert loss.item() > 0
     loss.backward()
     grad = params.grad.abs()

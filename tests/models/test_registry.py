@@ -101,6 +101,7 @@ def test_built_model_takes_its_layout_from_the_catalogue_entry(name):
     assert model.input_spec == entry.input_spec
     assert model.has_landmarks == entry.head.has_landmarks
     assert model.family == entry.family
+    assert (model.score_activation, model.logit_scale) == (entry.head.score_activation, entry.head.logit_scale)
     with torch.no_grad():  # the activation the entry declares: 1 logit (sigmoid) or 2 (softmax)
         assert model.scores_from_logits(torch.zeros(1, 3, entry.head.num_logits)).shape == (1, 3)
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from facescope.errors import ConfigError
 from facescope.losses.criteria import build_criterion
 from facescope.losses.multibox import PAPER_LOSS, PORT_LOSS
 from facescope.models import create_model
@@ -30,8 +31,11 @@ def test_port_model_default_loss_is_the_ports():
     model = create_model("retinaface_mnet025")
     assert build_criterion(model).config == PORT_LOSS
     assert (PORT_LOSS.pos_iou, PORT_LOSS.force_match_min_iou, PORT_LOSS.neg_pos_ratio, PORT_LOSS.box_weight) == (0.35, 0.2, 7, 2.0)
-    paper = build_retinaface_paper(50, deformable=False)
-    assert build_criterion(paper).config == PAPER_LOSS
+    paper = build_retinaface_paper(50, deformable=False)  # built outside the registry: the family has two criteria
+    with pytest.raises(ConfigError, match="built outside the registry .* \\(retinaface_paper, retinaface_port\\): name one in loss.criterion"):
+        build_criterion(paper)
+    assert build_criterion(create_model("retinaface_paper_r50", deformable=False)).config == PAPER_LOSS
+    assert build_criterion(paper, {"criterion": "retinaface_paper"}).config == PAPER_LOSS
     assert (PAPER_LOSS.pos_iou, PAPER_LOSS.neg_iou, PAPER_LOSS.neg_pos_ratio) == (0.5, 0.3, 3)
     assert (PAPER_LOSS.cls_weight, PAPER_LOSS.box_weight, PAPER_LOSS.landmark_weight, PAPER_LOSS.pixel_weight) == (1, 0.25, 0.1, 0.01)
 
@@ -83,7 +87,7 @@ def _paper_targets() -> list[FaceTargets]:
 def _check_paper_training(deformable: bool, size: int, steps: int, tmp_path) -> None:
     torch.manual_seed(0)
     topology = save_mesh_topology(icosphere_topology(3), tmp_path / "ico.npz")
-    model = build_retinaface_paper(50, deformable=deformable, mesh_topology=topology).train()
+    model = create_model("retinaface_paper_r50", deformable=deformable, mesh_topology=topology).train()
     images = torch.randn(2, 3, size, size) * 50
     targets = [FaceTargets(t.boxes * size / 128, t.landmarks * size / 128, t.landmark_valid) for t in _paper_targets()]
     before = model.head.dense_conv.weight.detach().clone()

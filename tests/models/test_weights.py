@@ -8,7 +8,7 @@ import torch
 
 from facescope.errors import WeightsError
 from facescope.models import create_model, get_model_entry
-from facescope.models.weights import WeightSpec, fetch_weights, file_sha256, read_state_dict
+from facescope.models.weights import WeightSpec, cached_path, fetch_weights, file_sha256, read_state_dict
 
 
 def _spec(tmp_path, payload: bytes, **kwargs) -> WeightSpec:
@@ -83,7 +83,7 @@ def test_every_release_declares_licence_hash_and_metrics():
     for name in list_models(pretrained=True):
         for spec in get_model_entry(name).weights:
             assert len(spec.sha256) == 64 and spec.license
-            assert spec.url.startswith("https://") or (spec.embedded and spec.cached_path().is_file())  # embedded: in the package
+            assert spec.url.startswith("https://") or (spec.embedded and cached_path(spec).is_file())  # embedded: in the package
             assert set(spec.metrics["widerface_val"]) == {"easy", "medium", "hard"}
 
 

@@ -1,24 +1,20 @@
-"""MobileNetV1-0.25 body of Pytorch_Retinaface (biubug6), with its ImageNet initialisation.
+"""MobileNetV1-0.25 body of Pytorch_Retinaface (biubug6), and the same body with a stride-4 tap.
 
 Three stages (``stage1``..``stage3``) of 3x3 conv / depthwise-separable blocks, every activation a
 ``LeakyReLU(0.1)``; the classifier (``avg``, ``fc``) of the ImageNet network is not part of the
 detector, as torchvision's ``IntermediateLayerGetter`` drops it in the official code. State-dict
-keys: ``stage1.0.0.weight``, ``stage1.0.1.running_mean``, ``stage1.1.3.weight``, ...
+keys: ``stage1.0.0.weight``, ``stage1.0.1.running_mean``, ``stage1.1.3.weight``, ..., so Pytorch_Retinaface's
+ImageNet file ``mobilenetV1X0.25_pretrain.tar`` loads into both classes
+(:func:`~facescope.models.backbones.pretrain.load_backbone_pretrain`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 from torch import Tensor, nn
 
-from facescope.errors import WeightsError
 from facescope.models.layers import conv_bn_act, conv_dw
 
 LEAKY_SLOPE = 0.1
-# Top-level modules of ImageNet classifiers that a detector body does not have.
-CLASSIFIER_MODULES = frozenset({"fc", "avg", "avgpool", "classifier"})
 
 
 class RetinaFaceMobileNetV1(nn.Module):
@@ -56,52 +52,25 @@ class RetinaFaceMobileNetV1(nn.Module):
         return [c3, c4, c5]
 
 
-def load_backbone_pretrain(body: nn.Module, path: str | Path) -> list[str]:
-    """Initialise a detector body from an ImageNet classification checkpoint.
+class MobileNetV1Taps(RetinaFaceMobileNetV1):
+    """Pytorch_Retinaface's MobileNetV1-0.25 (same modules and state-dict keys, so its ImageNet file loads)
+    with a fourth tap: the stride-4 map inside ``stage1`` (after its fourth block); DSFD's small variant.
 
-    Accepts Pytorch_Retinaface's ``mobilenetV1X0.25_pretrain.tar`` (``{"state_dict": ...}`` with a
-    ``module.`` prefix and the classifier ``fc``) and torchvision ResNet files (bare state dicts
-    with ``fc``). The prefix is stripped, classifier keys absent from ``body`` are dropped, and
-    every remaining key must fit ``body`` exactly.
+    Returns (forward):
+        ``[Tensor[B, 32, ceil(H/4), .], Tensor[B, 64, ./8], Tensor[B, 128, ./16], Tensor[B, 256, ./32]]``.
 
-    Args:
-        body: the backbone module (e.g. ``model.body``).
-        path: checkpoint file.
-
-    Returns:
-        The keys of the file that were dropped (the classifier).
-
-    Raises:
-        WeightsError: unreadable file, a missing key or a shape mismatch.
+    Example:
+        >>> [f.shape[1] for f in MobileNetV1Taps()(torch.zeros(1, 3, 64, 64))]
+        [32, 64, 128, 256]
     """
-    state = _read_classification_checkpoint(Path(path))
-    expected = body.state_dict()
-    dropped = sorted(k for k in state if k not in expected)
-    stray = [k for k in dropped if k.split(".")[0] not in CLASSIFIER_MODULES]
-    if stray:
-        raise WeightsError(f"{path}: key '{stray[0]}' does not belong to the {type(body).__name__} body")
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise WeightsError(f"{path}: {len(missing)} body tensors missing from the file (e.g. '{missing[0]}')")
-    for key in expected:
-        if key in state and state[key].shape != expected[key].shape:
-            raise WeightsError(
-                f"{path}: '{key}' has shape {list(state[key].shape)} in the file, {list(expected[key].shape)} in the body"
-            )
-    body.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
-    return dropped
 
+    out_channels = (32, 64, 128, 256)
+    #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
+    STRIDE4_BLOCKS = 4
 
-def _read_classification_checkpoint(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise WeightsError(f"backbone weights file not found: {path}")
-    try:
-        # The .tar also pickles the optimizer state and python scalars; weights_only still reads it.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise WeightsError(f"cannot read backbone weights {path}: {type(exc).__name__}: {exc}")
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise WeightsError(f"cannot read backbone weights {path}: no state dict of tensors inside")
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        c2 = self.stage1[: self.STRIDE4_BLOCKS](x)
+        c3 = self.stage1[self.STRIDE4_BLOCKS :](c2)
+        c4 = self.stage2(c3)
+        c5 = self.stage3(c4)
+        return [c2, c3, c4, c5]

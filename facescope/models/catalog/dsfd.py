@@ -169,6 +169,7 @@ def _register(
         head=head,
         presets=presets,
         weights=weights,
+        criterion="dsfd_pal",  # Progressive Anchor Loss: a multibox criterion per shot (one for the release)
     )
 
 

@@ -127,6 +127,7 @@ RETINAFACE_R50_WEIGHTS = WeightSpec(
 
 
 def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: tuple[WeightSpec, ...] = ()) -> None:
+    # The port trains with Pytorch_Retinaface's MultiBoxLoss settings, the paper models with the paper's (+ pixel term).
     register_model(
         name,
         builder=f"facescope.models.retinaface:{builder}",
@@ -136,6 +137,7 @@ def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: 
         head=head,
         presets=RETINAFACE_PRESETS,
         weights=weights,
+        criterion="retinaface_paper" if head is PAPER_HEAD else "retinaface_port",
     )
 
 

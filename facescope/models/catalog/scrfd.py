@@ -114,6 +114,7 @@ def _register(
         presets=SCRFD_PRESETS,
         weights=weights,
         paper_metrics=dict(zip(("easy", "medium", "hard"), ap)),
+        criterion="scrfd",
     )
 
 

@@ -115,6 +115,7 @@ register_model(
     input_spec=SHF_INPUT,
     head=SHF_HEAD,
     presets=SHF_PRESETS,
+    criterion="shf",
     paper_metrics={"easy": 95.7, "medium": 94.9, "hard": 89.7},  # the released model, reference section 3.7
 )
 register_model(
@@ -126,4 +127,5 @@ register_model(
     input_spec=SHF_INPUT,
     head=SHF_HEAD,
     presets=SHF_PRESETS,
+    criterion="shf",
 )

@@ -1,64 +1,16 @@
-"""DSFD prediction heads.
+"""The DSFD release's prediction heads (the paper models' head is the generic
+:class:`~facescope.models.heads.shot_head.ShotHead`).
 
-* :class:`ShotHead`: the paper's SSD-style head of one shot: per level a 3x3 conv for the box
-  deltas and one for the two-class logits (``loc.<l>``, ``conf.<l>``).
 * :class:`DeepHeadModule`: the official release's per-level head (three 3x3 convs with ReLU and
   a 1x1 output conv; attribute names ``conv1`` .. ``conv4`` as in ``WIDERFace_DSFD_RES152.pth``).
 * :func:`max_in_out`: the release's max-in-out classification (several background or face
   channels reduced by a maximum).
-
-All heads return ``Tensor[B, H*W*A, k]`` rows ordered (row, column, anchor), the order of the
-facescope prior generators.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
-
-from facescope.models.heads.retinaface_head import flatten_anchors
-
-
-def xavier_init_convs(module: nn.Module) -> None:
-    """Xavier-uniform weights and zero biases on every conv (the DSFD references' init of new layers)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-class ShotHead(nn.Module):
-    """One shot's SSD-style head: 3x3 box and class convs on every level.
-
-    Args:
-        in_channels: channels of each level's feature map.
-        num_anchors: anchors per location (DSFD: 1).
-        num_classes: logits per anchor (2: background, face).
-
-    Returns (forward):
-        ``(cls, box)``: per level ``Tensor[B, N_l, num_classes]`` and ``Tensor[B, N_l, 4]`` with
-        ``N_l = H_l * W_l * num_anchors``.
-    """
-
-    def __init__(self, in_channels: Sequence[int], num_anchors: int = 1, num_classes: int = 2) -> None:
-        super().__init__()
-        self.num_anchors = num_anchors
-        self.num_classes = num_classes
-        self.loc = nn.ModuleList(nn.Conv2d(c, num_anchors * 4, kernel_size=3, padding=1) for c in in_channels)
-        self.conf = nn.ModuleList(
-            nn.Conv2d(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in in_channels
-        )
-        xavier_init_convs(self)
-
-    def forward(self, features: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        if len(features) != len(self.loc):
-            raise ValueError(f"ShotHead has {len(self.loc)} levels but got {len(features)} feature maps")
-        cls = [flatten_anchors(conf(f), self.num_classes) for f, conf in zip(features, self.conf)]
-        box = [flatten_anchors(loc(f), 4) for f, loc in zip(features, self.loc)]
-        return cls, box
 
 
 class DeepHeadModule(nn.Module):

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from facescope.losses.pixel import pixel_l1_loss
 from facescope.models.mesh_topology import MeshTopology
 from facescope.ops.graph import chebyshev_basis, graph_laplacian, scaled_laplacian, sparse_vertex_matmul
 from facescope.ops.render import euler_rotation, project_perspective, shade_lambert, splat, vertex_normals
@@ -130,15 +129,19 @@ class DenseRegressionBranch(nn.Module):
         uv, depth = project_perspective(points, self.camera_distance * torch.exp(camera[:, 6]))
         return splat(uv, depth, colors, facing, self.crop_size)
 
-    def pixel_loss(self, images: Tensor, batch_index: Tensor, boxes: Tensor, params: Tensor) -> Tensor:
-        """Eq. 3 between renderings and the boxes' crops of the input.
+    def render_and_crop(self, images: Tensor, batch_index: Tensor, boxes: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
+        """The renderings of ``params`` and the boxes' crops of the input, which the pixel loss compares
+        (:class:`~facescope.losses.pixel.PixelLoss`, paper Eq. 3).
 
         Args:
             images: ``Tensor[B, 3, H, W]`` network input.
             batch_index: ``Tensor[K]`` image of each crop.
             boxes: ``Tensor[K, 4]`` crop boxes (the matched faces) in input pixels.
             params: ``Tensor[K, 144]`` predictions of the anchors.
+
+        Returns:
+            ``(Tensor[K, 3, S, S] renderings, Tensor[K, 3, S, S] crops)``.
         """
         rois = torch.cat([batch_index[:, None].to(boxes), boxes], dim=1)
         crops = roi_align(images, rois, self.crop_size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
-        return pixel_l1_loss(self.render(params), crops)
+        return self.render(params), crops

@@ -14,12 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-
-def flatten_anchors(x: Tensor, values_per_anchor: int) -> Tensor:
-    """``Tensor[B, A*k, H, W]`` conv output -> ``Tensor[B, H*W*A, k]``."""
-    batch = x.shape[0]
-    # (B, A*k, H, W) -> (B, H, W, A*k) -> (B, H*W*A, k)
-    return x.permute(0, 2, 3, 1).reshape(batch, -1, values_per_anchor)
+from facescope.models.layers import flatten_level
 
 
 class _AnchorConv(nn.Module):
@@ -33,7 +28,7 @@ class _AnchorConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, H, W]`` -> ``Tensor[B, H*W*A, values_per_anchor]``."""
-        return flatten_anchors(self.conv1x1(x), self.values_per_anchor)
+        return flatten_level(self.conv1x1(x), self.values_per_anchor)
 
 
 class ClassHead(_AnchorConv):
@@ -87,10 +82,10 @@ class SharedRetinaFaceHead(nn.Module):
                 nn.init.zeros_(conv.bias)
 
     def forward(self, features: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor] | None]:
-        cls = [flatten_anchors(self.cls_conv(f), 2) for f in features]
-        box = [flatten_anchors(self.box_conv(f), 4) for f in features]
-        landmarks = [flatten_anchors(self.landmark_conv(f), 10) for f in features]
+        cls = [flatten_level(self.cls_conv(f), 2) for f in features]
+        box = [flatten_level(self.box_conv(f), 4) for f in features]
+        landmarks = [flatten_level(self.landmark_conv(f), 10) for f in features]
         dense = None
         if self.dense_conv is not None:
-            dense = [flatten_anchors(self.dense_conv(f), self.dense_params) for f in features]
+            dense = [flatten_level(self.dense_conv(f), self.dense_params) for f in features]
         return cls, box, landmarks, dense

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from facescope.models.layers import ConvModule, DepthwiseSeparableConvModule, NormSpec, Scale
+from facescope.models.layers import ConvModule, DepthwiseSeparableConvModule, NormSpec, Scale, flatten_level
 
 PRIOR_PROBABILITY_BIAS = -4.595  # logit of 0.01, the official classification-bias init
 
@@ -18,13 +18,6 @@ class _Integral(nn.Module):
     def __init__(self, reg_max: int = 8) -> None:
         super().__init__()
         self.register_buffer("project", torch.linspace(0, reg_max, reg_max + 1))
-
-
-def flatten_level(x: Tensor, channels_per_anchor: int) -> Tensor:
-    """``(B, A*C, H, W) -> (B, H*W*A, C)``: rows ordered by row, column, anchor."""
-    batch = x.shape[0]
-    # (B, A*C, H, W) -> (B, H, W, A*C) -> (B, H*W*A, C)
-    return x.permute(0, 2, 3, 1).reshape(batch, -1, channels_per_anchor)
 
 
 class SCRFDHead(nn.Module):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from facescope.models.heads.retinaface_head import flatten_anchors
+from facescope.models.layers import flatten_level
 
 
 class SharedDilatedHead(nn.Module):
@@ -76,8 +76,8 @@ class SharedDilatedHead(nn.Module):
         cls_logits, box_regs = [], []
         for conv, cls_conv, box_conv in zip(self.convs, self.cls_convs, self.box_convs):
             branch = self.relu(conv(features))
-            cls_logits.append(flatten_anchors(cls_conv(branch), self.num_classes))
-            box_regs.append(flatten_anchors(box_conv(branch), 4))
+            cls_logits.append(flatten_level(cls_conv(branch), self.num_classes))
+            box_regs.append(flatten_level(box_conv(branch), 4))
         return cls_logits, box_regs
 
 

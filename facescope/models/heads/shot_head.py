@@ -1,0 +1,81 @@
+"""The SSD-style head of one shot of a dual-shot detector (DSFD; ASFD's light shared head).
+
+Per level, ``depth`` stacked ``3x3 conv -> ReLU`` layers (a classification tower and a box tower, as
+RetinaNet's head) then a 3x3 conv for the class logits and one for the box deltas. ``depth=0`` is the
+paper DSFD's head (the predicting convs straight on the feature map); ASFD's searched detectors use a
+light head of a few convolutions, shared by both shots.
+
+State-dict keys: ``conf.<level>`` and ``loc.<level>`` (the predicting convs), and with ``depth > 0``
+``cls_tower.<level>.<2 i>`` / ``box_tower.<level>.<2 i>`` (the tower convs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from facescope.models.layers import flatten_level, xavier_init_convs
+
+
+def _tower(in_channels: int, width: int, depth: int) -> nn.Sequential:
+    """``depth`` x (3x3 conv -> ReLU), ``in_channels -> width -> ... -> width``."""
+    layers: list[nn.Module] = []
+    for index in range(depth):
+        layers += [nn.Conv2d(in_channels if index == 0 else width, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class ShotHead(nn.Module):
+    """One shot's head: per level an optional conv tower, then 3x3 box and class convs.
+
+    Args:
+        in_channels: channels of each level's feature map.
+        num_anchors: anchors per location (DSFD: 1).
+        num_classes: logits per anchor (2: background, face).
+        depth: 3x3 conv + ReLU layers before each predicting conv (0 = DSFD's head).
+        width: channels of the tower convs (default: the level's own ``in_channels``).
+
+    Returns (forward):
+        ``(cls, box)``: per level ``Tensor[B, N_l, num_classes]`` and ``Tensor[B, N_l, 4]`` with
+        ``N_l = H_l * W_l * num_anchors``.
+
+    Example:
+        >>> head = ShotHead((16, 32), depth=2, width=8)
+        >>> cls, box = head([torch.zeros(1, 16, 4, 4), torch.zeros(1, 32, 2, 2)])
+        >>> [tuple(t.shape) for t in cls + box]
+        [(1, 16, 2), (1, 4, 2), (1, 16, 4), (1, 4, 4)]
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_anchors: int = 1,
+        num_classes: int = 2,
+        depth: int = 0,
+        width: int | None = None,
+    ) -> None:
+        super().__init__()
+        if depth < 0:
+            raise ValueError(f"head depth must be >= 0, got {depth}")
+        self.num_anchors = num_anchors
+        self.num_classes = num_classes
+        self.depth = depth
+        predicting = [c if depth == 0 else (width or c) for c in in_channels]
+        if depth > 0:
+            self.cls_tower = nn.ModuleList(_tower(c, width or c, depth) for c in in_channels)
+            self.box_tower = nn.ModuleList(_tower(c, width or c, depth) for c in in_channels)
+        self.loc = nn.ModuleList(nn.Conv2d(c, num_anchors * 4, kernel_size=3, padding=1) for c in predicting)
+        self.conf = nn.ModuleList(nn.Conv2d(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in predicting)
+        xavier_init_convs(self)
+
+    def forward(self, features: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        if len(features) != len(self.loc):
+            raise ValueError(f"ShotHead has {len(self.loc)} levels but got {len(features)} feature maps")
+        cls_inputs, box_inputs = features, features
+        if self.depth > 0:
+            cls_inputs = [tower(f) for tower, f in zip(self.cls_tower, features)]
+            box_inputs = [tower(f) for tower, f in zip(self.box_tower, features)]
+        cls = [flatten_level(conf(f), self.num_classes) for f, conf in zip(cls_inputs, self.conf)]
+        box = [flatten_level(loc(f), 4) for f, loc in zip(box_inputs, self.loc)]
+        return cls, box
