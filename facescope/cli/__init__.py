@@ -20,11 +20,12 @@ EXAMPLES = """examples:
   facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
   facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface
+  facescope serve --model scrfd_500m_kps --weights scrfd_500m_kps.onnx --port 8080
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, train
+    from facescope.cli import detect, evaluate, export, models, serve, train
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models):
+    for module in (detect, evaluate, train, export, models, serve):
         module.register(subparsers)
     return parser
 

@@ -7,6 +7,7 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -20,7 +21,7 @@ from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.postprocess import candidates, passes_score, postprocess
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
-from facescope.inference.validate import validate_detector_options
+from facescope.inference.validate import check_probability, validate_detector_options
 from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
 from facescope.models.spec import InferencePreset, InputSpec
 from facescope.structures import Detections, to_numpy
@@ -306,6 +307,21 @@ class Detector:
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
             + (f", TTA '{self.tta.name}'" if self.tta is not None else "")
         )
+
+    def with_thresholds(self, score_thresh: float | None = None, nms_thresh: float | None = None) -> Detector:
+        """A detector that shares this one's network (backend, weights, memory) and differs only in
+        its score and NMS IoU thresholds (None keeps this one's): it finds what
+        ``Detector(..., score_thresh=..., nms_thresh=...)`` with the same other options finds.
+        The detection service uses it for a request's own thresholds, without loading the model again."""
+        for name, value in (("score_thresh", score_thresh), ("nms_thresh", nms_thresh)):
+            if value is not None:
+                check_probability(name, value)
+        if score_thresh is None and nms_thresh is None:
+            return self
+        view = copy.copy(self)
+        view.preset = self.preset.with_overrides(score_thresh, nms_thresh)
+        view._shown_notes = set()
+        return view
 
 
 def _object_presets(model: DenseFaceDetector) -> Mapping[str, InferencePreset]:
