@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from facescope.serve.app import create_app
@@ -49,6 +50,14 @@ def run_uvicorn(
             if service is not None:
                 service.begin_drain()
             super().handle_exit(sig, frame)
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                # uvicorn re-raises the exit signal once it has shut down, so the process would die
+                # by it; the shutdown was graceful, so `facescope serve` returns and exits with 0
+                getattr(self, "_captured_signals", []).clear()
 
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout_s, access_log=False

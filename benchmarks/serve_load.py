@@ -1,0 +1,266 @@
+"""Load on the detection service: ``facescope serve`` in a subprocess on 127.0.0.1, a bounded number
+of requests from an httpx client at a fixed concurrency, against in-process ``Detector.detect_batch``
+on the same image bytes in the same run.
+
+    FACESCOPE_SHARED_DATA=../shared/data python benchmarks/serve_load.py --requests 1000 --concurrency 16 \\
+        --json benchmarks/results/serve_load.json
+
+Reported: requests that failed (anything but 200, deliberate 503s counted apart), throughput
+(images/s) of the service and of the reference (decode + ``detect_batch`` in batches of the service's
+``--max-batch-size``, one thread: what the service's worker does without HTTP), their ratio,
+p50 / p99 latency, the micro-batch sizes the service ran, and the server's RSS before and after the
+load (``VmRSS``) and its peak (``VmHWM``). The client shares the machine's cores with the server.
+
+:class:`ServerProcess` (a server subprocess on a free port, stopped with SIGTERM) and :func:`run_load`
+are also used by the tests (``tests/serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACESCOPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment of asking (127.0.0.1)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_mb(pid: int, key: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of process ``pid`` from ``/proc``, MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
+class ServerProcess:
+    """``python -m facescope serve ARGS --port FREE`` as a subprocess; ``with`` waits until ``/healthz``
+    answers 200 and stops it (SIGTERM, then SIGKILL after ``stop_timeout``) on exit."""
+
+    def __init__(self, *args: str, ready_timeout: float = 120.0, stop_timeout: float = 60.0) -> None:
+        self.args = [str(a) for a in args]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_timeout, self.stop_timeout = ready_timeout, stop_timeout
+        self._log = tempfile.NamedTemporaryFile(prefix="facescope-serve-", suffix=".log", delete=False)
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> ServerProcess:
+        import httpx
+
+        command = [sys.executable, "-m", "facescope", "serve", "--port", str(self.port), *self.args]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"facescope serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"facescope serve did not answer /healthz within {self.ready_timeout:g} s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def terminate(self) -> int:
+        """SIGTERM; the exit code once it has stopped (SIGKILL after ``stop_timeout``)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def log(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.process is not None:
+            self.terminate()
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
+
+
+@dataclass
+class LoadResult:
+    """Outcome of :func:`run_load`."""
+
+    requests: int
+    concurrency: int
+    ok: int = 0
+    refused_503: int = 0
+    failed: int = 0
+    failures: Counter = field(default_factory=Counter)  # status code or exception name -> count
+    wall_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)  # of the 200s
+    batch_sizes: Counter = field(default_factory=Counter)  # X-Facescope-Batch of the 200s -> count
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.wall_s if self.wall_s > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "concurrency": self.concurrency, "ok": self.ok, "refused_503": self.refused_503,
+            "failed": self.failed, "failures": {str(k): v for k, v in self.failures.items()}, "wall_s": round(self.wall_s, 3),
+            "images_per_s": round(self.throughput, 2), "p50_ms": round(self.percentile_ms(50), 1),
+            "p99_ms": round(self.percentile_ms(99), 1), "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+        }  # fmt: skip
+
+
+async def _load(url: str, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> LoadResult:
+    import httpx
+
+    result = LoadResult(requests, concurrency)
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+
+        async def worker() -> None:
+            for index in counter:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/v1/detect", content=bodies[index % len(bodies)], headers={"Content-Type": "image/jpeg"}
+                    )
+                except httpx.HTTPError as exc:
+                    result.failed += 1
+                    result.failures[type(exc).__name__] += 1
+                    continue
+                if response.status_code == 200:
+                    result.ok += 1
+                    result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                    result.batch_sizes[int(response.headers.get("X-Facescope-Batch", "0"))] += 1
+                elif response.status_code == 503:
+                    result.refused_503 += 1
+                else:
+                    result.failed += 1
+                    result.failures[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.wall_s = time.perf_counter() - started
+    return result
+
+
+def run_load(url: str, bodies: list[bytes], requests: int, concurrency: int, timeout: float = 120.0) -> LoadResult:
+    """POST ``requests`` images (``bodies`` in turn, as ``image/jpeg``) to ``url/v1/detect`` from
+    ``concurrency`` concurrent clients; stops when all have been answered."""
+    return asyncio.run(_load(url, bodies, requests, concurrency, timeout))
+
+
+def reference_throughput(detector: Any, bodies: list[bytes], images: int, batch_size: int) -> dict[str, float]:
+    """In-process images/s over ``images`` of ``bodies``: decode + ``detect_batch``, and ``detect_batch`` alone."""
+    from facescope.inference.image_io import decode_image
+
+    chosen = [bodies[i % len(bodies)] for i in range(images)]
+    detector.detect_batch([decode_image(chosen[0])] * batch_size, color_order="bgr")  # warm-up
+    decode_s = detect_s = 0.0
+    cpu_start = cpu_seconds()
+    for start in range(0, images, batch_size):
+        began = time.perf_counter()
+        decoded = [decode_image(body) for body in chosen[start : start + batch_size]]
+        middle = time.perf_counter()
+        detector.detect_batch(decoded, color_order="bgr")
+        decode_s, detect_s = decode_s + middle - began, detect_s + time.perf_counter() - middle
+    return {
+        "images": images, "images_per_s": images / (decode_s + detect_s), "detect_only_images_per_s": images / detect_s,
+        "cpu_s": cpu_seconds() - cpu_start,
+    }  # fmt: skip
+
+
+def shared_jpegs() -> list[bytes]:
+    """The real photos of the shared data (crowd photos and the WIDER FACE val images), as JPEG bytes."""
+    paths = sorted((SHARED / "images" / "crowd").glob("*.jpg")) + sorted((SHARED / "widerface" / "WIDER_val" / "images").rglob("*.jpg"))
+    if not paths:
+        raise SystemExit(f"no shared images under {SHARED} (set FACESCOPE_SHARED_DATA)")
+    return [p.read_bytes() for p in paths]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="scrfd_500m_kps")
+    parser.add_argument("--weights", default=str(SHARED / "weights" / "scrfd" / "scrfd_500m_kps.onnx"))
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads, service and reference alike")
+    parser.add_argument("--reference-images", type=int, default=200)
+    parser.add_argument("--json", help="write every number here")
+    args = parser.parse_args()
+
+    from facescope import Detector
+
+    bodies = shared_jpegs()
+    detector = Detector(args.model, args.weights, threads=args.threads, batch_size=args.max_batch_size, progress=False)
+    reference = reference_throughput(detector, bodies, args.reference_images, args.max_batch_size)
+    del detector
+    serve_args = ["--model", args.model, "--weights", args.weights, "--threads", str(args.threads),
+                  "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
+    with ServerProcess(*serve_args) as server:
+        rss_before = proc_status_mb(server.pid, "VmRSS")
+        server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
+        load = run_load(server.url, bodies, args.requests, args.concurrency)
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds() - client_cpu
+        rss_after, rss_peak = proc_status_mb(server.pid, "VmRSS"), proc_status_mb(server.pid, "VmHWM")
+        exit_code = server.terminate()
+    results = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "model": args.model, "threads": args.threads, "images": len(bodies), "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(), "reference": {k: round(v, 2) for k, v in reference.items() if k != "cpu_s"},
+        "service": load.summary(), "ratio_to_reference": round(load.throughput / reference["images_per_s"], 3),
+        "ratio_to_detect_only": round(load.throughput / reference["detect_only_images_per_s"], 3),
+        "cpu_s": {"server": round(server_cpu, 2), "client": round(client_cpu, 2), "reference": round(reference["cpu_s"], 2)},
+        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1), "peak": round(rss_peak, 1)},
+        "server_exit_code": exit_code,
+    }  # fmt: skip
+    print(json.dumps(results, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()
