@@ -77,7 +77,8 @@ class InFlightGate:
 
     def __init__(self, limits: ServiceLimits) -> None:
         self.limits = limits
-        self.count = 0
+        self.count = 0  # in flight now
+        self.admitted = 0  # since start
         self.draining = False
 
     @contextmanager
@@ -91,6 +92,7 @@ class InFlightGate:
                 503, f"{self.count} requests are in flight, the most this service takes at once; retry later", retry_after
             )
         self.count += 1
+        self.admitted += 1
         try:
             yield
         finally:

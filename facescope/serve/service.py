@@ -81,6 +81,7 @@ class DetectionService:
             "status": "draining" if self.gate.draining else "ok",
             "model": self.detector.model_name,
             "in_flight": self.gate.count,
+            "admitted": self.gate.admitted,
             "queued": self.batcher.queued,
             "running": self.batcher.running,
             "batches": stats.batches,
