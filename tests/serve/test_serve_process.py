@@ -116,3 +116,33 @@ def test_full_size_bad_requests_get_4xx_and_server_memory_stays_bounded(scrfd_50
         peak_after = proc_status_mb(server.pid, "VmHWM")
         assert client.post("/v1/detect", content=photo, headers={"Content-Type": "image/jpeg"}).status_code == 200
     assert peak_after - peak_before < 48, (peak_before, peak_after)  # a held 100 MB body or a decoded bomb would show
+
+
+@pytest.mark.slow
+def test_two_ray_serve_replicas_share_the_load_and_find_what_the_detector_finds(
+    scrfd_500m_weights, served_detector, photo_bytes
+) -> None:
+    """``facescope serve --ray --replicas 2`` on a real local Ray: both replicas answer, the faces are
+    the Detector's, SIGTERM stops Serve and Ray and exits with 0."""
+    pytest.importorskip("ray.serve", reason='Ray Serve needs the serve-ray extra: pip install "facescope[serve-ray]"')
+    from test_serve_app import assert_matches
+
+    from facescope.inference.image_io import decode_image
+
+    ray_args = serve_args(scrfd_500m_weights, "--ray", "--replicas", "2", "--cpus-per-replica", "0.5", "--max-batch-size", "4")
+    with ServerProcess(*ray_args, ready_timeout=300) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        load = run_load(server.url, list(photo_bytes.values()), requests=48, concurrency=8)
+        assert (load.ok, load.failed) == (48, 0), load.summary()
+        seen: dict[int, int] = {}  # replica pid -> images it has detected
+        for _ in range(40):
+            health = client.get("/healthz").json()
+            seen[health["pid"]] = max(seen.get(health["pid"], 0), health["images"])
+        assert len(seen) == 2 and all(images > 0 for images in seen.values()), seen
+        for data in photo_bytes.values():
+            image = decode_image(data)
+            response = client.post("/v1/detect", content=data, headers={"Content-Type": "image/jpeg"})
+            assert response.status_code == 200, response.text
+            assert_matches(response.json(), served_detector.detect(image, color_order="bgr"), image)
+        assert client.post("/v1/detect", content=b"text", headers={"Content-Type": "text/plain"}).status_code == 415
+        exit_code = server.terminate()
+    assert exit_code == 0
