@@ -9,7 +9,8 @@ Reported: requests that failed (anything but 200, deliberate 503s counted apart)
 (images/s) of the service and of the reference (decode + ``detect_batch`` in batches of the service's
 ``--max-batch-size``, one thread: what the service's worker does without HTTP), their ratio,
 p50 / p99 latency, the micro-batch sizes the service ran, and the server's RSS before and after the
-load (``VmRSS``) and its peak (``VmHWM``). The client shares the machine's cores with the server.
+load (``VmRSS``: at start, after ``--warmup-requests`` unmeasured requests, after the measured ones)
+and its peak (``VmHWM``). The client shares the machine's cores with the server.
 
 :class:`ServerProcess` (a server subprocess on a free port, stopped with SIGTERM) and :func:`run_load`
 are also used by the tests (``tests/serve``).
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads, service and reference alike")
     parser.add_argument("--reference-images", type=int, default=200)
+    parser.add_argument("--warmup-requests", type=int, default=100, help="sent before the measured requests")
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args()
 
@@ -240,6 +242,8 @@ def main() -> None:
     serve_args = ["--model", args.model, "--weights", args.weights, "--threads", str(args.threads),
                   "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
     with ServerProcess(*serve_args) as server:
+        rss_start = proc_status_mb(server.pid, "VmRSS")
+        run_load(server.url, bodies, args.warmup_requests, args.concurrency)  # batch buffers and thread pools at size
         rss_before = proc_status_mb(server.pid, "VmRSS")
         server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
         load = run_load(server.url, bodies, args.requests, args.concurrency)
@@ -253,7 +257,7 @@ def main() -> None:
         "service": load.summary(), "ratio_to_reference": round(load.throughput / reference["images_per_s"], 3),
         "ratio_to_detect_only": round(load.throughput / reference["detect_only_images_per_s"], 3),
         "cpu_s": {"server": round(server_cpu, 2), "client": round(client_cpu, 2), "reference": round(reference["cpu_s"], 2)},
-        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1), "peak": round(rss_peak, 1)},
+        "server_rss_mb": {"started": round(rss_start, 1), "after_warmup": round(rss_before, 1), "after": round(rss_after, 1), "peak": round(rss_peak, 1)},
         "server_exit_code": exit_code,
     }  # fmt: skip
     print(json.dumps(results, indent=1))

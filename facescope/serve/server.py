@@ -86,6 +86,10 @@ def run_on_ray(
     from ray import serve
 
     ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING)
+    # our handlers replace those ray.init installed, so a signal at any point (even while the replicas
+    # start) ends in the orderly shutdown below
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         serve.start(http_options={"host": host, "port": port})
         app = create_app(detector_factory, limits, batching)
@@ -97,19 +101,13 @@ def run_on_ray(
             max_ongoing_requests=limits.max_in_flight,
         )
         serve.run(deployment.bind(), name=DEPLOYMENT_NAME, route_prefix="/")
-        ready(f"facescope serve: {replicas} Ray Serve replicas at http://{host}:{port} (Ctrl-C or SIGTERM stops)")
-        _wait_for_exit_signal()
-        serve.shutdown()
-    finally:
-        ray.shutdown()
-
-
-def _wait_for_exit_signal() -> None:
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+        if not stop.is_set():
+            ready(f"facescope serve: {replicas} Ray Serve replicas at http://{host}:{port} (Ctrl-C or SIGTERM stops)")
         while not stop.wait(0.5):
             pass
+        serve.shutdown()
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:  # None: a handler installed outside Python, which cannot be put back
+                signal.signal(sig, handler)
+        ray.shutdown()
