@@ -257,7 +257,8 @@ def main() -> None:
         "service": load.summary(), "ratio_to_reference": round(load.throughput / reference["images_per_s"], 3),
         "ratio_to_detect_only": round(load.throughput / reference["detect_only_images_per_s"], 3),
         "cpu_s": {"server": round(server_cpu, 2), "client": round(client_cpu, 2), "reference": round(reference["cpu_s"], 2)},
-        "server_rss_mb": {"started": round(rss_start, 1), "after_warmup": round(rss_before, 1), "after": round(rss_after, 1), "peak": round(rss_peak, 1)},
+        "server_rss_mb": {"started": round(rss_start, 1), "after_warmup": round(rss_before, 1), "after": round(rss_after, 1),
+                          "peak": round(rss_peak, 1)},
         "server_exit_code": exit_code,
     }  # fmt: skip
     print(json.dumps(results, indent=1))

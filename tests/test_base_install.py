@@ -1,6 +1,7 @@
 """The base install (no extras) is what detection with ONNX weights needs: a fresh virtualenv with
 ``pip install <this checkout>`` runs ``facescope detect`` on an official ONNX file, and a PyTorch file gets
-the one-line message naming the ``[torch]`` extra. Slow (a virtualenv and a pip install)."""
+the one-line message naming the ``[torch]`` extra, and ``facescope serve`` the one naming ``[serve]``.
+Slow (a virtualenv and a pip install)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_base_install_detects_with_onnx_weights_and_names_the_torch_extra(tmp_pa
     assert install.returncode == 0, install.stderr[-2000:]
     listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True)
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
-    assert not installed & {"torch", "torchvision", "scipy", "matplotlib"}, installed
+    assert not installed & {"torch", "torchvision", "scipy", "matplotlib", "fastapi", "uvicorn", "ray"}, installed
 
     faces_json = tmp_path / "faces.json"
     detect = subprocess.run(
@@ -42,3 +43,7 @@ def test_base_install_detects_with_onnx_weights_and_names_the_torch_extra(tmp_pa
     )  # fmt: skip
     assert pth.returncode == 2 and 'pip install "facescope[torch]"' in pth.stderr
     assert "Traceback" not in pth.stderr
+
+    serve = subprocess.run([str(env_dir / "bin" / "facescope"), "serve", "--port", "8080"], capture_output=True, text=True, cwd=tmp_path)
+    assert serve.returncode == 2 and serve.stderr.strip().endswith('pip install "facescope[serve]"')
+    assert len(serve.stderr.strip().splitlines()) == 1

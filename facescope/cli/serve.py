@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-body", type=argtypes.byte_count, default="20M", help="largest request body (default 20M; 413 above)")
     limits.add_argument(
-        "--max-pixels", type=argtypes.pixel_count, help="largest image, read from its header (default 250M, or $FACESCOPE_MAX_IMAGE_PIXELS; 422 above)"
-    )
+        "--max-pixels", type=argtypes.pixel_count,
+        help="largest image, read from its header (default 250M, or $FACESCOPE_MAX_IMAGE_PIXELS; 422 above)",
+    )  # fmt: skip
     limits.add_argument("--max-in-flight", type=argtypes.positive_int, default=64, help="requests at once (default 64; 503 above)")
     limits.add_argument(
         "--read-timeout", type=argtypes.positive_float, default=15.0, help="seconds a client has to send its body (default 15; 408 after)"
@@ -96,7 +97,7 @@ def _check_extras(ray: bool) -> None:
 
     missing = [name for name in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(name) is None]
     if missing:
-        raise FacescopeError(f"facescope serve needs {', '.join(missing)}, which is not installed: {SERVE_EXTRA_HINT}")
+        raise FacescopeError(f"facescope serve needs {', '.join(missing)} (not installed): {SERVE_EXTRA_HINT}")
     if ray:
         try:
             importlib.import_module("ray.serve")

@@ -48,7 +48,7 @@ def test_without_the_serve_extra_the_command_names_it(monkeypatch, capsys) -> No
     built = []
     monkeypatch.setattr("facescope.cli.serve.make_detector", lambda args: built.append(args))
     message = _fail(["serve", "--port", "8080"], capsys)
-    assert message == 'facescope: error: facescope serve needs fastapi, which is not installed: pip install "facescope[serve]"'
+    assert message == 'facescope: error: facescope serve needs fastapi (not installed): pip install "facescope[serve]"'
     assert built == []  # before any work
 
 
