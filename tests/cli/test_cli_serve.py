@@ -8,15 +8,9 @@ import importlib.util
 import socket
 
 import pytest
+from test_cli_bad_inputs import _argparse_error
 
 from facescope.cli import main
-
-
-def _argparse_error(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as caught:
-        main(argv)
-    assert caught.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
