@@ -7,7 +7,9 @@ on the same image bytes in the same run.
 
 Reported: requests that failed (anything but 200, deliberate 503s counted apart), throughput
 (images/s) of the service and of the reference (decode + ``detect_batch`` in batches of the service's
-``--max-batch-size``, one thread: what the service's worker does without HTTP), their ratio,
+``--max-batch-size``, one thread: what the service's worker does without HTTP), their ratio (the two
+alternate in ``--rounds`` rounds, so that other jobs on a shared machine weigh on both alike), CPU
+milliseconds per image of the server, the client and the reference,
 p50 / p99 latency, the micro-batch sizes the service ran, and the server's RSS before and after the
 load (``VmRSS``: at start, after ``--warmup-requests`` unmeasured requests, after the measured ones)
 and its peak (``VmHWM``). The client shares the machine's cores with the server.
@@ -191,24 +193,33 @@ def run_load(url: str, bodies: list[bytes], requests: int, concurrency: int, tim
     return asyncio.run(_load(url, bodies, requests, concurrency, timeout))
 
 
-def reference_throughput(detector: Any, bodies: list[bytes], images: int, batch_size: int) -> dict[str, float]:
-    """In-process images/s over ``images`` of ``bodies``: decode + ``detect_batch``, and ``detect_batch`` alone."""
+def reference_seconds(detector: Any, bodies: list[bytes], images: int, batch_size: int, start: int = 0) -> dict[str, float]:
+    """In-process decoding and ``detect_batch`` of ``images`` of ``bodies`` (from index ``start``) in
+    batches of ``batch_size``: seconds spent decoding, detecting, and CPU seconds."""
     from facescope.inference.image_io import decode_image
 
-    chosen = [bodies[i % len(bodies)] for i in range(images)]
-    detector.detect_batch([decode_image(chosen[0])] * batch_size, color_order="bgr")  # warm-up
+    chosen = [bodies[(start + i) % len(bodies)] for i in range(images)]
     decode_s = detect_s = 0.0
     cpu_start = cpu_seconds()
-    for start in range(0, images, batch_size):
+    for first in range(0, images, batch_size):
         began = time.perf_counter()
-        decoded = [decode_image(body) for body in chosen[start : start + batch_size]]
+        decoded = [decode_image(body) for body in chosen[first : first + batch_size]]
         middle = time.perf_counter()
         detector.detect_batch(decoded, color_order="bgr")
         decode_s, detect_s = decode_s + middle - began, detect_s + time.perf_counter() - middle
-    return {
-        "images": images, "images_per_s": images / (decode_s + detect_s), "detect_only_images_per_s": images / detect_s,
-        "cpu_s": cpu_seconds() - cpu_start,
-    }  # fmt: skip
+    return {"images": images, "decode_s": decode_s, "detect_s": detect_s, "cpu_s": cpu_seconds() - cpu_start}
+
+
+def merge_loads(parts: list[LoadResult]) -> LoadResult:
+    """One :class:`LoadResult` of several runs (wall times added)."""
+    total = LoadResult(sum(p.requests for p in parts), parts[0].concurrency)
+    for part in parts:
+        total.ok, total.refused_503, total.failed = total.ok + part.ok, total.refused_503 + part.refused_503, total.failed + part.failed
+        total.failures.update(part.failures)
+        total.batch_sizes.update(part.batch_sizes)
+        total.latencies_ms += part.latencies_ms
+        total.wall_s += part.wall_s
+    return total
 
 
 def shared_jpegs() -> list[bytes]:
@@ -230,33 +241,47 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads, service and reference alike")
     parser.add_argument("--reference-images", type=int, default=200)
     parser.add_argument("--warmup-requests", type=int, default=100, help="sent before the measured requests")
+    parser.add_argument("--rounds", type=int, default=5, help="reference and service alternate this many times")
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args()
 
     from facescope import Detector
+    from facescope.inference.image_io import decode_image
 
     bodies = shared_jpegs()
     detector = Detector(args.model, args.weights, threads=args.threads, batch_size=args.max_batch_size, progress=False)
-    reference = reference_throughput(detector, bodies, args.reference_images, args.max_batch_size)
-    del detector
+    detector.detect_batch([decode_image(bodies[0])] * args.max_batch_size, color_order="bgr")  # warm-up
     serve_args = ["--model", args.model, "--weights", args.weights, "--threads", str(args.threads),
                   "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
+    references, loads = [], []
+    server_cpu = client_cpu = 0.0
     with ServerProcess(*serve_args) as server:
         rss_start = proc_status_mb(server.pid, "VmRSS")
         run_load(server.url, bodies, args.warmup_requests, args.concurrency)  # batch buffers and thread pools at size
         rss_before = proc_status_mb(server.pid, "VmRSS")
-        server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
-        load = run_load(server.url, bodies, args.requests, args.concurrency)
-        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds() - client_cpu
+        # reference and service alternate in rounds, so that the load of other jobs on the machine
+        # weighs on both alike
+        for round_index in range(args.rounds):
+            references.append(reference_seconds(detector, bodies, args.reference_images // args.rounds, args.max_batch_size,
+                                                start=round_index * 7))  # fmt: skip
+            server_start, client_start = cpu_seconds(server.pid), cpu_seconds()
+            loads.append(run_load(server.url, bodies, args.requests // args.rounds, args.concurrency))
+            server_cpu += cpu_seconds(server.pid) - server_start
+            client_cpu += cpu_seconds() - client_start
         rss_after, rss_peak = proc_status_mb(server.pid, "VmRSS"), proc_status_mb(server.pid, "VmHWM")
         exit_code = server.terminate()
+    load = merge_loads(loads)
+    ref = {key: sum(r[key] for r in references) for key in references[0]}
+    reference = {"images": ref["images"], "images_per_s": ref["images"] / (ref["decode_s"] + ref["detect_s"]),
+                 "detect_only_images_per_s": ref["images"] / ref["detect_s"]}  # fmt: skip
     results = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": args.model, "threads": args.threads, "images": len(bodies), "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(), "reference": {k: round(v, 2) for k, v in reference.items() if k != "cpu_s"},
+        "load_average": os.getloadavg(), "rounds": args.rounds, "reference": {k: round(v, 2) for k, v in reference.items()},
         "service": load.summary(), "ratio_to_reference": round(load.throughput / reference["images_per_s"], 3),
         "ratio_to_detect_only": round(load.throughput / reference["detect_only_images_per_s"], 3),
-        "cpu_s": {"server": round(server_cpu, 2), "client": round(client_cpu, 2), "reference": round(reference["cpu_s"], 2)},
+        "cpu_ms_per_image": {"server": round(1000 * server_cpu / load.ok, 1), "client": round(1000 * client_cpu / load.ok, 1),
+                             "reference": round(1000 * ref["cpu_s"] / ref["images"], 1)},
         "server_rss_mb": {"started": round(rss_start, 1), "after_warmup": round(rss_before, 1), "after": round(rss_after, 1),
                           "peak": round(rss_peak, 1)},
         "server_exit_code": exit_code,
