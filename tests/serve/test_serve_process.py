@@ -115,6 +115,7 @@ def test_full_size_bad_requests_get_4xx_and_server_memory_stays_bounded(scrfd_50
             assert client.get("/healthz").json()["status"] == "ok"
         peak_after = proc_status_mb(server.pid, "VmHWM")
         assert client.post("/v1/detect", content=photo, headers={"Content-Type": "image/jpeg"}).status_code == 200
+    print(f"server VmHWM: {peak_before:.1f} MiB after the warm-up load, {peak_after:.1f} MiB after the bad requests")
     assert peak_after - peak_before < 48, (peak_before, peak_after)  # a held 100 MB body or a decoded bomb would show
 
 
