@@ -1,8 +1,8 @@
 """The base install (no extras), for real: one fresh virtualenv per test session with ``pip install
 <this checkout>`` (numpy, OpenCV, onnxruntime, tqdm, PyYAML; no torch, scipy or matplotlib). Every
 command either runs or names its extra in one line (exit code 2), ``facescope detect`` works with
-the embedded default model on an empty weights cache, without network, and a video is tracked. Slow (a virtualenv and a pip
-install); tests/cli/test_base_commands.py checks the same with an import blocker in the default suite."""
+the embedded default model on an empty weights cache, without network, and a video is tracked.
+Slow (a virtualenv and a pip install); tests/cli/test_base_commands.py checks the same with an import blocker in the default suite."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert install.returncode == 0, install.stderr[-2000:]
     listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True)
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
-    assert not installed & {"torch", "torchvision", "scipy", "matplotlib", "pillow", "onnx"}, installed
+    assert not installed & {"torch", "torchvision", "scipy", "matplotlib", "pillow", "onnx", "fastapi", "uvicorn", "ray"}, installed
     return env_dir
 
 
@@ -77,6 +77,7 @@ def test_a_video_is_decoded_and_tracked_without_scipy(base_env, tmp_path, shared
     records = [json.loads(line) for line in (tmp_path / "tracks.jsonl").read_text().splitlines()]
     assert len(records) == 5 and records[-1]["faces"] and all(face["track_id"] >= 1 for face in records[-1]["faces"])
 
+
 @pytest.mark.parametrize(
     ("args", "extra"),
     [
@@ -91,6 +92,7 @@ def test_a_video_is_decoded_and_tracked_without_scipy(base_env, tmp_path, shared
         (["eval", "landmarks", "--labels", "l", "--images", "i"], "torch"),
         (["eval", "afw", "--annotations", "a.mat", "--detections", "d.txt"], "eval"),
         (["eval", "pascal", "--annotations", "a.mat", "--detections", "d.txt"], "eval"),
+        (["serve", "--port", "8080"], "serve"),
     ],
 )
 def test_every_command_runs_or_names_its_extra(base_env, tmp_path, args, extra) -> None:

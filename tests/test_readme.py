@@ -12,6 +12,11 @@ Rules
   An earlier command's output counts (``export --out fast.onnx`` then ``detect --weights fast.onnx``).
   So ``facescope train ... --data-root /data/widerface`` is skipped: it needs the full WIDER FACE
   training set.
+* ``facescope serve`` (a server: it runs until stopped) runs as a subprocess with a bounded lifetime:
+  its ``--port`` is replaced by a free one, and the example passes when ``/healthz`` answers 200 within
+  :data:`SERVER_START_TIMEOUT_S`, a POST of ``photo.jpg`` to ``/v1/detect`` answers 200 with faces, and
+  SIGTERM stops it with exit code 0. The README's ``curl`` lines against that server are skipped
+  (:data:`SKIPPED_PROGRAMS`): the POST above is what they do.
 * Every ```python block runs on its own (a fresh namespace, as a reader pastes it), in the same folder.
 * Nothing is downloaded: the weights cache (``$FACESCOPE_HOME/weights``) holds links to the shared
   files whose sha256 equals a registered release; a command needing another release fails.
@@ -41,6 +46,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +87,10 @@ SKIPPED_PROGRAMS = {
     "pytest": "set-up command (runs the test suite itself)",
     "python3": "set-up command",
     "torchrun": "several processes or nodes",
+    "curl": "a request to the `facescope serve` example's server (the test posts the same photo while it runs)",
 }
+SERVER_COMMANDS = {"serve"}  # facescope sub-commands that run until stopped
+SERVER_START_TIMEOUT_S = 300  # Ray Serve replicas on a loaded 2-core machine take a minute
 
 INPUT_OPTIONS = {"--weights", "--images", "--gt", "--predictions", "--data-root", "--detections", "--ellipses", "--labels"}
 OUTPUT_OPTIONS = {"--out", "--json", "--crops"}
@@ -236,6 +249,10 @@ def test_input_path_rule() -> None:
         "configs/x.yaml", "/data/widerface"]
 
 
+def test_server_port_rule() -> None:
+    assert _without_port(_tokens("facescope serve --port 8080 --model m --port=9 --ray")[1:]) == ["serve", "--model", "m", "--ray"]
+
+
 @pytest.mark.parametrize(
     "example", [pytest.param(e, id=e.id, marks=_marks(e)) for e in EXAMPLES if e.kind == "bash"]
 )
@@ -251,7 +268,62 @@ def test_readme_shell_example(example: Example, readme_env: Path) -> None:
     missing = [p for p in _input_paths(argv) if not (readme_env / p).exists()]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}: neither in the shared data nor written by an earlier example")
+    if argv[1:2] and argv[1] in SERVER_COMMANDS:
+        _run_server_example(argv, readme_env)
+        return
     assert main(argv[1:]) == 0, example.code
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _without_port(args: list[str]) -> list[str]:
+    """``args`` less ``--port N`` / ``--port=N``."""
+    kept, skip_next = [], False
+    for arg in args:
+        if skip_next or arg.startswith("--port="):
+            skip_next = False
+            continue
+        skip_next = arg == "--port"
+        if not skip_next:
+            kept.append(arg)
+    return kept
+
+
+def _run_server_example(argv: list[str], folder: Path) -> None:
+    """Start the server on a free port, check it answers, stop it with SIGTERM (see the module's rules)."""
+    httpx = pytest.importorskip("httpx", reason="checking a server example needs httpx (the test extra)")
+    port = _free_port()
+    args = _without_port(argv[1:]) + ["--port", str(port)]
+    log = folder / f"server-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "facescope", *args], cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, f"the server exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no answer from /healthz in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()}"
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        photo = (folder / "photo.jpg").read_bytes()
+        answer = httpx.post(url + "/v1/detect", content=photo, headers={"Content-Type": "image/jpeg"}, timeout=120)
+        assert answer.status_code == 200 and answer.json()["faces"], answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+    assert code == 0, log.read_text()
 
 
 @pytest.mark.parametrize(

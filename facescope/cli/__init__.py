@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
   facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface
+  facescope serve --model scrfd_500m_kps --weights scrfd_500m_kps.onnx --port 8080
 """
 
 
@@ -39,7 +40,7 @@ class ShortErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, search, train
+    from facescope.cli import detect, evaluate, export, models, search, serve, train
 
     parser = ShortErrorParser(
         prog="facescope",
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models, search):
+    for module in (detect, evaluate, train, export, models, serve, search):
         module.register(subparsers)
     return parser
 

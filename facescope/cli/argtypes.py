@@ -122,3 +122,25 @@ def model_arg(text: str) -> tuple[str, str]:
 
     return _wrap(lambda: parse_model_arg(text))
 
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (waits, delays)."""
+    value = _number(text, float, "a number >= 0")
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got '{text}'")
+    return value
+
+
+def byte_count(text: str) -> int:
+    """A size in bytes: ``20000000``, ``20M``, ``1.5G`` (K/M/G/T are powers of 1024)."""
+    from facescope.inference.validate import parse_byte_count
+
+    return _wrap(lambda: parse_byte_count(text, "value"))
+
+
+def port(text: str) -> int:
+    """A TCP port, 1..65535."""
+    from facescope.inference.validate import check_positive_int
+
+    value = _number(text, int, "a port number in 1..65535")
+    return _wrap(lambda: check_positive_int("value", value, 65535))

@@ -7,6 +7,7 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.postprocess import candidates, passes_score, postprocess
 from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
-from facescope.inference.validate import validate_detector_options
+from facescope.inference.validate import check_probability, validate_detector_options
 from facescope.models.registry import (
     DEFAULT_MODEL,
     ModelEntry,
@@ -401,6 +402,21 @@ class Detector:
             f"score {'>' if post.strict_score else '>='} {post.score_thresh}, NMS {post.nms_thresh}"
             + ("" if self.weights_permissive else f"; weights licence: {self.weights_license}")
         )
+
+    def with_thresholds(self, score_thresh: float | None = None, nms_thresh: float | None = None) -> Detector:
+        """A detector that shares this one's network (backend, weights, memory) and differs only in
+        its score and NMS IoU thresholds (None keeps this one's): it finds what
+        ``Detector(..., score_thresh=..., nms_thresh=...)`` with the same other options finds.
+        The detection service uses it for a request's own thresholds, without loading the model again."""
+        for name, value in (("score_thresh", score_thresh), ("nms_thresh", nms_thresh)):
+            if value is not None:
+                check_probability(name, value)
+        if score_thresh is None and nms_thresh is None:
+            return self
+        view = copy.copy(self)
+        view.preset = self.preset.with_overrides(score_thresh, nms_thresh)
+        view._shown_notes = set()
+        return view
 
 
 def model_for_weights(weights: str | Path | None) -> str:

@@ -88,12 +88,26 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"cannot read image {path}: the file is empty")
-    size = image_size_from_header(data[: _HEADER_SCAN_BYTES if _is_tiff_or_jpeg(data) else 256].tobytes())
+    return decode_image(data, max_pixels, path)
+
+
+def decode_image(
+    data: bytes | bytearray | memoryview | np.ndarray, max_pixels: int | None = None, source: object = "in memory"
+) -> np.ndarray:
+    """Decode an encoded image held in memory (the bytes of a JPEG, PNG, ... file) to BGR uint8.
+
+    The header is checked against the pixel budget (``max_pixels``, see :func:`max_image_pixels`)
+    before any pixel is decoded (:class:`ImageTooLargeError`); empty, truncated or undecodable data
+    raises :class:`ImageReadError`. ``source`` names the image in messages."""
+    buffer = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise ImageReadError(f"cannot read image {source}: no bytes")
+    size = image_size_from_header(buffer[: _HEADER_SCAN_BYTES if _is_tiff_or_jpeg(buffer) else 256].tobytes())
     if size is not None:
-        check_image_pixels(*size, max_pixels, path)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        check_image_pixels(*size, max_pixels, source)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageReadError(f"cannot read image {path}: not a decodable image (corrupt or unsupported format)")
+        raise ImageReadError(f"cannot read image {source}: not a decodable image (corrupt, truncated or unsupported format)")
     return image
 
 
