@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facescope.search.bootstrap import empirical_bootstrap
+from facescope.search.scrfd_cr.bootstrap import empirical_bootstrap
 
 
 def _population(optimum: float, noise: float, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import torch
 from facescope.models import create_model
 from facescope.models.complexity import count_macs
 from facescope.models.scrfd import scrfd_cr
-from facescope.search.cr_space import CRArchitecture, CRSpace, component_macs, sample_within_budget
+from facescope.search.scrfd_cr.space import CRArchitecture, CRSpace, component_macs, sample_within_budget
 
 SCRFD_2_5GF = CRArchitecture(24, "basic", (3, 5, 3, 2), (24, 48, 48, 80), 24, 2, 64)
 SCRFD_10GF = CRArchitecture(56, "basic", (3, 4, 2, 3), (56, 88, 88, 224), 56, 3, 80)

@@ -157,7 +157,7 @@ _register(
     (95.64, 94.22, 84.02),
     landmarks=False,
 )
-# Any point of the computation-redistribution search space (facescope.search.cr_space), set by
+# Any point of the computation-redistribution search space (facescope.search.scrfd_cr.space), set by
 # model_args; the defaults are SCRFD-2.5GF's structure.
 _register(
     "scrfd_cr",
