@@ -171,6 +171,12 @@ def _build(cls: type, data: Any, source: str, lines: dict[str, str], prefix: str
         raise ConfigError(f"{_where(source, lines, prefix.rstrip('.'))}: {exc}")
 
 
+def convert_value(hint: Any, value: Any, source: str, key: str) -> Any:
+    """``value`` checked against and converted to the type ``hint`` as a config field's value is
+    (e.g. a builder option); an error reads ``"{source}: '{key}' must be bool, got 'maybe'"``."""
+    return _convert(hint, value, source, {}, key)
+
+
 def _convert(hint: Any, value: Any, source: str, lines: dict[str, str], key: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     where = _where(source, lines, key)
@@ -185,7 +191,7 @@ def _convert(hint: Any, value: Any, source: str, lines: dict[str, str], key: str
                 return _convert(arg, value, source, lines, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise errors[0] if len(errors) == 1 else ConfigError(f"{where}: '{key}' = {value!r} fits none of {hint}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: '{key}' = {value!r} fits none of {hint}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: '{key}' must be one of {list(args)}, got {value!r}")

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, train
+    from facescope.cli import detect, evaluate, export, models, search, train
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models):
+    for module in (detect, evaluate, train, export, models, search):
         module.register(subparsers)
     return parser
 

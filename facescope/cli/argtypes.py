@@ -114,3 +114,11 @@ def tta_protocol(text: str) -> str:
     from facescope.inference.tta import resolve_tta
 
     return _wrap(lambda: (resolve_tta(text), text)[1])
+
+
+def model_arg(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--model-arg`` (the value is read with the builder's type hints later)."""
+    from facescope.models.options import parse_model_arg
+
+    return _wrap(lambda: parse_model_arg(text))
+

@@ -9,10 +9,11 @@ from facescope.errors import FacescopeError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str = "scrfd_2.5g_kps") -> None:
-    """--model, --weights, --preset, thresholds, size, device, threads, backend."""
+    """--model, --weights, --model-arg, --preset, thresholds, size, device, threads, backend."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=default_model, help=f"registered model name (default {default_model})")
     group.add_argument("--weights", help="weights file (.onnx or PyTorch) or release tag; default: the model's release")
+    add_model_arg_option(group)
     group.add_argument("--preset", default="default", help="inference preset: default, official, widerface, original")
     group.add_argument("--score-thresh", type=argtypes.probability, help="override the preset's score threshold (0..1)")
     group.add_argument("--nms-thresh", type=argtypes.probability, help="override the preset's NMS IoU threshold (0..1)")
@@ -61,5 +62,25 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
         backend=args.backend,
         tta=getattr(args, "tta", None),
         tta_progress=tta_progress,
+        model_args=model_args_of(args),
         tune_process=True,  # the CLI owns its process: allocator tuning is safe here
     )
+
+
+def add_model_arg_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--model-arg KEY=VALUE`` (repeatable): builder options of a fresh model; checked against a file's own."""
+    parser.add_argument(
+        "--model-arg", dest="model_args", type=argtypes.model_arg, action="append", default=[], metavar="KEY=VALUE",
+        help="builder option of the model, e.g. deformable=false (repeatable; a file-valued option takes a path); "
+        "a checkpoint or export records its own and needs none, and one given with another value is refused",
+    )  # fmt: skip
+
+
+def model_args_of(args: argparse.Namespace) -> dict[str, str]:
+    """The parsed ``--model-arg`` options as a mapping; a key given twice is an error."""
+    options: dict[str, str] = {}
+    for key, value in getattr(args, "model_args", []):
+        if key in options:
+            raise FacescopeError(f"--model-arg {key} is given twice ({options[key]!r} and {value!r})")
+        options[key] = value
+    return options

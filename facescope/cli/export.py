@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from facescope.cli import argtypes
+from facescope.cli.common import add_model_arg_option, model_args_of
 from facescope.errors import FacescopeError
 
 EXAMPLES = """examples:
   facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out scrfd_500m_kps_fs.onnx
   facescope export scrfd_2.5g_kps --out model.onnx --input-size 640 --opset 18
   facescope export scrfd_10g_kps --weights pretrained --out det_10g.onnx --no-dynamic --input-size 640x480
+  facescope export retinaface_paper_r50 --weights runs/r50/last.pth --out r50.onnx   # the checkpoint's model options
   facescope detect photo.jpg --model scrfd_500m_kps --weights scrfd_500m_kps_fs.onnx --backend onnxruntime
 
 outputs (NMS and decoding stay outside the graph):
@@ -36,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="registered model name (see `facescope models`)")
     parser.add_argument("--weights", help="weights file (.onnx or PyTorch), release tag or 'pretrained'; default: random init")
+    add_model_arg_option(parser)
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=argtypes.positive_int, default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--input-size", type=argtypes.concrete_size, default=640, help="trace size: 640 or WIDTHxHEIGHT (default 640)")
@@ -49,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facescope.cli.preflight import check_output_file
     from facescope.export import export_onnx
+    from facescope.models.options import describe_saved
 
     check_output_file("--out", args.out, (".onnx",))  # before the export's minutes of work
 
@@ -70,10 +75,13 @@ def run(args: argparse.Namespace) -> int:
         simplify=args.simplify,
         verify=not args.no_verify,
         tolerance=args.tolerance,
+        model_args=model_args_of(args),
     )
     axes = "dynamic batch/height/width" if result.dynamic else "fixed shape"
     print(f"wrote {result.path} ({result.model_name}, opset {result.opset}, {axes}{', simplified' if result.simplified else ''})")
     print(f"  outputs: {', '.join(result.output_names)}")
+    if result.metadata.get("facescope_model_args", "{}") != "{}":
+        print(f"  model options: {describe_saved(json.loads(result.metadata['facescope_model_args']))}")
     for check in result.checks:
         shape = "x".join(str(v) for v in check.input_shape)
         print(f"  onnxruntime vs PyTorch on input {shape}: max abs diff {check.max_abs_diff:.3g} ({check.worst_output})")

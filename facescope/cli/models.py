@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from facescope.cli import argtypes
+from facescope.cli.common import add_model_arg_option, model_args_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Counts use the SCRFD paper's rule (mmcv 1.2: GroupNorm not counted) unless --rule says otherwise.",
     )
     info.add_argument("model", help="registered model name")
+    info.add_argument(
+        "--weights", help="a weights file (or release tag) to load: its recorded model options are shown and used"
+    )
+    add_model_arg_option(info)
     info.add_argument("--size", type=argtypes.size_hw, action="append", default=[], help="extra input size WxH (repeatable)")
     info.add_argument("--rule", default="mmcv1.2", choices=("mmcv1.2", "mmcv1.3"), help="MAC counting rule")
     info.set_defaults(func=run_info)
@@ -52,6 +57,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from facescope.models.complexity import count_macs
+    from facescope.models.options import describe_saved
     from facescope.models.registry import create_model, get_model_entry
 
     from facescope.inference.validate import check_input_memory
@@ -59,9 +65,10 @@ def run_info(args: argparse.Namespace) -> int:
     entry = get_model_entry(args.model)
     for height, width in args.size:  # each size runs one real forward pass: refuse before allocating
         check_input_memory((height, width), 1, args.model, what="--size")
-    model = create_model(args.model)
+    model = create_model(args.model, args.weights, **model_args_of(args))
     vga = count_macs(model, (480, 640), args.rule)
     print(f"{entry.name} ({entry.family}): {entry.summary}")
+    print(f"  options    : {describe_saved(model.model_args)}" + (f" (from {args.weights})" if args.weights else ""))
     print(f"  parameters : {vga.params:,}")
     print(f"  GMACs      : {vga.gmacs:.4f} at 640x480 (rule {args.rule})")
     for height, width in args.size:

@@ -18,17 +18,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from facescope.config import require
 from facescope.data.transforms import Compose, retinaface_train_transforms, scrfd_train_transforms
-from facescope.errors import ConfigError, suggest
+from facescope.named_registry import NamedRegistry
 
-if TYPE_CHECKING:  # pragma: no cover
-    from facescope.engine.config import DataConfig
 
-PipelineBuilder = Callable[["DataConfig"], Compose]
-PipelineCheck = Callable[["DataConfig"], None]
+class DataConfig(Protocol):
+    """The settings of the recipe's ``data:`` section a pipeline reads (structurally
+    :class:`facescope.engine.config.DataConfig`; a protocol here, so that the data layer does not
+    depend on the engine's recipe, which depends on this registry)."""
+
+    pipeline: str
+    image_size: int
+    crop_scales: tuple[float, ...]
+    clip_border: bool
+    pad_value: float
+    flip_prob: float
+    photometric: bool
+
+
+PipelineBuilder = Callable[[DataConfig], Compose]
+PipelineCheck = Callable[[DataConfig], None]
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ class PipelineEntry:
     summary: str
 
 
-_PIPELINES: dict[str, PipelineEntry] = {}
+_PIPELINES: NamedRegistry[PipelineEntry] = NamedRegistry("data pipeline")
 
 
 def _no_check(data: DataConfig) -> None:
@@ -59,25 +71,17 @@ def _no_check(data: DataConfig) -> None:
 def register_pipeline(name: str, *, summary: str, check: PipelineCheck = _no_check) -> Callable[[PipelineBuilder], PipelineBuilder]:
     """Decorator registering a pipeline builder under ``name``; a duplicate name is an error."""
 
-    def decorator(build: PipelineBuilder) -> PipelineBuilder:
-        if name in _PIPELINES:
-            raise ValueError(f"data pipeline '{name}' is already registered")
-        _PIPELINES[name] = PipelineEntry(name, build, check, summary)
-        return build
-
-    return decorator
+    return _PIPELINES.decorator(name, wrap=lambda build: PipelineEntry(name, build, check, summary))
 
 
 def list_pipelines() -> list[str]:
     """Registered pipeline names, sorted."""
-    return sorted(_PIPELINES)
+    return _PIPELINES.names()
 
 
 def get_pipeline(name: str) -> PipelineEntry:
-    """Look ``name`` up; an unknown name is a :class:`ConfigError` with the closest registered one."""
-    if name not in _PIPELINES:
-        raise ConfigError(f"unknown data pipeline '{name}'{suggest(name, _PIPELINES)}; registered: {list_pipelines()}")
-    return _PIPELINES[name]
+    """Look ``name`` up; an unknown name is a :class:`~facescope.errors.ConfigError` with the closest registered one."""
+    return _PIPELINES.get(name)
 
 
 def build_transforms(data: DataConfig) -> Compose:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +11,7 @@ from typing import Any, Literal
 from facescope.config import FieldError, require
 from facescope.errors import ConfigError, suggest
 from facescope.data.transforms import SR_CROP_SCALES
-from facescope.engine.param_groups import ParamRule
+from facescope.engine.param_groups import OptimizerName, ParamRule
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -69,28 +70,43 @@ class DataConfig:
         _require_registered(self.pipeline, list_pipelines(), "pipeline")
         get_pipeline(self.pipeline).check(self)
         _require_registered(self.sampler, list_samplers(), "sampler")
-        try:
-            sampler_options(self.sampler, self.sampler_options)
-        except FieldError:
-            raise
-        except ConfigError as exc:
-            raise FieldError("sampler_options", f"do not fit sampler '{self.sampler}': {exc}") from None
+        _options_fit(lambda: sampler_options(self.sampler, self.sampler_options), "sampler_options", f"sampler '{self.sampler}'")
 
 
 def _require_registered(name: str, registered: list[str], field_name: str) -> None:
     require(name in registered, field_name, f"must be one of {registered} (registered names), got '{name}'{suggest(name, registered)}")
 
 
+def _options_fit(check: Callable[[], Any], field_name: str, owner: str) -> None:
+    """Run ``check`` (typed options of a registered thing); its error becomes one about ``field_name``."""
+    try:
+        check()
+    except FieldError:
+        raise
+    except ConfigError as exc:
+        raise FieldError(field_name, f"do not fit {owner}: {exc}") from None
+
+
 @dataclass
 class OptimConfig:
-    """SGD with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy.
+    """Optimizers with linear warm-up (iterations) then step decay (epochs), as mmcv's ``step`` policy,
+    and the step strategy that decides what one iteration does.
 
     Attributes:
+        optimizer: the optimizer of parameters no rule gives another: ``sgd`` (``momentum``), ``adam``
+            or ``adamw`` (``betas``, ``eps``); ``weight_decay`` is L2 for sgd/adam, decoupled for adamw.
         param_groups: :class:`~facescope.engine.param_groups.ParamRule` list: parameters matched by a
-            rule's pattern are frozen or get their own learning-rate / weight-decay multipliers (the
-            first matching rule wins; unmatched parameters use ``lr`` and ``weight_decay`` as they are).
+            rule's pattern are frozen or get their own learning-rate / weight-decay multipliers, optimizer,
+            fixed learning rate, betas and parameter set (the first matching rule wins; unmatched
+            parameters use ``optimizer``, ``lr`` and ``weight_decay`` as they are, in the ``network`` set).
+        step_strategy: what one iteration does, a name registered in :mod:`facescope.engine.steps`:
+            ``standard`` (one batch, every optimizer steps) or ``bilevel`` (the ``architecture`` set on a
+            batch of one half of the data, then the ``network`` set on a batch of the other half).
+        step_options: settings of that strategy (fields of its options dataclass), e.g.
+            ``{architecture_fraction: 0.5}`` for ``bilevel``.
     """
 
+    optimizer: OptimizerName = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -100,7 +116,11 @@ class OptimConfig:
     gamma: float = 0.1
     epochs: int = 640
     grad_clip: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     param_groups: list[ParamRule] = field(default_factory=list)
+    step_strategy: str = "standard"
+    step_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
@@ -112,6 +132,12 @@ class OptimConfig:
         require(self.gamma > 0, "gamma", f"must be > 0, got {self.gamma}")
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", f"must be > 0 (or null: no clipping), got {self.grad_clip}")
+        require(all(0 <= b < 1 for b in self.betas), "betas", f"must be in [0, 1), got {list(self.betas)}")
+        require(self.eps > 0, "eps", f"must be > 0, got {self.eps}")
+        from facescope.engine.steps import list_step_strategies, step_options
+
+        _require_registered(self.step_strategy, list_step_strategies(), "step_strategy")
+        _options_fit(lambda: step_options(self.step_strategy, self.step_options), "step_options", f"step strategy '{self.step_strategy}'")
 
 
 @dataclass
@@ -168,6 +194,11 @@ class TrainConfig:
 
     Attributes:
         model: registry name.
+        model_args: options of the model's builder (``create_model(model, **model_args)``, e.g.
+            ``{deformable: false}``; ``model_args.KEY=VALUE`` on the command line). Unknown keys are
+            refused; a file-valued option takes a path and the checkpoints carry the file's content.
+            Every checkpoint records them, so ``facescope detect/eval/export/info`` rebuild the model
+            without their being repeated.
         init_weights: whole-model weights to start from (path, release tag or ``pretrained``).
         backbone_weights: ImageNet classification checkpoint for the backbone (e.g. Pytorch_Retinaface's
             ``mobilenetV1X0.25_pretrain.tar`` or a torchvision ResNet file); the classifier is dropped.
@@ -176,6 +207,7 @@ class TrainConfig:
     """
 
     model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
     backbone_weights: str | None = None
     loss: dict[str, float | int | bool | None] = field(default_factory=dict)
@@ -198,7 +230,13 @@ class TrainConfig:
         self.eval.images = under(self.eval.images) if self.eval.images else self.eval.images
         self.eval.ground_truth = under(self.eval.ground_truth) if self.eval.ground_truth else self.eval.ground_truth
         for name in ("init_weights", "backbone_weights"):
-            value = getattr(self, name)
-            if value and not Path(value).is_absolute() and (root / value).exists():
-                setattr(self, name, str(root / value))
+            setattr(self, name, _under_root_if_there(getattr(self, name), root))
+        self.model_args = {key: _under_root_if_there(value, root) for key, value in self.model_args.items()}
         return self
+
+
+def _under_root_if_there(value: Any, root: Path) -> Any:
+    """``root / value`` for a relative path string that exists under ``root``; anything else unchanged."""
+    if isinstance(value, str) and value and not Path(value).is_absolute() and (root / value).exists():
+        return str(root / value)
+    return value

@@ -30,7 +30,8 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from facescope.config import from_dict
-from facescope.errors import ConfigError, suggest
+from facescope.errors import ConfigError
+from facescope.named_registry import NamedRegistry
 
 
 @runtime_checkable
@@ -87,31 +88,23 @@ class SamplerEntry:
     summary: str
 
 
-_SAMPLERS: dict[str, SamplerEntry] = {}
+_SAMPLERS: NamedRegistry[SamplerEntry] = NamedRegistry("sampler")
 
 
 def register_sampler(name: str, *, summary: str, options_type: type | None = None) -> Callable[[SamplerFactory], SamplerFactory]:
     """Decorator registering a sampler factory under ``name``; a duplicate name is an error."""
 
-    def decorator(factory: SamplerFactory) -> SamplerFactory:
-        if name in _SAMPLERS:
-            raise ValueError(f"sampler '{name}' is already registered")
-        _SAMPLERS[name] = SamplerEntry(name, factory, options_type, summary)
-        return factory
-
-    return decorator
+    return _SAMPLERS.decorator(name, wrap=lambda factory: SamplerEntry(name, factory, options_type, summary))
 
 
 def list_samplers() -> list[str]:
     """Registered sampler names, sorted."""
-    return sorted(_SAMPLERS)
+    return _SAMPLERS.names()
 
 
 def get_sampler(name: str) -> SamplerEntry:
     """Look ``name`` up; an unknown name is a :class:`ConfigError` with the closest registered one."""
-    if name not in _SAMPLERS:
-        raise ConfigError(f"unknown sampler '{name}'{suggest(name, _SAMPLERS)}; registered: {list_samplers()}")
-    return _SAMPLERS[name]
+    return _SAMPLERS.get(name)
 
 
 def sampler_options(name: str, options: Mapping[str, Any]) -> Any:

@@ -7,6 +7,7 @@ from a checkpoint, and runs :func:`train_one_epoch` until the recipe's last epoc
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -28,12 +29,14 @@ from facescope.distributed import DistInfo, all_gather_cat, all_ranks_agree, bar
 from facescope.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from facescope.engine.config import TrainConfig
 from facescope.engine.logger import MetricsLogger
-from facescope.engine.param_groups import build_param_groups, set_group_learning_rates
-from facescope.engine.samplers import TrainSampler, build_sampler
+from facescope.engine.optimizers import Optimizers, build_optimizers
+from facescope.engine.samplers import TrainSampler
+from facescope.engine.steps import StepData, StepStrategy, build_step_strategy
 from facescope.engine.schedule import learning_rate
 from facescope.errors import ConfigError, DataError, FacescopeError
 from facescope.losses.criteria import Criterion, build_criterion
 from facescope.models.base import DenseFaceDetector
+from facescope.models.options import check_agreement
 from facescope.models.registry import create_model
 
 
@@ -61,10 +64,8 @@ class Trainer:
     wrapped: nn.Module
     criterion: Criterion
     dataset: FaceDataset
-    sampler: TrainSampler
-    loader: DataLoader
-    optimizer: torch.optim.Optimizer
-    lr_mults: list[float]  # per optimizer group: the schedule's lr times this (optim.param_groups)
+    strategy: StepStrategy  # what an iteration does; owns the samplers and loaders
+    optimizers: Optimizers  # one torch optimizer per (parameter set, optimizer name)
     scaler: torch.amp.GradScaler
     logger: MetricsLogger
     state: TrainState
@@ -72,6 +73,16 @@ class Trainer:
     @property
     def out_dir(self) -> Path:
         return Path(self.config.runtime.out_dir)
+
+    @property
+    def sampler(self) -> TrainSampler:
+        """The sampler of the strategy's main stream (``standard``: the only one; ``bilevel``: the network half's)."""
+        return self.strategy.samplers[self.strategy.primary]
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first optimizer of the network parameter set (the only one of a single-optimizer recipe)."""
+        return self.optimizers.parts[0].optimizer
 
 
 def fit(config: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
@@ -99,7 +110,7 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
         tune_cpu_allocator()  # reuse freed activation buffers across steps (see facescope.allocator)
     if config.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
-    model = create_model(config.model, config.init_weights, device=device, progress=progress)
+    model = create_model(config.model, config.init_weights, device=device, progress=progress, **config.model_args)
     check_image_size(config, model)
     configure_model(model, config)
     criterion = build_criterion(model, config.loss)  # an unknown loss key fails here, before any work
@@ -111,32 +122,31 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     if config.runtime.sync_bn and info.distributed and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # Frozen parameters must have requires_grad=False before DDP registers its gradient hooks.
-    groups = build_param_groups(model, config.optim.param_groups, config.optim.weight_decay, config.model)
+    optimizers = build_optimizers(model, config.optim, config.model)
     wrapped: nn.Module = model
     if info.distributed:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     dataset = build_dataset(config, model)
-    sampler = build_sampler(
-        config.data.sampler, config.data.sampler_options, len(dataset), config.data.batch_size,
-        seed=config.runtime.seed, rank=info.rank, world_size=info.world_size,
+
+    def make_loader(sampler: TrainSampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=config.data.batch_size,
+            sampler=sampler,
+            num_workers=config.data.workers,
+            collate_fn=collate,
+            pin_memory=device.type == "cuda",
+            drop_last=False,
+        )
+
+    data = StepData(
+        len(dataset), config.data.batch_size, config.runtime.seed, info.rank, info.world_size,
+        config.data.sampler, config.data.sampler_options, make_loader,
     )  # fmt: skip
-    loader = DataLoader(
-        dataset,
-        batch_size=config.data.batch_size,
-        sampler=sampler,
-        num_workers=config.data.workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        drop_last=False,
-    )
-    optimizer = torch.optim.SGD(
-        groups.groups, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
-    )
+    strategy = build_step_strategy(config.optim.step_strategy, config.optim.step_options, data, optimizers)
     scaler = torch.amp.GradScaler("cuda", enabled=config.runtime.amp and device.type == "cuda")
     logger = MetricsLogger(Path(config.runtime.out_dir), enabled=info.is_main)
-    return Trainer(
-        config, info, device, model, wrapped, criterion, dataset, sampler, loader, optimizer, groups.lr_mults, scaler, logger, TrainState()
-    )
+    return Trainer(config, info, device, model, wrapped, criterion, dataset, strategy, optimizers, scaler, logger, TrainState())
 
 
 def check_image_size(config: TrainConfig, model: DenseFaceDetector) -> None:
@@ -183,21 +193,21 @@ def restore(trainer: Trainer, path: Path) -> None:
     payload = load_checkpoint(path)
     if payload.get("model_name") not in (None, trainer.config.model):
         raise FacescopeError(f"{path} was trained as '{payload['model_name']}', not '{trainer.config.model}'")
-    saved_groups, groups = len(payload["optimizer"]["param_groups"]), len(trainer.optimizer.param_groups)
-    if saved_groups != groups:
-        raise FacescopeError(
-            f"{path} has {saved_groups} optimizer parameter group(s), the recipe's optim.param_groups give {groups}; "
-            "resume with the rules the run started with"
-        )
-    sampler_name = payload.get("sampler_name", "sharded")
-    if sampler_name != trainer.config.data.sampler:
-        raise FacescopeError(f"{path} was trained with data.sampler '{sampler_name}', not '{trainer.config.data.sampler}'")
+    check_agreement(payload.get("model_args") or {}, getattr(trainer.model, "model_args", {}), str(path))
+    for key, default, configured in (
+        ("sampler_name", "sharded", trainer.config.data.sampler),
+        ("step_strategy", "standard", trainer.config.optim.step_strategy),
+    ):
+        saved = payload.get(key, default)
+        if saved != configured:
+            what = "data.sampler" if key == "sampler_name" else "optim.step_strategy"
+            raise FacescopeError(f"{path} was trained with {what} '{saved}', not '{configured}'")
+    trainer.optimizers.load_state_dict(payload["optimizer"], str(path))
     trainer.model.load_state_dict(payload["model"])
-    trainer.optimizer.load_state_dict(payload["optimizer"])
     if "scaler" in payload:
         trainer.scaler.load_state_dict(payload["scaler"])
     if "sampler" in payload:
-        trainer.sampler.load_state_dict(payload["sampler"])
+        trainer.strategy.load_state_dict(payload["sampler"])
     trainer.state = TrainState(payload["epoch"], payload["batch_in_epoch"], payload["global_step"])
     set_rng_state(payload["rng"])
     trainer.logger.info(f"resumed from {path} at epoch {payload['epoch']}, batch {payload['batch_in_epoch']}, step {payload['global_step']}")
@@ -212,7 +222,7 @@ def run(trainer: Trainer, progress: bool = True) -> Path:
     last = trainer.out_dir / "last.pth"
     while state.epoch < config.optim.epochs and not _budget_spent(trainer):
         train_one_epoch(trainer, progress)
-        if state.batch_in_epoch >= trainer.sampler.batches_per_epoch():
+        if state.batch_in_epoch >= trainer.strategy.batches_per_epoch():
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             write_checkpoint(trainer, last)
             if config.runtime.checkpoint_interval and state.epoch % config.runtime.checkpoint_interval == 0:
@@ -243,16 +253,16 @@ def train_one_epoch(trainer: Trainer, progress: bool = True) -> dict[str, float]
     from tqdm import tqdm
 
     config, state = trainer.config, trainer.state
-    trainer.sampler.set_epoch(state.epoch, state.batch_in_epoch)
+    trainer.strategy.set_epoch(state.epoch, state.batch_in_epoch)
     trainer.dataset.set_epoch(state.epoch)
     set_train_mode(trainer.wrapped, config.runtime.freeze_bn_stats)
-    remaining = trainer.sampler.batches_per_epoch() - state.batch_in_epoch
+    remaining = trainer.strategy.batches_per_epoch() - state.batch_in_epoch
     bar = tqdm(total=remaining, desc=f"epoch {state.epoch + 1}/{config.optim.epochs}", disable=not (progress and trainer.dist.is_main))
     summary: dict[str, float] = {}
     tick = time.perf_counter()
-    for batch in trainer.loader:
+    for batches in trainer.strategy.batches():
         data_time = time.perf_counter() - tick
-        metrics = train_step(trainer, batch)
+        metrics = train_step(trainer, batches)
         metrics.update(data_time=data_time, step_time=time.perf_counter() - tick - data_time)
         summary = metrics
         trainer.logger.log_step(state, metrics, config.runtime.log_interval)
@@ -267,14 +277,27 @@ def train_one_epoch(trainer: Trainer, progress: bool = True) -> dict[str, float]
     return summary
 
 
-def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
-    """One optimisation step on one batch; advances ``trainer.state``."""
-    config, state, device = trainer.config, trainer.state, trainer.device
+def train_step(trainer: Trainer, batches: dict[str, Batch]) -> dict[str, float]:
+    """One iteration of the step strategy on its batches (one per data stream); advances ``trainer.state``."""
+    config, state = trainer.config, trainer.state
     lr = learning_rate(
         config.optim.lr, state.global_step, state.epoch, config.optim.warmup_iters,
         config.optim.warmup_ratio, config.optim.milestones, config.optim.gamma,
     )  # fmt: skip
-    set_group_learning_rates(trainer.optimizer, lr, trainer.lr_mults)
+    trainer.optimizers.set_learning_rates(lr)
+    metrics = trainer.strategy.step(batches, functools.partial(half_step, trainer, lr))
+    trainer.scaler.update()  # once per iteration, after every optimizer of the iteration stepped
+    state.global_step += 1
+    state.batch_in_epoch += 1
+    return {**metrics, "lr": lr}
+
+
+def half_step(trainer: Trainer, lr: float, batch: Batch, parameter_set: str | None, sampler: TrainSampler) -> dict[str, float]:
+    """Forward ``batch``, back-propagate, step the optimizers of ``parameter_set`` (None: all), update ``sampler``.
+
+    Every gradient is cleared first, so the parameters of another set are not moved by this batch
+    (their gradients from it are dropped before the other set's half step)."""
+    device = trainer.device
     batch = batch.to(device)
     input_hw = (int(batch.images.shape[2]), int(batch.images.shape[3]))
     with torch.autocast(device.type, dtype=torch.float16, enabled=trainer.scaler.is_enabled()):
@@ -282,23 +305,24 @@ def train_step(trainer: Trainer, batch: Batch) -> dict[str, float]:
     result = trainer.criterion(outputs.map(lambda t: t.float()), batch.targets, input_hw)
     losses, total = result.losses, result.total
     _guard_finite(trainer, total, losses, lr)
-    trainer.optimizer.zero_grad(set_to_none=True)
+    parts = trainer.optimizers.of(parameter_set)
+    trainer.optimizers.zero_grad()
     trainer.scaler.scale(total).backward()
-    trainer.scaler.unscale_(trainer.optimizer)
-    max_norm = config.optim.grad_clip if config.optim.grad_clip is not None else math.inf
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), max_norm))
-    trainer.scaler.step(trainer.optimizer)
-    trainer.scaler.update()
-    update_sampler(trainer, batch.indices, result.per_image)
-    state.global_step += 1
-    state.batch_in_epoch += 1
-    metrics = {"loss": float(total.detach()), "lr": lr, "grad_norm": grad_norm, "images": float(len(batch.targets))}
+    for part in parts:
+        trainer.scaler.unscale_(part.optimizer)
+    max_norm = trainer.config.optim.grad_clip if trainer.config.optim.grad_clip is not None else math.inf
+    params = [p for part in parts for p in part.parameters()]
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    for part in parts:
+        trainer.scaler.step(part.optimizer)
+    update_sampler(trainer, sampler, batch.indices, result.per_image)
+    metrics = {"loss": float(total.detach()), "grad_norm": grad_norm, "images": float(len(batch.targets))}
     metrics.update({f"loss_{name}": float(value.detach()) for name, value in losses.items()})
     return metrics
 
 
-def update_sampler(trainer: Trainer, indices: torch.Tensor, per_image: dict[str, torch.Tensor]) -> None:
-    """Give the sampler the step's dataset indices and per-image statistics of the GLOBAL batch.
+def update_sampler(trainer: Trainer, sampler: TrainSampler, indices: torch.Tensor, per_image: dict[str, torch.Tensor]) -> None:
+    """Give ``sampler`` the step's dataset indices and per-image statistics of the GLOBAL batch.
 
     Under DDP each rank holds its own slice; gathering them in rank order rebuilds the global batch
     (the sampler gives rank ``r`` the ``r``-th slice), so every rank applies the same update and the
@@ -311,7 +335,7 @@ def update_sampler(trainer: Trainer, indices: torch.Tensor, per_image: dict[str,
     if trainer.dist.distributed:
         indices = all_gather_cat(indices.to(trainer.device))
         stats = {name: all_gather_cat(value.to(trainer.device)) for name, value in stats.items()}
-    trainer.sampler.update(indices.cpu(), {name: value.cpu() for name, value in stats.items()})
+    sampler.update(indices.cpu(), {name: value.cpu() for name, value in stats.items()})
 
 
 def _guard_finite(trainer: Trainer, total: torch.Tensor, losses: dict[str, torch.Tensor], lr: float) -> None:
@@ -332,16 +356,18 @@ def write_checkpoint(trainer: Trainer, path: Path) -> None:
             path,
             {
                 "model": trainer.model.state_dict(),
-                "optimizer": trainer.optimizer.state_dict(),
+                "optimizer": trainer.optimizers.state_dict(),
                 "scaler": trainer.scaler.state_dict(),
-                "sampler": trainer.sampler.state_dict(),
+                "sampler": trainer.strategy.state_dict(),
                 "sampler_name": trainer.config.data.sampler,
+                "step_strategy": trainer.config.optim.step_strategy,
                 "epoch": state.epoch,
                 "batch_in_epoch": state.batch_in_epoch,
                 "global_step": state.global_step,
                 "rng": rng_state(),
                 "config": to_dict(trainer.config),
                 "model_name": trainer.config.model,
+                "model_args": dict(getattr(trainer.model, "model_args", {})),
                 "facescope_version": __version__,
             },
         )

@@ -25,8 +25,10 @@ Decoding (priors + coder), score thresholding and NMS stay outside the graph, in
 
 The file's ``metadata_props`` record the architecture (``facescope_model``, ``facescope_family``,
 ``facescope_strides``, ``facescope_anchors_per_level``, ``facescope_has_landmarks``,
-``facescope_input_spec`` as JSON, ``facescope_box_coding``), the export input size and the
-facescope version, so a backend can refuse a file that does not fit the architecture it is given.
+``facescope_input_spec`` as JSON, ``facescope_box_coding``), the builder options it was built with
+(``facescope_model_args``, JSON; see :mod:`facescope.models.options`), the export input size and the
+facescope version, so a backend can refuse a file that does not fit the architecture it is given and
+``create_model(name, "file.onnx")`` rebuilds the model without the options being repeated.
 
 Example:
     >>> from facescope.export import export_onnx
@@ -40,9 +42,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -147,6 +150,8 @@ def export_metadata(detector: DenseFaceDetector, model_name: str, input_hw: tupl
         "facescope_dynamic_axes": json.dumps(dynamic),
         "facescope_outputs": ", ".join(output_names(detector)),
         "facescope_score_activation": "probability",
+        # the builder options (file-valued ones with their content), so the file rebuilds its model
+        "facescope_model_args": json.dumps(dict(getattr(detector, "model_args", {})), sort_keys=True),
     }
 
 
@@ -163,6 +168,7 @@ def export_onnx(
     verify: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
     verify_images: Sequence[np.ndarray] | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Export a detector to ONNX, check it with ``onnx.checker`` and against eager PyTorch.
 
@@ -179,6 +185,8 @@ def export_onnx(
             at a second size).
         tolerance: largest allowed absolute difference between onnxruntime and PyTorch outputs.
         verify_images: BGR uint8 images for the checks instead of the built-in synthetic scene.
+        model_args: builder options of a registry name (``create_model(model, weights, **model_args)``);
+            a weights file that records its own needs none, and one that disagrees is refused.
 
     Returns:
         :class:`ExportResult` with the per-input differences.
@@ -188,7 +196,7 @@ def export_onnx(
     """
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too old: facescope exports need opset >= {MIN_OPSET}")
-    detector, name = _load(model, weights, model_name)
+    detector, name = _load(model, weights, model_name, model_args or {})
     opset = _opset_for(detector, opset, explicit=opset != MIN_OPSET)
     width, height = (input_size, input_size) if isinstance(input_size, int) else input_size
     divisor = detector.input_spec.size_divisor
@@ -205,12 +213,14 @@ def export_onnx(
     return result
 
 
-def _load(model: str | DenseFaceDetector, weights: str | Path | None, model_name: str | None) -> tuple[DenseFaceDetector, str]:
+def _load(
+    model: str | DenseFaceDetector, weights: str | Path | None, model_name: str | None, model_args: Mapping[str, Any]
+) -> tuple[DenseFaceDetector, str]:
     if isinstance(model, DenseFaceDetector):
-        if weights is not None:
-            raise ExportError("pass weights either inside the model or as weights=, not both")
+        if weights is not None or model_args:
+            raise ExportError("pass weights and model options either inside the model or as arguments, not both")
         return model.eval(), model_name or type(model).__name__
-    return create_model(model, weights, progress=True).eval(), model_name or model
+    return create_model(model, weights, progress=True, **model_args).eval(), model_name or model
 
 
 DEFORM_CONV_OPSET = 19  # ONNX DeformConv

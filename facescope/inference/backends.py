@@ -102,6 +102,7 @@ class OnnxRuntimeBackend:
         self.num_levels = entry.head.num_levels
         self.with_landmarks = entry.head.has_landmarks
         metadata = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, str] = dict(metadata)  # facescope exports: architecture and model options
         probe_shapes = self._probe_output_shapes(entry.input_spec.size_divisor)
         self.batched = len(probe_shapes[0]) == 3 and self.fixed_input[0] is None
         check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, hashlib.sha256(payload).hexdigest())

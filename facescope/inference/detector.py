@@ -73,9 +73,15 @@ class Detector:
         max_pass_pixels: per-pass pixel budget of TTA; larger passes are scaled down to it and a
             note is logged once (``facescope.tta`` logger; also in :attr:`last_tta_notes`).
         tta_progress: show a progress bar over the passes of an image with many (>= 4) passes.
+        model_args: builder options of a registry name (``create_model(model, weights, **model_args)``,
+            e.g. ``{"deformable": False}``). A facescope checkpoint or export records the options it was
+            built with and is rebuilt with them: they need not be given, and one given with another value
+            is refused naming both. An ONNX file without recorded options accepts none.
 
     Attributes:
         model_name: the registered architecture that runs (or the class name of a given model).
+        model_args: the builder options of the model that runs (saved form, see
+            :mod:`facescope.models.options`).
         backend: the backend object (``backend.name`` is ``"torch"`` or ``"onnxruntime"``).
         model: the PyTorch model on the torch backend, None on onnxruntime.
 
@@ -104,7 +110,11 @@ class Detector:
         tta: str | TTASpec | None = None,
         max_pass_pixels: int = DEFAULT_MAX_PASS_PIXELS,
         tta_progress: bool = False,
+        model_args: Mapping[str, Any] | None = None,
     ) -> None:
+        model_args = dict(model_args or {})
+        if model_args and not isinstance(model, str):
+            raise FacescopeError("pass model options either inside the built model or as model_args=, not both")
         requested_tta = resolve_tta(tta)  # an unknown protocol name fails here, before any weights are read
         if max_pass_pixels < 1:
             raise FacescopeError(f"max_pass_pixels must be >= 1, got {max_pass_pixels}")
@@ -129,6 +139,7 @@ class Detector:
             from facescope.inference.backends import OnnxRuntimeBackend
 
             self.backend: Any = OnnxRuntimeBackend(self.weights_path, self.entry, self.device, threads)
+            self.model_args = _onnx_model_args(self.backend.metadata, model_args, self.weights_path)
             self.model_name = self.entry.name
             self.input_spec: InputSpec = self.entry.input_spec
             self.anchor_generator = self.entry.head.anchor_generator()
@@ -136,7 +147,8 @@ class Detector:
             self.has_landmarks = self.entry.head.has_landmarks
             presets = self.entry.presets
         else:
-            self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads)
+            self.model, self.backend = _torch_backend(model, self.weights_path, self.device, threads, model_args)
+            self.model_args = dict(getattr(self.model, "model_args", {}))
             self.model_name = model if isinstance(model, str) else getattr(self.model, "registry_name", type(model).__name__)
             self.input_spec = self.model.input_spec
             self.anchor_generator = self.model.anchor_generator
@@ -343,7 +355,28 @@ def _choose_backend(
     return backend
 
 
-def _torch_backend(model: Any, weights: Path | None, device: str, threads: int | None) -> tuple[Any, Any]:
+def _onnx_model_args(metadata: Mapping[str, str], given: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The options an ONNX file records; given ones must agree with them (checked without torch)."""
+    from facescope.models.options import check_agreement, coerce_like, saved_from_json
+
+    saved = saved_from_json(metadata.get("facescope_model_args"), str(path))
+    if saved is None:
+        if given:
+            raise FacescopeError(
+                f"{path} records no model options, so options {sorted(given)} cannot be checked against the graph it holds; "
+                "leave them out or export the file with `facescope export`"
+            )
+        return {}
+    check_agreement(saved, {key: coerce_like(saved.get(key), value, key) for key, value in given.items()}, str(path))
+    unknown = sorted(set(given) - set(saved))
+    if unknown:
+        raise FacescopeError(f"{path} was exported without model option(s) {unknown}; it records {sorted(saved)}")
+    return saved
+
+
+def _torch_backend(
+    model: Any, weights: Path | None, device: str, threads: int | None, model_args: Mapping[str, Any]
+) -> tuple[Any, Any]:
     """Build (or take) the PyTorch model and its backend; a clear message when torch is missing."""
     try:
         import torch
@@ -358,7 +391,10 @@ def _torch_backend(model: Any, weights: Path | None, device: str, threads: int |
     if threads is not None:
         torch.set_num_threads(int(threads))  # process-wide: documented on Detector(threads=...)
     torch_device = torch.device(device)
-    built = model.to(torch_device).eval() if not isinstance(model, str) else create_model(model, weights, device=torch_device)
+    if isinstance(model, str):
+        built = create_model(model, weights, device=torch_device, **model_args)
+    else:
+        built = model.to(torch_device).eval()
     return built, TorchBackend(built, torch_device)
 
 

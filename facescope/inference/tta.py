@@ -40,7 +40,8 @@ from typing import Literal, Union
 import cv2
 import numpy as np
 
-from facescope.errors import FacescopeError, suggest
+from facescope.errors import FacescopeError
+from facescope.named_registry import NamedRegistry
 from facescope.ops.nms import nms_numpy
 from facescope.ops.voting import SINGLETON_POLICIES, SingletonPolicy, merge_detections
 from facescope.structures import LANDMARK_FLIP_PAIRS
@@ -529,9 +530,9 @@ def filter_candidates(
 
 _REF = "../shared/reference/dsfd_asfd_shf_eval.md"
 
-TTA_PROTOCOLS: dict[str, TTASpec] = {
-    spec.name: spec
-    for spec in (
+TTA_PROTOCOLS: NamedRegistry[TTASpec] = NamedRegistry.of(
+    "TTA protocol",
+    ((spec.name, spec) for spec in (
         TTASpec(
             name="s3fd",
             scales=ShrinkRule("s3fd"),  # ref:525, ref:530-537
@@ -607,19 +608,15 @@ TTA_PROTOCOLS: dict[str, TTASpec] = {
             merge=MergeSpec("box_voting", iou=0.4, singleton="keep"),  # as "flip"
             source="facescope: 0.5x, 1x, 1.5x the detector's single-pass scale, each mirrored too, box voting",
         ),
-    )
-}
+    )),
+    error=UnknownTTAProtocolError,
+    hint=lambda names: f"known: {', '.join(names)}",
+)
 
 
 def get_tta_protocol(name: str) -> TTASpec:
     """The protocol registered as ``name``; an unknown name raises with the closest known name."""
-    try:
-        return TTA_PROTOCOLS[name]
-    except KeyError:
-        known = ", ".join(sorted(TTA_PROTOCOLS))
-        raise UnknownTTAProtocolError(
-            f"unknown TTA protocol {name!r}{suggest(name, TTA_PROTOCOLS)}; known: {known}"
-        ) from None
+    return TTA_PROTOCOLS.get(name)
 
 
 NO_TTA = "none"  # the name that asks for the single pass, e.g. to switch off a preset's protocol

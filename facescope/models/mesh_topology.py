@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from facescope.errors import DataError
+from facescope.models.options import ModelFile
 from facescope.fileio import atomic_path
 from facescope.ops.graph import edges_from_faces
 
@@ -92,12 +93,16 @@ def save_mesh_topology(topology: MeshTopology, path: str | Path) -> Path:
     return path
 
 
-def load_mesh_topology(path: str | Path) -> MeshTopology:
-    """Read a topology file; a missing key or a wrong shape is a one-line :class:`DataError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"mesh topology file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
+def load_mesh_topology(source: str | Path | ModelFile) -> MeshTopology:
+    """Read a topology file (a path, or the content of a file-valued model option); a missing key or a
+    wrong shape is a one-line :class:`DataError`."""
+    if isinstance(source, ModelFile):
+        path, stream = Path(source.name), source.open()
+    else:
+        path = stream = Path(source)
+        if not path.is_file():
+            raise DataError(f"mesh topology file not found: {path}")
+    with np.load(stream, allow_pickle=False) as data:
         def get(key: str) -> np.ndarray:
             if key not in data:
                 raise DataError(f"mesh topology {path}: key '{key}' missing (see facescope.models.mesh_topology)")

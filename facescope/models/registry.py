@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facescope.errors import FacescopeError, UnknownModelError, WeightsError, suggest
+from facescope.named_registry import NamedRegistry
+from facescope.models.options import builder_options, check_agreement, coerce_option, to_saved
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,30 +107,63 @@ class ModelEntry:
         module_name, _, attribute = self.builder.partition(":")
         return getattr(importlib.import_module(module_name), attribute)
 
+    def options(self) -> dict[str, tuple[Any, Any]]:
+        """The builder's options: ``name -> (type hint, default)`` (imports the builder)."""
+        return builder_options(self.builder_function())
+
     def accepted_overrides(self) -> list[str]:
         """Keyword arguments the builder accepts (what ``create_model(name, **overrides)`` may pass)."""
-        parameters = inspect.signature(self.builder_function()).parameters.values()
-        return [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return list(self.options())
 
     def build(self, **overrides: Any) -> DenseFaceDetector:
         """A randomly initialised model; unknown ``overrides`` are an error naming the accepted ones.
 
-        The model records its registry name (``model.registry_name``), so that a Detector given the
-        model object finds this entry's presets rather than its family's first entry's."""
-        accepted = self.accepted_overrides()
-        unknown = sorted(set(overrides) - set(accepted))
+        See :meth:`build_from`."""
+        return self.build_from(overrides)
+
+    def build_from(
+        self, given: Mapping[str, Any], saved: Mapping[str, Any] | None = None, source: str = ""
+    ) -> DenseFaceDetector:
+        """A randomly initialised model with the ``saved`` options of a file (``source``), and ``given`` ones.
+
+        Values are read with the builder's type hints (:func:`~facescope.models.options.coerce_option`:
+        strings from the command line, file-valued options from a path). A ``given`` option whose value
+        differs from the ``saved`` one is refused naming both. The model records its registry name
+        (``model.registry_name``), so that a Detector given the model object finds this entry's presets,
+        and every option it was built with, defaults included, in saved form (``model.model_args``), which
+        checkpoints and ONNX exports carry.
+        """
+        options = self.options()
+        unknown = sorted((set(given) | set(saved or {})) - set(options))
         if unknown:
+            origin = f" (saved in {source})" if source and set(unknown) <= set(saved or {}) - set(given) else ""
             raise FacescopeError(
-                f"model '{self.name}' does not accept {', '.join(repr(k) for k in unknown)}"
-                f"{suggest(unknown[0], accepted)}; accepted overrides: {accepted or 'none'}"
+                f"model '{self.name}' does not accept {', '.join(repr(k) for k in unknown)}{origin}"
+                f"{suggest(unknown[0], options)}; accepted overrides: {list(options) or 'none'}"
             )
-        model = self.builder_function()(**overrides)
+        given_values = {k: coerce_option(k, options[k][0], v) for k, v in given.items()}
+        values = {k: coerce_option(k, options[k][0], v) for k, v in (saved or {}).items()}
+        if saved is not None:
+            check_agreement(to_saved(values), to_saved(given_values), source or "the weights file")
+        values.update(given_values)
+        model = self.builder_function()(**values)
         model.registry_name = self.name
+        defaults = {k: default for k, (_, default) in options.items() if default is not inspect.Parameter.empty}
+        model.model_args = to_saved({**defaults, **values})
         return model
 
 
-_MODELS: dict[str, ModelEntry] = {}
-_CATALOG_LOADED = False
+def _load_catalog() -> None:
+    """Import every family declaration of the catalogue package (each registers its entries)."""
+    package = importlib.import_module(CATALOG_PACKAGE)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
+
+
+_MODELS: NamedRegistry[ModelEntry] = NamedRegistry(
+    "model", error=UnknownModelError, hint="see `facescope models`", loader=_load_catalog
+)
 
 
 def register_model(
@@ -144,41 +179,23 @@ def register_model(
     paper_metrics: Mapping[str, float] | None = None,
 ) -> ModelEntry:
     """Add an entry (called by the catalogue modules); a duplicate name is an error."""
-    if name in _MODELS:
-        raise ValueError(f"model '{name}' is already registered")
     if ":" not in builder:
         raise ValueError(f"builder of '{name}' must be 'module:function', got {builder!r}")
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
     entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
-    _MODELS[name] = entry
-    return entry
-
-
-def _load_catalog() -> None:
-    global _CATALOG_LOADED
-    if _CATALOG_LOADED:
-        return
-    _CATALOG_LOADED = True
-    package = importlib.import_module(CATALOG_PACKAGE)
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
+    return _MODELS.add(name, entry)
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered names matching a shell ``pattern``, optionally only those with weights."""
-    _load_catalog()
-    return sorted(n for n, e in _MODELS.items() if fnmatch.fnmatch(n, pattern) and (e.weights or not pretrained))
+    return [n for n in _MODELS.names() if fnmatch.fnmatch(n, pattern) and (_MODELS[n].weights or not pretrained)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """Look ``name`` up, raising :class:`UnknownModelError` with a close-match suggestion."""
-    _load_catalog()
-    if name not in _MODELS:
-        raise UnknownModelError(f"unknown model '{name}'{suggest(name, _MODELS)}; see `facescope models`")
-    return _MODELS[name]
+    return _MODELS.get(name)
 
 
 def entries() -> list[ModelEntry]:
@@ -213,19 +230,23 @@ def create_model(
         sha256: expected hash of a weights *path* (releases always carry their own).
         device: where to put the model.
         progress: show a download progress bar.
-        **overrides: builder options, e.g. ``deformable=False`` for ``retinaface_paper_r50``; an
-            unknown one is an error naming those the builder accepts.
+        **overrides: builder options, e.g. ``deformable=False`` for ``retinaface_paper_r50`` (strings
+            are read with the builder's type hints; a file-valued option takes a path); an unknown one
+            is an error naming those the builder accepts. A weights file that records the options it
+            was trained with (facescope checkpoints and exports) is built with those: options need not
+            be repeated, and one given with another value is refused naming both.
 
     Returns:
         The model in eval mode.
     """
-    from facescope.models.weights import load_weights_file
+    from facescope.models.weights import WeightsFile
 
     entry = get_model_entry(name)
-    model = entry.build(**overrides)
-    if weights is not None:
-        path = resolve_weights(entry, weights, progress)
-        load_weights_file(model, path, name, sha256=sha256)
+    if weights is None:
+        return entry.build(**overrides).to(device).eval()
+    loaded = WeightsFile.read(resolve_weights(entry, weights, progress), sha256)
+    model = entry.build_from(overrides, loaded.model_args, str(loaded.path))
+    loaded.load_into(model, name)
     return model.to(device).eval()
 
 

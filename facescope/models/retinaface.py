@@ -33,6 +33,7 @@ from facescope.losses.pixel import PixelLoss
 from facescope.models.backbones import RetinaFaceMobileNetV1, TorchvisionResNetBody
 from facescope.models.base import DenseFaceDetector, DenseOutputs
 from facescope.models.heads.mesh_decoder import DenseRegressionBranch
+from facescope.models.options import ModelFile
 from facescope.models.heads.retinaface_head import (
     BboxHead,
     ClassHead,
@@ -184,15 +185,18 @@ def build_retinaface_paper(
     depth: int = 50,
     *,
     deformable: bool = True,
-    mesh_topology: str | Path | None = None,
+    mesh_topology: str | Path | ModelFile | None = None,
 ) -> RetinaFacePaper:
     """The paper's RetinaFace with explicit options.
 
     Args:
         depth: ResNet depth of the body (50, 101 or 152).
         deformable: deformable convs in lateral connections and context modules (the paper: on).
-        mesh_topology: a mesh topology ``.npz`` (:mod:`facescope.models.mesh_topology`) to enable the
-            dense-regression branch and the pixel loss; None = no dense branch.
+        mesh_topology: a mesh topology ``.npz`` (:mod:`facescope.models.mesh_topology`; a path, or the
+            file's content) to enable the dense-regression branch and the pixel loss; None = no dense branch.
+
+    Example:
+        >>> model = build_retinaface_paper(50, deformable=False)
     """
     dense_branch = None
     if mesh_topology is not None:
@@ -202,11 +206,22 @@ def build_retinaface_paper(
     return RetinaFacePaper(depth, deformable, dense_branch)
 
 
-def retinaface_paper_r50(*, deformable: bool = True, mesh_topology: str | Path | None = None) -> RetinaFacePaper:
+def retinaface_paper_r50(*, deformable: bool = True, mesh_topology: ModelFile | None = None) -> RetinaFacePaper:
+    """``retinaface_paper_r50``: :func:`build_retinaface_paper` with ResNet-50. ``mesh_topology`` is a
+    file-valued option: the registry reads the path it is given, checkpoints carry the file's content.
+
+    Example:
+        >>> model = create_model("retinaface_paper_r50", deformable=False, mesh_topology="ico.npz")
+    """
     return build_retinaface_paper(50, deformable=deformable, mesh_topology=mesh_topology)
 
 
-def retinaface_paper_r152(*, deformable: bool = True, mesh_topology: str | Path | None = None) -> RetinaFacePaper:
+def retinaface_paper_r152(*, deformable: bool = True, mesh_topology: ModelFile | None = None) -> RetinaFacePaper:
+    """``retinaface_paper_r152``: :func:`build_retinaface_paper` with ResNet-152 (options as ``retinaface_paper_r50``).
+
+    Example:
+        >>> model = create_model("retinaface_paper_r152", deformable=False)
+    """
     return build_retinaface_paper(152, deformable=deformable, mesh_topology=mesh_topology)
 
 

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a bare state dict, an mmdet checkpoint (``{"state_dict", "meta", ...}``), a facescope
     checkpoint (``{"model", ...}``) and DataParallel files (``module.`` prefix).
     """
+    return read_torch_weights(path)[0]
+
+
+def read_torch_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """``(state dict, saved model options)`` of a PyTorch weights file (:func:`read_state_dict`'s layouts);
+    the options are those a facescope checkpoint records (``"model_args"``), None for other files."""
     import torch
 
     path = Path(path)
@@ -138,13 +145,28 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise WeightsError(f"cannot read weights {path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})")
+    model_args = obj.get("model_args") if isinstance(obj, dict) and isinstance(obj.get("model_args"), dict) else None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"cannot read weights {path}: no state dict of tensors inside")
-    return {_strip_prefix(k): v for k, v in obj.items()}
+    return {_strip_prefix(k): v for k, v in obj.items()}, model_args
+
+
+def read_onnx_model_args(path: str | Path) -> dict[str, Any] | None:
+    """The saved model options of an ONNX file (``facescope_model_args`` metadata), None when absent."""
+    import onnx
+
+    from facescope.models.options import saved_from_json
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises assorted errors on corrupt files
+        raise WeightsError(f"cannot read ONNX weights {path}: {type(exc).__name__}: {exc}")
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    return saved_from_json(metadata.get("facescope_model_args"), str(path))
 
 
 def _strip_prefix(key: str) -> str:
@@ -190,28 +212,55 @@ def _guess_architecture(state: dict[str, torch.Tensor]) -> str:
     return f"; they fit {', '.join(repr(n) for n in names)}" if names else ""
 
 
+@dataclass
+class WeightsFile:
+    """A weights file read for loading: its saved model options come before the model is built.
+
+    Attributes:
+        path: the file.
+        model_args: the options the file records (saved form), None when it records none.
+        state: the state dict of a PyTorch file (None for ``.onnx``, imported node by node).
+    """
+
+    path: Path
+    model_args: dict[str, Any] | None
+    state: dict[str, torch.Tensor] | None
+
+    @classmethod
+    def read(cls, path: str | Path, sha256: str | None = None) -> WeightsFile:
+        """Read ``path`` (``.onnx`` or a PyTorch file), checking ``sha256`` if given."""
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        if sha256 is not None:
+            verify_sha256(path, sha256)
+        if path.suffix.lower() == ".onnx":
+            return cls(path, read_onnx_model_args(path), None)
+        state, model_args = read_torch_weights(path)
+        return cls(path, model_args, state)
+
+    def load_into(self, model: nn.Module, arch: str) -> None:
+        """Copy the weights into ``model`` (in place), refusing a file that does not fit it."""
+        if self.state is None:
+            from facescope.models.onnx_import import import_onnx_weights
+
+            import_onnx_weights(model, self.path, arch)
+        else:
+            load_state_dict_checked(model, self.state, str(self.path), arch)
+
+
 def load_weights_file(model: nn.Module, path: str | Path, arch: str, sha256: str | None = None) -> None:
     """Load ``path`` (``.onnx`` or a PyTorch file) into ``model``, checking ``sha256`` if given."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    if sha256 is not None:
-        verify_sha256(path, sha256)
-    if path.suffix.lower() == ".onnx":
-        from facescope.models.onnx_import import import_onnx_weights
-
-        import_onnx_weights(model, path, arch)
-    else:
-        load_state_dict_checked(model, read_state_dict(path), str(path), arch)
+    WeightsFile.read(path, sha256).load_into(model, arch)
 
 
 def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Atomically write ``{"model": state_dict, **extra}`` to ``path``."""
+    """Atomically write ``{"model": state_dict, "model_args": the model's options, **extra}`` to ``path``."""
     import torch
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), **(extra or {})}, tmp)
+        torch.save({"model": model.state_dict(), "model_args": dict(getattr(model, "model_args", {})), **(extra or {})}, tmp)
     return path
 
 

@@ -37,3 +37,17 @@ def test_a_new_pipeline_is_one_registration():
     assert out.image.shape[:2] == (32, 32) and out.boxes.tolist() == [[0.0, 0.0, 16.0, 16.0]]
     with pytest.raises(ValueError, match="already registered"):
         register_pipeline("test_resize_only", summary="again")(resize_only)
+
+
+def test_the_data_layer_does_not_depend_on_the_engine_recipe():
+    """engine/config.py reads the pipeline registry; the registry must not reach back (not even type-only)."""
+    import ast
+    from pathlib import Path
+
+    import facescope.data.pipelines as pipelines
+
+    tree = ast.parse(Path(pipelines.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    assert not {m for m in imported if m and m.startswith("facescope.engine")}
