@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from facescope.errors import ConfigError
 from facescope.models import create_model
 from facescope.models.complexity import count_macs
 from facescope.models.scrfd import scrfd_cr
@@ -88,8 +89,10 @@ def test_ratio_bounds_restrict_step_two_backbones():
 
 
 def test_unreachable_budget_is_reported_not_looped_forever():
-    with pytest.raises(RuntimeError, match="found 0 of 2"):
+    with pytest.raises(ConfigError, match="found 0 of 2"):
         sample_within_budget(CRSpace(max_depth=1, max_width=8), 50.0, 2, max_draws=200)
+    with pytest.raises(ConfigError, match=r"no architecture of this space fits 0.510 GF: the smallest costs 0.917 GF"):
+        sample_within_budget(CRSpace(fixed_neck_width=32, fixed_head_convs=2, fixed_head_width=96), 0.5, 2)
 
 
 def test_uniform_widths_cover_every_non_decreasing_tuple_equally():

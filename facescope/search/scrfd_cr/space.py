@@ -24,6 +24,8 @@ from typing import Literal
 
 import numpy as np
 
+from facescope.errors import ConfigError
+
 Block = Literal["basic", "bottleneck"]
 BLOCK_EXPANSION: dict[str, int] = {"basic": 1, "bottleneck": 4}
 NUM_ANCHORS = 2
@@ -374,8 +376,11 @@ def sample_within_budget(
     space land near a small budget, so the draws are made and counted in vectorised chunks.
 
     Raises:
-        RuntimeError: naming how many were found, when ``max_draws`` draws do not find ``count``.
+        ConfigError: before any draw when the smallest point of the space exceeds the budget (e.g. a
+            fixed neck and head that alone cost more), or naming how many were found when
+            ``max_draws`` draws do not find ``count``.
     """
+    _check_reachable(space, budget_gflops * (1 + tolerance), input_hw)
     rng = np.random.default_rng(seed)
     low, high = budget_gflops * (1 - tolerance) * 1e9, budget_gflops * (1 + tolerance) * 1e9
     kept: dict[CRArchitecture, None] = {}
@@ -391,7 +396,22 @@ def sample_within_budget(
             if len(kept) == count:
                 break
     if len(kept) < count:
-        raise RuntimeError(
+        raise ConfigError(
             f"found {len(kept)} of {count} architectures within {budget_gflops} GF +-{tolerance:.0%} in {drawn} draws"
         )
     return list(kept)
+
+
+def _check_reachable(space: CRSpace, ceiling_gflops: float, input_hw: tuple[int, int]) -> None:
+    """Refuse a budget below the space's smallest architecture, naming what that costs."""
+    step = space.width_step
+    smallest = CRArchitecture(
+        min(space.stem_widths), "basic", (1, 1, 1, 1), (step, step, step, step),
+        space.fixed_neck_width or min(space.neck_widths), space.fixed_head_convs or min(space.head_conv_counts),
+        space.fixed_head_width or min(space.head_widths),
+    )  # fmt: skip
+    if space.template is None and (parts := component_macs(smallest, input_hw)).total > ceiling_gflops * 1e9:
+        raise ConfigError(
+            f"no architecture of this space fits {ceiling_gflops:.3f} GF: the smallest costs {parts.total / 1e9:.3f} GF "
+            f"(neck {parts.neck / 1e9:.3f}, head {parts.head / 1e9:.3f}); lower the fixed neck/head or raise the budget"
+        )
