@@ -89,3 +89,32 @@ def test_a_failing_trial_is_recorded_retried_and_the_search_goes_on(tmp_path: Pa
     errors = (search_dir / "trials/s1-0001/errors.jsonl").read_text().splitlines()
     assert len(errors) == 2 and "no_such_block" in json.loads(errors[-1])["error"]
     assert (search_dir / "trials/s1-0000/result.json").exists()
+
+
+def test_run_without_ray_names_the_extra_in_one_line(tmp_path: Path):
+    assert main(["search", "scrfd-cr", "sample", "--out", str(tmp_path / "s"), "--count", "2", *SMALL]) == 0
+    blocker = "import sys; sys.modules['ray'] = None; from facescope.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", blocker, "search", "scrfd-cr", "run", str(tmp_path / "s"), "--recipe", str(RECIPE)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.strip() == 'facescope: error: the CR search runs on Ray: pip install "facescope[search]"'
+    assert not (tmp_path / "s/trials").exists()  # nothing started
+
+
+@pytest.mark.slow
+def test_a_trial_trains_as_a_two_process_ddp_group(tmp_path: Path):
+    shared_path("widerface/WIDER_val/images")
+    search_dir = tmp_path / "search"
+    assert main(["search", "scrfd-cr", "sample", "--out", str(search_dir), "--count", "2", *SMALL]) == 0
+    population = json.loads((search_dir / "population.json").read_text())
+    population["members"] = population["members"][:1]
+    (search_dir / "population.json").write_text(json.dumps(population))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    run = subprocess.run(_run_command(search_dir, "--trial-procs", "2", "--trial-cpus", "2"), env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads((search_dir / "trials/s1-0000/result.json").read_text())
+    assert result["iterations"] == 2
+    import torch
+
+    saved = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)
+    assert saved["model_args"]["depths"] == population["members"][0]["model_args"]["depths"]

@@ -48,7 +48,8 @@ def _add_run_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--address", default=None, help="join a Ray cluster (e.g. auto or HEAD:6379); default: Ray starts in this process")
     p.add_argument("--cpus", type=int, default=None, help="CPUs of the in-process Ray instance (default: all)")
     p.add_argument("--trial-cpus", type=float, default=1.0, help="CPUs per trial; default 1")
-    p.add_argument("--trial-gpus", type=float, default=0.0, help="GPUs per trial; default 0")
+    p.add_argument("--trial-gpus", type=float, default=0.0, help="GPUs per trial (of the whole DDP group); default 0")
+    p.add_argument("--trial-procs", type=int, default=1, help="processes per trial: above 1 each trial trains as a torchrun DDP group; default 1")
     p.add_argument("--concurrent", type=int, default=None, help="trials in flight at once (default: as resources allow)")
     p.add_argument("--retries", type=int, default=1, help="extra attempts of a failed trial; default 1")
 
@@ -102,15 +103,18 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facescope.search.scrfd_cr.driver import RunSettings, run_population
+    from facescope.fileio import atomic_write_text
+    from facescope.search.scrfd_cr.driver import RunSettings, require_ray, run_population
 
     args = _split_run_arguments(args)
     settings = RunSettings(
         recipe=str(args.recipe), overrides=tuple(args.overrides), data_root=str(args.data_root) if args.data_root else None,
         address=args.address, local_cpus=args.cpus, cpus_per_trial=args.trial_cpus, gpus_per_trial=args.trial_gpus,
-        max_concurrent=args.concurrent, retries=args.retries,
+        procs_per_trial=args.trial_procs, max_concurrent=args.concurrent, retries=args.retries,
     )  # fmt: skip
-    (args.search_dir / "run.json").write_text(json.dumps({"recipe": str(args.recipe.resolve()), "overrides": list(args.overrides)}))
+    require_ray()  # before anything is written
+    run_record = {"recipe": str(args.recipe.resolve()), "overrides": list(args.overrides)}
+    atomic_write_text(args.search_dir / "run.json", json.dumps(run_record))
     summary = run_population(args.search_dir, settings)
     print(f"finished {len(summary.finished)} now, {len(summary.skipped)} earlier; given up: {len(summary.failed)}")
     for trial_id, error in summary.failed.items():

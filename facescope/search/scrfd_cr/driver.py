@@ -44,7 +44,8 @@ class RunSettings:
         data_root: prefix of the recipe's relative data paths.
         address: a Ray cluster to join (``"auto"``, ``"HOST:6379"``); None starts Ray in this process.
         local_cpus: CPUs of the in-process Ray instance (None: all of this machine's).
-        cpus_per_trial / gpus_per_trial: each trial's Ray resources.
+        cpus_per_trial / gpus_per_trial: each trial's Ray resources (for a DDP trial, of the whole group).
+        procs_per_trial: processes of each trial's training (above 1: a torchrun DDP group).
         max_concurrent: trials in flight at once (None: as many as the resources allow).
         retries: extra attempts of a failed trial.
     """
@@ -56,6 +57,7 @@ class RunSettings:
     local_cpus: int | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    procs_per_trial: int = 1
     max_concurrent: int | None = None
     retries: int = 1
 
@@ -98,7 +100,7 @@ def run_population(search_dir: str | Path, settings: RunSettings, on_event: Call
 
 def _spec(trial_id: str, model_args: dict[str, Any], settings: RunSettings, folder: Path) -> TrialSpec:
     return TrialSpec(trial_id, model_args, str(Path(settings.recipe).resolve()), settings.overrides,
-                     settings.data_root, str(folder.resolve()))  # fmt: skip
+                     settings.data_root, str(folder.resolve()), settings.procs_per_trial)  # fmt: skip
 
 
 def _init_ray(ray: Any, settings: RunSettings) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ class TrialSpec:
         overrides: ``key=value`` overrides of the recipe (as on ``facescope train``).
         data_root: prefix of the recipe's relative data paths (``--data-root``), or None.
         trial_dir: the trial's output folder (checkpoints, ``result.json``).
+        procs: processes of the trial's training; above 1 the training is a DDP group started by
+            ``torchrun --standalone`` inside the trial (one GPU per process on GPUs, gloo on CPUs).
     """
 
     trial_id: str
@@ -42,6 +46,7 @@ class TrialSpec:
     overrides: tuple[str, ...]
     data_root: str | None
     trial_dir: str
+    procs: int = 1
 
 
 def read_result(trial_dir: str | Path) -> dict[str, Any] | None:
@@ -74,8 +79,6 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """
     import torch
 
-    from facescope.engine.trainer import fit
-
     existing = read_result(spec.trial_dir)
     if existing is not None:  # finished in an earlier run of the search: never trained twice
         return existing
@@ -83,7 +86,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     Path(spec.trial_dir).mkdir(parents=True, exist_ok=True)
     last = Path(spec.trial_dir) / "last.pth"
     start = time.perf_counter()
-    checkpoint = fit(config, resume=last if last.is_file() else None, progress=False)
+    checkpoint = _train(spec, config, resume=last if last.is_file() else None)
     seconds = time.perf_counter() - start
     ap = score_checkpoint(config, checkpoint)
     iterations = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
@@ -98,6 +101,25 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     }
     atomic_write_text(Path(spec.trial_dir) / RESULT_FILE, json.dumps(result, indent=1))
     return result
+
+
+def _train(spec: TrialSpec, config: Any, resume: Path | None) -> Path:
+    """Train in this process, or as a ``torchrun`` DDP group of ``spec.procs`` processes."""
+    if spec.procs <= 1:
+        from facescope.engine.trainer import fit
+
+        return fit(config, resume=resume, progress=False)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.procs}",
+               "-m", "facescope", "train", spec.recipe, "--no-progress"]  # fmt: skip
+    command += ["--data-root", spec.data_root] if spec.data_root else []
+    command += ["--resume", str(resume)] if resume else []
+    command += [*spec.overrides, f"runtime.out_dir={spec.trial_dir}"]
+    command += [f"model_args.{key}={json.dumps(value)}" for key, value in spec.model_args.items()]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"torchrun training of {spec.trial_id} exited with {done.returncode}: {' | '.join(tail)}")
+    return Path(spec.trial_dir) / "last.pth"
 
 
 def score_checkpoint(config: Any, checkpoint: Path) -> dict[str, float]:
