@@ -80,8 +80,8 @@ def proxy_correlation(rows: list[Row]) -> float | None:
     from scipy.stats import spearmanr
 
     pairs = [(r.proxy_score, r.ap["hard"]) for r in rows if r.ap is not None and r.proxy_score is not None]
-    if len(pairs) < 3:
-        return None
+    if len(pairs) < 3 or len({p for p, _ in pairs}) < 2 or len({a for _, a in pairs}) < 2:
+        return None  # a constant column has no rank correlation
     rho = spearmanr([p for p, _ in pairs], [a for _, a in pairs]).statistic
     return None if np.isnan(rho) else float(rho)
 
