@@ -8,6 +8,10 @@ presets and releases are declared in :mod:`facescope.models.catalog.scrfd`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -168,3 +172,39 @@ def scrfd_base_10g() -> SCRFD:
 def scrfd_base_34g() -> SCRFD:
     backbone = ResNetV1e(64, "bottleneck", (3, 8, 4, 3), (64, 128, 256, 512))
     return build_scrfd(backbone, 128, 256, 2, GN(32), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
+
+
+def scrfd_cr(
+    stem_width: int = 24,
+    block: Literal["basic", "bottleneck"] = "basic",
+    depths: Sequence[int] = (3, 5, 3, 2),
+    widths: Sequence[int] = (24, 48, 48, 80),
+    neck_width: int = 24,
+    head_convs: int = 2,
+    head_width: int = 64,
+) -> SCRFD:
+    """A point of SCRFD's computation-redistribution space (paper section 4.2).
+
+    Args:
+        stem_width: w0, channels of the deep stem's last conv.
+        block: ``"basic"`` or ``"bottleneck"`` (ratio 4).
+        depths: blocks of each of the four stages.
+        widths: planes of each stage.
+        neck_width: PAFPN channels.
+        head_convs: 3x3 convs of the shared head tower.
+        head_width: channels of the head tower (GroupNorm with 16 groups, or gcd(width, 16)).
+
+    The defaults build SCRFD-2.5GF's structure (``scrfd_2.5g``).
+
+    Example:
+        >>> model = scrfd_cr(16, "basic", (2, 2, 2, 2), (16, 32, 32, 64), 16, 1, 32)
+        >>> model.head.keys
+        ['0']
+    """
+    if len(depths) != 4 or len(widths) != 4:
+        raise ValueError(f"scrfd_cr needs four stage depths and widths, got depths={list(depths)}, widths={list(widths)}")
+    backbone = ResNetV1e(stem_width, block, tuple(depths), tuple(widths))
+    norm = GN(math.gcd(head_width, 16))
+    return build_scrfd(
+        backbone, neck_width, head_width, head_convs, norm, share_towers=True, depthwise=False, use_scale=True, use_landmarks=False
+    )

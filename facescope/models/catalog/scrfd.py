@@ -102,7 +102,7 @@ SCRFD_10G_KPS_WEIGHTS = _insightface_onnx(
 
 
 def _register(
-    name: str, builder: str, summary: str, ap: tuple[float, float, float], *, landmarks: bool, weights: tuple[WeightSpec, ...] = ()
+    name: str, builder: str, summary: str, ap: tuple[float, float, float] | None, *, landmarks: bool, weights: tuple[WeightSpec, ...] = ()
 ) -> None:
     register_model(
         name,
@@ -113,7 +113,7 @@ def _register(
         head=scrfd_head(landmarks),
         presets=SCRFD_PRESETS,
         weights=weights,
-        paper_metrics=dict(zip(("easy", "medium", "hard"), ap)),
+        paper_metrics=dict(zip(("easy", "medium", "hard"), ap)) if ap else None,
         criterion="scrfd",
     )
 
@@ -157,5 +157,14 @@ _register(
     "scrfd_base_34g",
     "Table 2 baseline ResNet-34GF (bottleneck ResNetV1e depth 56: 3-8-4-3 blocks)",
     (95.64, 94.22, 84.02),
+    landmarks=False,
+)
+# Any point of the computation-redistribution search space (facescope.search.scrfd_cr.space), set by
+# model_args; the defaults are SCRFD-2.5GF's structure.
+_register(
+    "scrfd_cr",
+    "scrfd_cr",
+    "SCRFD computation-redistribution space: ResNetV1e + PAFPN + GN shared head, shaped by model_args",
+    None,
     landmarks=False,
 )
