@@ -27,13 +27,14 @@ import fnmatch
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facescope.errors import FacescopeError, UnknownModelError, WeightsError, suggest
+from facescope.errors import FacescopeError, UnknownModelError, UnknownTTAProtocolError, WeightsError, suggest
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
+from facescope.models.tta_specs import NO_TTA, USER_PROTOCOLS, TTASpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -165,6 +166,60 @@ def _load_catalog() -> None:
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
             importlib.import_module(f"{CATALOG_PACKAGE}.{module.name}")
+
+
+_TTA_PROTOCOLS: dict[str, TTASpec] = {spec.name: spec for spec in USER_PROTOCOLS}
+
+
+def register_tta_protocol(spec: TTASpec) -> TTASpec:
+    """Add a test-time augmentation protocol (called by the catalogue modules, which declare the
+    published ones next to their family); a duplicate name is an error."""
+    if spec.name in _TTA_PROTOCOLS or spec.name == NO_TTA:
+        raise ValueError(f"TTA protocol '{spec.name}' is already registered")
+    _TTA_PROTOCOLS[spec.name] = spec
+    return spec
+
+
+class _Protocols(Mapping[str, TTASpec]):
+    """Read-only view of the registered protocols that loads the catalogue on first use."""
+
+    def __getitem__(self, name: str) -> TTASpec:
+        _load_catalog()
+        return _TTA_PROTOCOLS[name]
+
+    def __iter__(self) -> Iterator[str]:
+        _load_catalog()
+        return iter(_TTA_PROTOCOLS)
+
+    def __len__(self) -> int:
+        _load_catalog()
+        return len(_TTA_PROTOCOLS)
+
+
+#: Every registered TTA protocol by name: the user-level ``flip`` and ``multiscale`` and the published
+#: ones of the catalogue.
+TTA_PROTOCOLS: Mapping[str, TTASpec] = _Protocols()
+
+
+def get_tta_protocol(name: str) -> TTASpec:
+    """The protocol registered as ``name``; an unknown name raises with the closest known name."""
+    if name in TTA_PROTOCOLS:
+        return TTA_PROTOCOLS[name]
+    known = ", ".join(sorted(TTA_PROTOCOLS))
+    raise UnknownTTAProtocolError(f"unknown TTA protocol {name!r}{suggest(name, TTA_PROTOCOLS)}; known: {known}")
+
+
+def resolve_tta(tta: TTASpec | str | None) -> TTASpec | None:
+    """A protocol from a :class:`TTASpec`, a registered name, or None / ``"none"`` (single pass).
+
+    Raises:
+        UnknownTTAProtocolError: an unknown name (the message suggests the closest known one).
+    """
+    if tta is None or isinstance(tta, TTASpec):
+        return tta
+    if isinstance(tta, str):
+        return None if tta == NO_TTA else get_tta_protocol(tta)
+    raise FacescopeError(f"tta must be a protocol name, a TTASpec or None, got {type(tta).__name__}")
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
