@@ -56,6 +56,9 @@ class ModelEntry:
         summary: one line for ``facescope models``.
         input_spec: pixel normalisation and size divisor of the network input.
         head: :class:`~facescope.models.spec.HeadLayout` (what decoding needs).
+        bytes_per_pixel: peak memory of one eager CPU forward pass per network input pixel, declared
+            by the catalogue from a measurement (``benchmarks/memory_per_pixel.py``); the memory
+            budget of :mod:`facescope.inference.validate` refuses inputs with it before any work.
         presets: named inference recipes; ``"default"`` is what :class:`~facescope.Detector` uses.
         weights: pretrained releases, the first being the default; each names the preset its
             published numbers used (``WeightSpec.preset``).
@@ -68,6 +71,7 @@ class ModelEntry:
     summary: str
     input_spec: InputSpec
     head: HeadLayout
+    bytes_per_pixel: int
     presets: Mapping[str, InferencePreset] = field(default_factory=dict)
     weights: tuple[WeightSpec, ...] = ()
     paper_metrics: Mapping[str, float] | None = None
@@ -141,10 +145,12 @@ def register_model(
     input_spec: InputSpec,
     head: HeadLayout,
     presets: Mapping[str, InferencePreset],
+    bytes_per_pixel: int | None = None,
     weights: tuple[WeightSpec, ...] = (),
     paper_metrics: Mapping[str, float] | None = None,
 ) -> ModelEntry:
-    """Add an entry (called by the catalogue modules); a duplicate name is an error."""
+    """Add an entry (called by the catalogue modules); a duplicate name is an error, and so is an
+    entry without its measured ``bytes_per_pixel`` (see :class:`ModelEntry`)."""
     if name in _MODELS:
         raise ValueError(f"model '{name}' is already registered")
     if ":" not in builder:
@@ -152,7 +158,11 @@ def register_model(
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
-    entry = ModelEntry(name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics)
+    if bytes_per_pixel is None or bytes_per_pixel < 1:
+        raise ValueError(f"model '{name}' must declare its measured bytes_per_pixel (>= 1), got {bytes_per_pixel}")
+    entry = ModelEntry(
+        name, builder, family, summary, input_spec, head, int(bytes_per_pixel), dict(presets), tuple(weights), paper_metrics
+    )
     _MODELS[name] = entry
     return entry
 

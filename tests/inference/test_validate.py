@@ -65,6 +65,16 @@ def test_memory_estimate_is_the_documented_formula() -> None:
     assert estimate_inference_bytes((640, 640), 3, "unknown") == 3 * 640 * 640 * validate.DEFAULT_BYTES_PER_PIXEL
 
 
+def test_every_registered_model_declares_its_measured_bytes_per_pixel() -> None:
+    from facescope.models.registry import entries
+
+    declared = {entry.name: entry.bytes_per_pixel for entry in entries()}
+    for name, value in declared.items():
+        assert estimate_inference_bytes((64, 32), 1, name) == 64 * 32 * value, name
+    # the fallback for models outside the registry is the heaviest declared figure, so it errs on refusing
+    assert validate.DEFAULT_BYTES_PER_PIXEL == max(declared.values())
+
+
 def test_memory_budget_default_env_and_refusal(monkeypatch) -> None:
     monkeypatch.delenv(validate.MEMORY_BUDGET_ENV, raising=False)
     assert memory_budget() == 8 * 1024**3

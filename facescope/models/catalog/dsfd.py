@@ -197,6 +197,19 @@ DSFD_RES152_WEIGHTS = WeightSpec(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# by ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread, the slope between the two
+# sizes in the comment) plus its 25% margin for more threads and other allocators.
+BYTES_PER_PIXEL: dict[str, int] = {
+    "dsfd_vgg16": 300,
+    "dsfd_r50": 300,
+    "dsfd_r101": 300,
+    "dsfd_r152": 300,
+    "dsfd_mnet025": 300,
+    "dsfd_official": 300,
+}
+
+
 def _register(
     name: str,
     summary: str,
@@ -212,6 +225,7 @@ def _register(
         input_spec=DSFD_INPUT,
         head=head,
         presets=presets,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
     )
 

@@ -125,6 +125,18 @@ RETINAFACE_R50_WEIGHTS = WeightSpec(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# with random weights, batch 1, one thread, plus a 25% margin for more threads and other allocators.
+# ``*``: peak RSS minus the RSS after a 64x64 warm-up at 1024x1024 (the fixed part included);
+# the others: ``benchmarks/memory_per_pixel.py`` (the slope between two sizes, named in the comment).
+BYTES_PER_PIXEL: dict[str, int] = {
+    "retinaface_mnet025": 75,  # * 60 measured
+    "retinaface_r50": 250,  # * 200 measured
+    "retinaface_paper_r50": 300,
+    "retinaface_paper_r152": 300,
+}
+
+
 def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: tuple[WeightSpec, ...] = ()) -> None:
     register_model(
         name,
@@ -134,6 +146,7 @@ def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: 
         input_spec=RETINAFACE_INPUT,
         head=head,
         presets=RETINAFACE_PRESETS,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
     )
 

@@ -100,6 +100,26 @@ SCRFD_10G_KPS_WEIGHTS = _insightface_onnx(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# with random weights, batch 1, one thread, plus a 25% margin for more threads and other allocators.
+# ``*``: peak RSS minus the RSS after a 64x64 warm-up at 1024x1024 (the fixed part included);
+# the others: ``benchmarks/memory_per_pixel.py`` (the slope between two sizes, named in the comment).
+BYTES_PER_PIXEL: dict[str, int] = {
+    "scrfd_500m": 300,
+    "scrfd_500m_kps": 98,  # * 78 measured
+    "scrfd_1g": 300,
+    "scrfd_2.5g": 300,
+    "scrfd_2.5g_kps": 103,  # * 82 measured
+    "scrfd_10g": 300,
+    "scrfd_10g_kps": 154,  # * 123 measured
+    "scrfd_34g": 293,  # * 234 measured
+    "scrfd_base_500m": 300,
+    "scrfd_base_2.5g": 300,
+    "scrfd_base_10g": 300,
+    "scrfd_base_34g": 300,
+}
+
+
 def _register(
     name: str, builder: str, summary: str, ap: tuple[float, float, float], *, landmarks: bool, weights: tuple[WeightSpec, ...] = ()
 ) -> None:
@@ -111,6 +131,7 @@ def _register(
         input_spec=SCRFD_INPUT,
         head=scrfd_head(landmarks),
         presets=SCRFD_PRESETS,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
         paper_metrics=dict(zip(("easy", "medium", "hard"), ap)),
     )

@@ -134,6 +134,7 @@ register_model(
     input_spec=SHF_INPUT,
     head=SHF_HEAD,
     presets=SHF_PRESETS,
+    bytes_per_pixel=300,
     paper_metrics={"easy": 95.7, "medium": 94.9, "hard": 89.7},  # the released model, reference section 3.7
 )
 register_model(
@@ -145,4 +146,5 @@ register_model(
     input_spec=SHF_INPUT,
     head=SHF_HEAD,
     presets=SHF_PRESETS,
+    bytes_per_pixel=300,
 )
