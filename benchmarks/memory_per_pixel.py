@@ -6,12 +6,15 @@
 
 What is measured: for every (model, size) a fresh process (:func:`measure_once`, one thread) builds the
 model with random weights, wraps it in the Detector's torch backend (BatchNorm folded, channels-last:
-what ``Detector(..., backend="torch")`` runs), runs a 64x64 warm-up, records the resident set size,
-then runs one ``[1, 3, S, S]`` forward plus activation and records the peak RSS (``VmHWM``). The growth
-``peak - RSS after warm-up`` has a fixed part (first-touch of buffers, allocator arenas) and a part
-proportional to the pixels; the slope between the two sizes, ``(growth(S2) - growth(S1)) / (S2^2 - S1^2)``,
-is the per-pixel figure. The declared value adds a 25% margin (more threads and other allocators use
-more scratch) and rounds up. Writes ``<out>/memory_per_pixel.json`` when ``--out`` is given.
+what ``Detector(..., backend="torch")`` runs) and runs one ``[1, 3, S, S]`` forward plus activation as a
+warm-up (oneDNN builds its kernels and reorders the weights once per input shape: hundreds of MiB for
+ResNet-152, not a per-pixel cost). It then records the resident set size, resets the peak (``VmHWM``,
+through ``/proc/self/clear_refs``), builds a new input and runs the same forward again (glibc with a
+fixed 64 KiB mmap threshold, so that freed buffers leave the RSS): the growth
+``peak - RSS`` is what one warm forward of that size needs (input, activations, scratch). The slope
+between the two sizes, ``(growth(S2) - growth(S1)) / (S2^2 - S1^2)``, is the per-pixel figure (a
+constant part cancels). The declared value adds a 25% margin (more threads and other allocators use
+more scratch) and rounds up. Writes ``<out>/memory_per_pixel.json`` when ``--out`` is given. Linux only.
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MARGIN = 1.25
-WARMUP_SIDE = 64
 MIB = 2**20
 
 
 def measure_once(model_name: str, side: int) -> dict[str, float]:
-    """In this process: RSS after the warm-up and peak RSS of one ``side x side`` forward, MiB."""
+    """In this process: RSS after a warm-up forward of ``side x side`` and the peak RSS of a second one, MiB."""
     import numpy as np
     import torch
 
@@ -44,10 +46,12 @@ def measure_once(model_name: str, side: int) -> dict[str, float]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     backend = TorchBackend(create_model(model_name), torch.device("cpu"))
-    backend(np.zeros((1, 3, WARMUP_SIDE, WARMUP_SIDE), np.float32))
+    rng = np.random.default_rng(0)
+    backend(rng.standard_normal((1, 3, side, side)).astype(np.float32))  # warm-up: kernels, weight reorders
     before = rss_mb()
-    batch = np.random.default_rng(0).standard_normal((1, 3, side, side)).astype(np.float32)
-    backend(batch)
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    backend(rng.standard_normal((1, 3, side, side)).astype(np.float32))
     return {"rss_after_warmup_mib": before, "peak_mib": peak_rss_mb()}
 
 
@@ -57,7 +61,9 @@ def measure(model_name: str, side: int) -> dict[str, float]:
         "import json, sys; from benchmarks.memory_per_pixel import measure_once; "
         f"print(json.dumps(measure_once({model_name!r}, {side})))"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # A fixed mmap threshold: glibc then maps every large buffer on its own and unmaps it when freed, so the
+    # RSS after the warm-up holds no freed activations (with the default dynamic threshold it keeps them).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MALLOC_MMAP_THRESHOLD_": "65536"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 

@@ -19,7 +19,7 @@ from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.postprocess import candidates, passes_score
 from facescope.inference.preprocess import ResizedImage, to_blob
-from facescope.inference.tta import Candidates, run_plans
+from facescope.inference.tta import Candidates, pass_settings, run_plans
 from facescope.inference.tta_transforms import DEFAULT_MAX_PASS_PIXELS, PassPlan, ResizeTransform, plan_passes
 from facescope.inference.validate import validate_detector_options
 from facescope.models.registry import (
@@ -32,7 +32,7 @@ from facescope.models.registry import (
 )
 from facescope.models.spec import InferencePreset, InputSpec
 from facescope.models.tta_specs import TTASpec, single_pass_protocol
-from facescope.structures import Detections, to_numpy
+from facescope.structures import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
@@ -160,13 +160,8 @@ class Detector:
         self.preset = replace(chosen, tta=self.tta)
         post = self.preset.postprocess
         # what runs: the protocol, or the single pass as the protocol of one pass
-        self.protocol = self.tta or single_pass_protocol(post.nms_thresh, post.nms_pixel_offset)
-        self._pass_settings = replace(
-            post,
-            score_thresh=post.score_thresh if self.protocol.pass_score_threshold is None else self.protocol.pass_score_threshold,
-            strict_score=post.strict_score if self.protocol.pass_score_threshold is None else False,
-            pre_nms_top_k=post.pre_nms_top_k if self.protocol.pass_top_k is None else self.protocol.pass_top_k,
-        )
+        self.protocol = self.tta if self.tta is not None else single_pass_protocol(post.nms_thresh, post.nms_pixel_offset)
+        self._pass_settings = pass_settings(self.protocol, post)
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)

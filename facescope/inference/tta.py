@@ -38,7 +38,7 @@ TTASpec, plan_passes, get_tta_protocol`` keeps working.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import numpy as np
@@ -57,6 +57,7 @@ from facescope.inference.tta_transforms import (
     pyramid_base_scale,
 )
 from facescope.models.registry import TTA_PROTOCOLS, get_tta_protocol, register_tta_protocol, resolve_tta
+from facescope.models.spec import PostprocessSettings
 from facescope.models.tta_specs import (
     BIG_FACES,
     NO_TTA,
@@ -78,7 +79,7 @@ __all__ = [
     "BIG_FACES", "DEFAULT_MAX_PASS_PIXELS", "NO_TTA", "SMALL_FACES", "TTA_PROTOCOLS", "Candidates", "Factors",
     "MergeSpec", "PassGeometry", "PassPlan", "PassTransform", "PresetResize", "ResizeTransform", "ScaleRule",
     "ShortSidePyramid", "ShrinkRule", "SizeFilter", "TTAResult", "TTASpec", "UnknownTTAProtocolError",
-    "apply_pass_rules", "filter_candidates", "get_tta_protocol", "max_shrink", "plan_passes", "preset_pass",
+    "apply_pass_rules", "filter_candidates", "get_tta_protocol", "max_shrink", "pass_settings", "plan_passes", "preset_pass",
     "pyramid_base_scale", "register_tta_protocol", "resolve_tta", "run_plans", "run_tta", "single_pass_protocol",
 ]  # fmt: skip
 
@@ -129,6 +130,16 @@ def _as_candidates(output: Candidates, where: str) -> Candidates:
 def _select(candidates: Candidates, index: Any) -> Candidates:
     boxes, scores, landmarks = candidates
     return boxes[index], scores[index], None if landmarks is None else landmarks[index]
+
+
+def pass_settings(spec: TTASpec, post: PostprocessSettings) -> PostprocessSettings:
+    """The candidate settings of a pass: the preset's, with the protocol's per-pass score threshold
+    (``>=``) and top-k where it prescribes them."""
+    if spec.pass_score_threshold is not None:
+        post = replace(post, score_thresh=spec.pass_score_threshold, strict_score=False)
+    if spec.pass_top_k is not None:  # the protocol's per-pass cap replaces the preset's (e.g. SHF's 10,000)
+        post = replace(post, pre_nms_top_k=spec.pass_top_k)
+    return post
 
 
 def _clip(boxes: Any, pass_hw: tuple[int, int]) -> Any:
