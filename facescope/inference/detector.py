@@ -246,7 +246,7 @@ class Detector:
         protocol), checked against a fixed-size ONNX input, without running them."""
         plans = plan_passes(
             self.protocol, image_hw, detector_scale=self.detector_scale(image_hw), max_pixels=self.max_pass_pixels,
-            resize=self.preset.resize, input_spec=self.input_spec,
+            resize=self.preset.resize, input_spec=self.input_spec, model=self.model_name,
         )  # fmt: skip
         for plan in plans:
             self._input_hw(plan)

@@ -82,22 +82,26 @@ def letterbox_plan(image_hw: tuple[int, int], resize: ResizeSpec, size_divisor: 
     return ResizePlan((new_h, new_w), input_hw, scale_xy, (height, width))
 
 
-def original_plan(image_hw: tuple[int, int], resize: ResizeSpec) -> ResizePlan:
+def original_plan(image_hw: tuple[int, int], resize: ResizeSpec, model: str | None = None) -> ResizePlan:
     """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``.
-    An input over the memory budget is refused here, before anything is allocated."""
+    An input over the memory budget is refused here, before anything is allocated: with the
+    ``bytes_per_pixel`` of the registered ``model``, or the generic estimate when it is not given."""
     from facescope.inference.validate import check_input_memory
 
     height, width = image_hw
     input_hw = (_round_up(height, resize.size_divisor), _round_up(width, resize.size_divisor))
-    check_input_memory(input_hw, what="original-size input")  # the model is not known here: generic estimate
+    check_input_memory(input_hw, 1, model, what="original-size input")
     return ResizePlan((height, width), input_hw, (1.0, 1.0), (height, width))
 
 
-def plan_resize(image_hw: tuple[int, int], resize: ResizeSpec, input_spec: InputSpec) -> ResizePlan:
-    """The resize policy of a preset, applied to an image of ``image_hw``."""
+def plan_resize(
+    image_hw: tuple[int, int], resize: ResizeSpec, input_spec: InputSpec, model: str | None = None
+) -> ResizePlan:
+    """The resize policy of a preset, applied to an image of ``image_hw`` (``model``: the registry
+    name whose memory estimate checks an original-size input)."""
     if resize.mode == "letterbox":
         return letterbox_plan(image_hw, resize, input_spec.size_divisor)
-    return original_plan(image_hw, resize)
+    return original_plan(image_hw, resize, model)
 
 
 def apply_resize(image: np.ndarray, plan: ResizePlan) -> ResizedImage:

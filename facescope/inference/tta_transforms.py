@@ -308,9 +308,10 @@ def _scale_schedule(spec: TTASpec, image_hw: tuple[int, int], detector_scale: fl
     return planned
 
 
-def preset_pass(image_hw: tuple[int, int], resize: ResizeSpec, input_spec: InputSpec) -> PassPlan:
-    """The one pass of :class:`~facescope.models.tta_specs.PresetResize`: the preset's resize."""
-    plan = plan_resize(image_hw, resize, input_spec)
+def preset_pass(image_hw: tuple[int, int], resize: ResizeSpec, input_spec: InputSpec, model: str | None = None) -> PassPlan:
+    """The one pass of :class:`~facescope.models.tta_specs.PresetResize`: the preset's resize (an
+    original-size input is checked against the memory budget with ``model``'s estimate)."""
+    plan = plan_resize(image_hw, resize, input_spec, model)
     return PassPlan("preset", plan.scale_xy[1], plan.content_hw, False, None, ResizeTransform(plan))
 
 
@@ -322,6 +323,7 @@ def plan_passes(
     max_pixels: int = DEFAULT_MAX_PASS_PIXELS,
     resize: ResizeSpec | None = None,
     input_spec: InputSpec | None = None,
+    model: str | None = None,
 ) -> list[PassPlan]:
     """The passes ``spec`` runs on an image of ``image_hw``, in the order of its source.
 
@@ -335,6 +337,7 @@ def plan_passes(
             earlier one (same size, flip and filter) are dropped, noted on the earlier one.
         resize, input_spec: the preset's resize and the model's input spec, which the
             :class:`~facescope.models.tta_specs.PresetResize` rule (the single pass) needs.
+        model: registry name whose memory estimate checks that pass at the original size.
 
     Returns:
         The passes. Pass sizes are ``round(W * scale)`` x ``round(H * scale)`` (at least 1), as
@@ -350,7 +353,7 @@ def plan_passes(
     if isinstance(spec.scales, PresetResize):
         if resize is None or input_spec is None:
             raise ValueError(f"protocol '{spec.name}' runs the preset's resize: give resize= and input_spec=")
-        return [preset_pass(image_hw, resize, input_spec)]
+        return [preset_pass(image_hw, resize, input_spec, model)]
     cap_scale = math.sqrt(max_pixels / (height * width))
     plans: list[PassPlan] = []
     seen: dict[tuple[tuple[int, int], bool, SizeFilter | None], int] = {}

@@ -12,7 +12,7 @@ with a K/M/G/T suffix, powers of 1024) or :data:`DEFAULT_MEMORY_BUDGET` (8 GiB).
 are the network input sides rounded up to a multiple of 32; ``bytes_per_pixel`` is the measured
 peak per input pixel (input tensor and activations) that the model's registry entry declares
 (``ModelEntry.bytes_per_pixel``), or :data:`DEFAULT_BYTES_PER_PIXEL` where no entry is known (a model
-built outside the registry, an original-size image resized before the model is known).
+built outside the registry, :func:`~facescope.inference.preprocess.keep_original` without a model).
 
 This module imports neither torch nor onnxruntime at import time.
 """
@@ -32,8 +32,9 @@ MAX_INPUT_SIDE = 16384  # a network input side beyond 16K pixels is a typo, not 
 GIB = 1024**3
 DEFAULT_MEMORY_BUDGET = 8 * GIB
 MEMORY_BUDGET_ENV = "FACESCOPE_MEMORY_BUDGET"
-# Where no registry entry is known: the heaviest figure any entry declares (a test holds it so), so that
-# the estimate errs on the side of refusing.
+# Where no registry entry is known (a model built outside the registry, `keep_original` called without a
+# model): the figure once measured for SCRFD-34GF plus margin, the heaviest of the single-pass SCRFD and
+# RetinaFace models. The VGG-16 and ResNet-152 DSFD/SHF networks need about twice that; their entries say so.
 DEFAULT_BYTES_PER_PIXEL = 300
 SIZE_DIVISOR = 32
 

@@ -161,7 +161,7 @@ DSFD_PRESETS: dict[str, InferencePreset] = {
         "multi-scale + pyramid, per pass score > 0.01, top 5000, NMS 0.3; box voting IoU 0.3, top 750)",
         _ORIGINAL,
         _OFFICIAL_POST,
-        tta=DSFD_TTA,
+        tta=DSFD_TTA.name,  # by name: the protocol is registered above
     ),
 }
 
@@ -198,15 +198,17 @@ DSFD_RES152_WEIGHTS = WeightSpec(
 
 
 # Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
-# by ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread, the slope between the two
-# sizes in the comment) plus its 25% margin for more threads and other allocators.
+# by ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread: a warm forward's growth, the
+# slope between the two sizes in the comment) plus its 25% margin for more threads and other allocators.
 BYTES_PER_PIXEL: dict[str, int] = {
-    "dsfd_vgg16": 300,
-    "dsfd_r50": 300,
-    "dsfd_r101": 300,
-    "dsfd_r152": 300,
-    "dsfd_mnet025": 300,
-    "dsfd_official": 300,
+    "dsfd_vgg16": 567,  # 452.9 measured (256, 384)
+    "dsfd_r50": 484,  # 386.6 measured (256, 384)
+    # not measured: dsfd_r50's figure (ResNet-101/152 have the same stage widths and strides; their extra
+    # blocks run one after another and do not raise the peak of an eager forward)
+    "dsfd_r101": 484,
+    "dsfd_r152": 484,
+    "dsfd_mnet025": 129,  # 102.9 measured (320, 512)
+    "dsfd_official": 605,  # 483.9 measured (256, 384)
 }
 
 
