@@ -33,8 +33,8 @@ GIB = 1024**3
 DEFAULT_MEMORY_BUDGET = 8 * GIB
 MEMORY_BUDGET_ENV = "FACESCOPE_MEMORY_BUDGET"
 # Where no registry entry is known (a model built outside the registry, `keep_original` called without a
-# model): the figure once measured for SCRFD-34GF plus margin, the heaviest of the single-pass SCRFD and
-# RetinaFace models. The VGG-16 and ResNet-152 DSFD/SHF networks need about twice that; their entries say so.
+# model): the figure once measured for SCRFD-34GF plus margin. The DSFD, SHF VGG-16 and paper RetinaFace
+# networks need two to five times that; their entries say so.
 DEFAULT_BYTES_PER_PIXEL = 300
 SIZE_DIVISOR = 32
 
