@@ -30,6 +30,13 @@ class UnknownModelError(FacescopeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownTTAProtocolError(FacescopeError, KeyError):
+    """A test-time augmentation protocol name is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(FacescopeError):
     """A configuration file or override is invalid."""
 

@@ -31,6 +31,37 @@ LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "left_mouth"
 LANDMARK_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (3, 4))
 
 
+def swap_landmark_sides(per_landmark: np.ndarray) -> np.ndarray:
+    """A copy of ``per_landmark [K, 5, ...]`` (points, validity flags) with the left and right
+    landmarks exchanged (:data:`LANDMARK_FLIP_PAIRS`), as a horizontal flip requires."""
+    swapped = per_landmark.copy()
+    for left, right in LANDMARK_FLIP_PAIRS:
+        swapped[:, [left, right]] = per_landmark[:, [right, left]]
+    return swapped
+
+
+def mirror_faces(boxes: np.ndarray, landmarks: np.ndarray | None, axis: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Faces mirrored about ``x = axis / 2``: ``x' = axis - x``, ``x1``/``x2`` exchanged so that
+    ``x1 <= x2`` holds, left/right landmarks exchanged. An involution; the inputs are not modified.
+
+    Args:
+        boxes: ``[K, 4]`` x1, y1, x2, y2.
+        landmarks: ``[K, 5, 2]`` or None.
+        axis: ``W`` for the ``x' = W - x`` convention, ``W - 1`` for ``x' = W - 1 - x``.
+
+    Returns:
+        ``(boxes [K, 4], landmarks [K, 5, 2] or None)`` in the dtype of the inputs.
+    """
+    mirrored = boxes.copy()
+    mirrored[:, 0] = axis - boxes[:, 2]
+    mirrored[:, 2] = axis - boxes[:, 0]
+    if landmarks is None:
+        return mirrored, None
+    points = landmarks.copy()
+    points[..., 0] = axis - landmarks[..., 0]
+    return mirrored, swap_landmark_sides(points)
+
+
 def _check_shape(name: str, array: Any, shape: tuple[int | None, ...]) -> None:
     actual = tuple(array.shape)
     ok = len(actual) == len(shape) and all(s is None or s == d for s, d in zip(shape, actual))

@@ -332,3 +332,21 @@ def _run_server_example(argv: list[str], folder: Path) -> None:
 def test_readme_python_example(example: Example, readme_env: Path) -> None:
     code = compile(example.code, f"README.md:{example.line}", "exec")
     exec(code, {"__name__": "__readme__"})  # noqa: S102 - the README's own example
+
+
+def test_the_detector_signature_in_the_readme_is_the_real_one() -> None:
+    import inspect
+
+    from facescope.inference.detector import Detector
+
+    line = next(line for line in README.read_text().splitlines() if line.startswith("`Detector(model="))
+    written = line[len("`Detector(") : line.rindex(")`")]
+    real = inspect.signature(Detector.__init__).parameters.values()
+    parts: list[str] = []
+    for parameter in list(real)[1:]:  # self
+        if parameter.kind is parameter.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        default = parameter.default
+        text = "16_000_000" if default == 16_000_000 else repr(default).replace("'", '"')
+        parts.append(parameter.name if default is parameter.empty else f"{parameter.name}={text}")
+    assert written == ", ".join(parts)

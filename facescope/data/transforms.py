@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from facescope.structures import LANDMARK_FLIP_PAIRS
+from facescope.structures import mirror_faces, swap_landmark_sides
 
 
 @dataclass
@@ -139,15 +139,8 @@ class RandomFlip:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() >= self.prob:
             return sample
-        width = sample.image.shape[1]
-        boxes = sample.boxes.copy()
-        boxes[:, 0], boxes[:, 2] = width - sample.boxes[:, 2], width - sample.boxes[:, 0]
-        landmarks = sample.landmarks.copy()
-        landmarks[..., 0] = width - landmarks[..., 0]
-        valid = sample.landmark_valid.copy()
-        for a, b in LANDMARK_FLIP_PAIRS:
-            landmarks[:, [a, b]] = landmarks[:, [b, a]]
-            valid[:, [a, b]] = valid[:, [b, a]]
+        boxes, landmarks = mirror_faces(sample.boxes, sample.landmarks, sample.image.shape[1])
+        valid = swap_landmark_sides(sample.landmark_valid)
         return Sample(np.ascontiguousarray(sample.image[:, ::-1]), boxes, landmarks, valid)
 
 

@@ -19,9 +19,10 @@ import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
-from facescope.inference.postprocess import candidates, passes_score, postprocess
-from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
-from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
+from facescope.inference.postprocess import candidates, passes_score
+from facescope.inference.preprocess import ResizedImage, to_blob
+from facescope.inference.tta import Candidates, pass_settings, run_plans
+from facescope.inference.tta_transforms import DEFAULT_MAX_PASS_PIXELS, PassPlan, ResizeTransform, plan_passes
 from facescope.inference.validate import check_probability, validate_detector_options
 from facescope.models.registry import (
     DEFAULT_MODEL,
@@ -30,10 +31,12 @@ from facescope.models.registry import (
     get_model_entry,
     release_format,
     release_of_file,
+    resolve_tta,
     resolve_weights,
 )
 from facescope.models.spec import InferencePreset, InputSpec
-from facescope.structures import Detections, to_numpy
+from facescope.models.tta_specs import TTASpec, single_pass_protocol
+from facescope.structures import Detections
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
@@ -68,11 +71,11 @@ class Detector:
             or ``"original"`` (the image's own size, padded to the model's size divisor).
         backend: ``"auto"`` (onnxruntime for ``.onnx`` weights and ONNX releases, torch otherwise),
             ``"torch"`` or ``"onnxruntime"``.
-        batch_size: images per forward pass in :meth:`detect_batch`. Images whose network inputs
-            have one size (every image under a letterbox preset) run as one ``[B, 3, H, W]``
-            forward; an ONNX file with a fixed batch of 1 (the official SCRFD files) runs them one
-            by one inside the backend (:attr:`batches_natively` is False; re-export with
-            ``facescope export`` for a dynamic batch).
+        batch_size: most pass images per forward: images of :meth:`detect_batch` in a single pass,
+            or consecutive same-size passes (a scale and its mirror, of one or more images) with TTA. Images whose network inputs
+            have one size run as one ``[B, 3, H, W]`` forward; an ONNX file with a fixed batch of 1 (the
+            official SCRFD files) runs them one by one inside the backend (:attr:`batches_natively` is
+            False; re-export with ``facescope export`` for a dynamic batch).
         fp16: run the network in half precision (torch backend on a CUDA device only; decoding
             and NMS stay float32). Refused on CPU and on the onnxruntime backend.
         progress: progress bar when downloading weights.
@@ -81,7 +84,7 @@ class Detector:
             state. The ``facescope`` CLI turns it on.
         tta: test-time augmentation: a protocol name (``"flip"``, ``"multiscale"``, ``"retinaface"``,
             ``"shf"``, ``"dsfd"``, ``"s3fd"``, ``"pyramidbox"``; see
-            :data:`facescope.inference.tta.TTA_PROTOCOLS`), a :class:`~facescope.inference.tta.TTASpec`,
+            :data:`facescope.models.registry.TTA_PROTOCOLS`), a :class:`~facescope.models.tta_specs.TTASpec`,
             ``"none"`` (single pass even when the preset names a protocol), or None for the preset's
             own (``preset.tta``: the DSFD and SHF papers' pyramids in those families' ``widerface`` presets, a
             single pass in SCRFD's and RetinaFace's). Every pass runs at its own size (the
@@ -89,7 +92,8 @@ class Detector:
             would apply), its candidates (the preset's score threshold, or the protocol's per-pass
             one) are mapped back to the image and merged once by the protocol's NMS or box voting;
             the result keeps the preset's score threshold and ``max_detections``. Passes of one size
-            (a scale and its mirror) run as one batch.
+            (a scale and its mirror) run as one batch. The single pass runs through the same driver
+            (:func:`facescope.inference.tta.run_plans`) as the protocol of one pass.
         max_pass_pixels: per-pass pixel budget of TTA; larger passes are scaled down to it and a
             note is logged once (``facescope.tta`` logger; also in :attr:`last_tta_notes`).
         tta_progress: show a progress bar over the passes of an image with many (>= 4) passes.
@@ -197,6 +201,10 @@ class Detector:
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
         self.preset = replace(chosen, tta=self.tta)
+        post = self.preset.postprocess
+        # what runs: the protocol, or the single pass as the protocol of one pass
+        self.protocol = self.tta if self.tta is not None else single_pass_protocol(post.nms_thresh, post.nms_pixel_offset)
+        self._pass_settings = pass_settings(self.protocol, post)
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)
@@ -272,30 +280,44 @@ class Detector:
         return track_source(lambda image: self.detect(image, color_order="bgr"), source, tracker=tracker, selection=selection, fps=fps)
 
     def _detect_bgr(self, images: list[np.ndarray]) -> list[Detections]:
-        if self.tta is not None:
-            return [self._detect_tta(image) for image in images]
-        return self._detect_single_pass(images)
+        """Plan every image (refusing passes a fixed-size file cannot take before any runs), run the
+        plans through the one driver, then apply the preset's score threshold and cap."""
+        plans = [self.plan_tta((int(image.shape[0]), int(image.shape[1]))) for image in images]
+        bar = None
+        if self.tta is not None and self.tta_progress and max(len(p) for p in plans) >= TTA_PROGRESS_MIN_PASSES:
+            from tqdm import tqdm
 
-    def _detect_single_pass(self, images: list[np.ndarray]) -> list[Detections]:
-        """Images whose network inputs differ in size (``"original"`` resizing) run as separate
-        batches, so no image is padded beyond its own input size and results do not depend on
-        what else is in the batch."""
-        resized = [resize_image(image, self.preset.resize, self.input_spec) for image in images]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, item in enumerate(resized):
-            groups.setdefault(item.input_hw, []).append(i)
-        results: list[Detections | None] = [None] * len(images)
-        for members in groups.values():
-            group = [resized[i] for i in members]
-            batch = to_blob(group, self.input_spec, self.preset.resize.pad_value)
-            input_hw = (int(batch.shape[2]), int(batch.shape[3]))
-            predictions = self.backend(batch)
-            detections = postprocess(predictions, input_hw, self.anchor_generator, self.coder, self.preset.postprocess)
-            for i, dets, item in zip(members, detections, group):
-                results[i] = to_original(dets, item)
-        return [r for r in results if r is not None]
+            bar = tqdm(total=sum(len(p) for p in plans), desc=f"TTA '{self.tta.name}'", unit="pass", leave=False)
 
-    # ---------------------------------------------------------------- test-time augmentation
+        def progress(index: int, total: int, plan: PassPlan) -> None:
+            if bar is not None:
+                bar.update(index - bar.n)
+
+        try:
+            results = run_plans(
+                self.protocol, images, plans, self._run_passes, batch_key=self._input_hw,
+                max_batch=self.batch_size, progress=progress,
+            )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.update(bar.total - bar.n)
+                bar.close()
+        post = self.preset.postprocess
+        found = []
+        for result in results:
+            self._show_notes(result.notes)
+            index = np.flatnonzero(passes_score(result.scores, post))[: post.max_detections]
+            landmarks = result.landmarks[index] if result.landmarks is not None else None
+            found.append(Detections(result.boxes[index], result.scores[index], landmarks))
+        return found
+
+    def _show_notes(self, notes: tuple[str, ...]) -> None:
+        """Keep the notes of the last image; log each distinct note once per detector."""
+        self.last_tta_notes = notes
+        for note in notes:
+            if note not in self._shown_notes:
+                self._shown_notes.add(note)
+                LOGGER.warning("%s", note)
 
     def detector_scale(self, image_hw: tuple[int, int]) -> float:
         """The original-to-input factor of the preset's single pass for an ``image_hw`` image
@@ -307,18 +329,23 @@ class Detector:
         return min(resize.size[0] / width, resize.size[1] / height)
 
     def plan_tta(self, image_hw: tuple[int, int]) -> list[PassPlan]:
-        """The passes the detector's protocol runs on an ``image_hw`` image (checked against a
-        fixed-size ONNX input), without running them."""
-        if self.tta is None:
-            raise FacescopeError("this detector runs a single pass (tta=None)")
-        plans = plan_passes(self.tta, image_hw, detector_scale=self.detector_scale(image_hw), max_pixels=self.max_pass_pixels)
+        """The passes the detector runs on an ``image_hw`` image (one, the preset's resize, without a
+        protocol), checked against a fixed-size ONNX input, without running them."""
+        plans = plan_passes(
+            self.protocol, image_hw, detector_scale=self.detector_scale(image_hw), max_pixels=self.max_pass_pixels,
+            resize=self.preset.resize, input_spec=self.input_spec, model=self.model_name,
+        )  # fmt: skip
         for plan in plans:
-            self._pass_input_hw(plan.target_hw, plan)
+            self._input_hw(plan)
         return plans
 
-    def _pass_input_hw(self, pass_hw: tuple[int, int], plan: PassPlan | None = None) -> tuple[int, int]:
-        """Network input of a pass image: its size padded (bottom/right) to the size divisor, or
-        the file's fixed size when the pass fits inside it (a letterbox with the offset at 0, 0)."""
+    def _input_hw(self, plan: PassPlan) -> tuple[int, int]:
+        """Network input of a pass: the preset's (letterbox canvas or padded original) for the single
+        pass; for a protocol's pass its size padded (bottom/right) to the size divisor, or the file's
+        fixed size when the pass fits inside it (a letterbox with the offset at 0, 0)."""
+        if isinstance(plan.transform, ResizeTransform):
+            return plan.transform.plan.input_hw
+        pass_hw = plan.target_hw
         divisor = max(self.input_spec.size_divisor, 1)
         input_hw = (-(-pass_hw[0] // divisor) * divisor, -(-pass_hw[1] // divisor) * divisor)
         fixed = getattr(self.backend, "fixed_input", None)
@@ -326,69 +353,27 @@ class Detector:
         if fixed_h is None and fixed_w is None:
             return input_hw
         if (fixed_h is not None and pass_hw[0] > fixed_h) or (fixed_w is not None and pass_hw[1] > fixed_w):
-            what = f"pass '{plan.label}' x{plan.scale:.3g}" if plan is not None else "a pass"
             raise FacescopeError(
-                f"{self.backend.path.name} has a fixed {fixed_w}x{fixed_h} input but TTA protocol '{self.tta.name}' "
-                f"needs {pass_hw[1]}x{pass_hw[0]} for {what}; use an ONNX file with dynamic axes "
-                "(`facescope export`), another protocol or a smaller input size"
+                f"{self.backend.path.name} has a fixed {fixed_w}x{fixed_h} input but TTA protocol '{self.protocol.name}' "
+                f"needs {pass_hw[1]}x{pass_hw[0]} for pass '{plan.label}' x{plan.scale:.3g}; use an ONNX file with "
+                "dynamic axes (`facescope export`), another protocol or a smaller input size"
             )
         return (fixed_h or input_hw[0], fixed_w or input_hw[1])
 
-    def _run_passes(self, pass_images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """Same-size pass images -> per image the candidates (score threshold, pre-NMS top-k,
-        decode; no NMS) in that pass image's pixels, as numpy arrays. One forward for all."""
-        assert self.tta is not None
-        pass_hw = (int(pass_images[0].shape[0]), int(pass_images[0].shape[1]))
-        input_hw = self._pass_input_hw(pass_hw)
-        items = [ResizedImage(image, input_hw, (1.0, 1.0), pass_hw) for image in pass_images]
+    def _run_passes(self, pass_images: list[np.ndarray], plans: list[PassPlan]) -> list[Candidates]:
+        """Pass images of one network input size -> per image the candidates (score threshold,
+        pre-NMS top-k, decode; no NMS) in that pass image's pixels, in the backend's array kind
+        (torch tensors stay on their device). One forward for all."""
+        input_hw = self._input_hw(plans[0])
+        items = [ResizedImage(image, input_hw, (1.0, 1.0), image.shape[:2]) for image in pass_images]
         predictions = self.backend(to_blob(items, self.input_spec, self.preset.resize.pad_value))
         priors = self.anchor_generator.priors_like(input_hw, predictions.box_regs)
-        settings = self.preset.postprocess
-        if self.tta.pass_score_threshold is not None:
-            settings = replace(settings, score_thresh=self.tta.pass_score_threshold, strict_score=False)
-        if self.tta.pass_top_k is not None:  # the protocol's per-pass cap replaces the preset's (e.g. SHF's 10,000)
-            settings = replace(settings, pre_nms_top_k=self.tta.pass_top_k)
-        results = []
+        results: list[Candidates] = []
         for b in range(len(pass_images)):
             landmark_regs = predictions.landmark_regs[b] if predictions.landmark_regs is not None else None
-            found = candidates(predictions.scores[b], predictions.box_regs[b], landmark_regs, priors, self.coder, settings)
-            results.append((to_numpy(found.boxes), to_numpy(found.scores), to_numpy(found.landmarks)))
+            found = candidates(predictions.scores[b], predictions.box_regs[b], landmark_regs, priors, self.coder, self._pass_settings)
+            results.append((found.boxes, found.scores, found.landmarks))
         return results
-
-    def _detect_tta(self, image: np.ndarray) -> Detections:
-        """Every pass of the protocol on one BGR image, merged; then the preset's score threshold and cap."""
-        assert self.tta is not None
-        image_hw = (int(image.shape[0]), int(image.shape[1]))
-        plans = self.plan_tta(image_hw)  # refuses passes a fixed-size file cannot take, before any runs
-        bar = None
-        if self.tta_progress and len(plans) >= TTA_PROGRESS_MIN_PASSES:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(plans), desc=f"TTA '{self.tta.name}'", unit="pass", leave=False)
-
-        def progress(index: int, total: int, plan: PassPlan) -> None:
-            if bar is not None:
-                bar.update(index - bar.n)
-
-        try:
-            result = run_tta(
-                self.tta, image, run_batch=self._run_passes, detector_scale=self.detector_scale(image_hw),
-                max_pixels=self.max_pass_pixels, progress=progress,
-            )  # fmt: skip
-        finally:
-            if bar is not None:
-                bar.update(len(plans) - bar.n)
-                bar.close()
-        self.last_tta_notes = result.notes
-        for note in result.notes:
-            if note not in self._shown_notes:
-                self._shown_notes.add(note)
-                LOGGER.warning("%s", note)
-        post = self.preset.postprocess
-        keep = passes_score(result.scores, post)
-        index = np.flatnonzero(keep)[: post.max_detections]
-        landmarks = result.landmarks[index] if result.landmarks is not None else None
-        return Detections(result.boxes[index], result.scores[index], landmarks)
 
     def describe(self) -> str:
         """One line naming the model that runs, its weights, the backend and the settings."""

@@ -31,11 +31,12 @@ import numpy as np
 from facescope.models.spec import PostprocessSettings
 from facescope.ops.anchors import AnchorGenerator, Priors, _xp
 from facescope.ops.coders import BoxCoder
+from facescope.ops.nms import nms_numpy
 from facescope.ops.voting import merge_detections
 from facescope.structures import Detections, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facescope.inference.tta import MergeSpec
+    from facescope.models.tta_specs import MergeSpec
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
@@ -77,13 +78,28 @@ class Predictions:
     landmark_regs: Array | None = None
 
 
-def _stable_descending(scores: Array) -> Array:
-    """Indices sorting ``scores`` by decreasing value, ties in index order."""
+def stable_descending(scores: Array) -> Array:
+    """Indices sorting ``scores`` by decreasing value, ties in index order (numpy or torch)."""
     if isinstance(scores, np.ndarray):
         return np.argsort(-scores, kind="stable")
     import torch
 
     return torch.sort(scores, descending=True, stable=True).indices
+
+
+def nonzero_index(mask: Array) -> Array:
+    """``bool [K]`` -> the int64 indices of its True entries, in the array kind of ``mask``."""
+    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.nonzero().squeeze(1)
+
+
+def nms_index(boxes: Array, scores: Array, iou: float, pixel_offset: float) -> Array:
+    """Greedy NMS of :mod:`facescope.ops.nms` (numpy) or :func:`facescope.ops.boxes.nms` (torch, on the
+    tensors' device): the kept indices by decreasing score, in the array kind of the inputs."""
+    if isinstance(boxes, np.ndarray):
+        return nms_numpy(boxes, scores, iou, pixel_offset)
+    from facescope.ops.boxes import nms  # torch candidates of the torch backend stay on their device
+
+    return nms(boxes, scores, iou, pixel_offset)
 
 
 def candidates(
@@ -112,10 +128,9 @@ def candidates(
     """
     if len(priors) != scores.shape[0]:
         raise ValueError(f"{scores.shape[0]} predictions but {len(priors)} priors; the input sides must fit the model's strides")
-    mask = passes_score(scores, settings)
-    index = np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.nonzero().squeeze(1)
+    index = nonzero_index(passes_score(scores, settings))
     if settings.pre_nms_top_k is not None and index.shape[0] > settings.pre_nms_top_k:
-        index = index[_stable_descending(scores[index])[: settings.pre_nms_top_k]]
+        index = index[stable_descending(scores[index])[: settings.pre_nms_top_k]]
     selected = priors.select(index)
     boxes = coder.decode_boxes(selected, box_regs[index])
     landmarks = coder.decode_landmarks(selected, landmark_regs[index]) if landmark_regs is not None else None
@@ -137,7 +152,7 @@ def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: M
 
     Without ``method`` (or with ``method.method == "nms"`` and no other settings): greedy NMS at
     ``settings.nms_thresh`` with ``settings.nms_pixel_offset``, then ``settings.max_detections``.
-    With a :class:`~facescope.inference.tta.MergeSpec` the spec names the merge: ``"nms"`` at
+    With a :class:`~facescope.models.tta_specs.MergeSpec` the spec names the merge: ``"nms"`` at
     ``method.iou`` or ``"box_voting"`` (:func:`facescope.ops.voting.box_voting`: score-weighted
     means of boxes and landmarks, the spec's singleton policy and cap), then
     ``settings.max_detections``. Box voting runs in numpy (torch candidates are moved to the CPU).
@@ -161,9 +176,7 @@ def merge(passes: Sequence[Candidates], settings: PostprocessSettings, method: M
     if isinstance(boxes, np.ndarray) or name == "box_voting":  # box voting runs in numpy only
         merged = merge_detections(to_numpy(boxes), to_numpy(scores), to_numpy(landmarks), name, iou, singleton, cap, offset)
         return _capped(Detections(*merged), settings.max_detections)
-    from facescope.ops.boxes import nms  # torch candidates of the torch backend stay on their device
-
-    keep = nms(boxes, scores, iou, offset)
+    keep = nms_index(boxes, scores, iou, offset)
     caps = [c for c in (settings.max_detections, cap) if c is not None]
     if caps:
         keep = keep[: min(caps)]

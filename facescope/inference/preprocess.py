@@ -40,13 +40,30 @@ def _round_up(value: int, divisor: int) -> int:
     return int(math.ceil(value / max(divisor, 1)) * max(divisor, 1))
 
 
-def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> ResizedImage:
-    """Resize ``image`` to fit ``resize.size`` keeping the aspect ratio, at the top-left of the input.
+@dataclass(frozen=True)
+class ResizePlan:
+    """The sizes a resize policy gives an image, decided from its size alone (before any pixel moves).
+
+    Attributes:
+        content_hw: ``(height, width)`` of the resized content, placed at the top-left of the input.
+        input_hw: ``(height, width)`` of the network input (``>= content_hw``).
+        scale_xy: factors mapping original pixels to input pixels.
+        original_hw: ``(height, width)`` of the original image.
+    """
+
+    content_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+    scale_xy: tuple[float, float]
+    original_hw: tuple[int, int]
+
+
+def letterbox_plan(image_hw: tuple[int, int], resize: ResizeSpec, size_divisor: int) -> ResizePlan:
+    """Fit ``resize.size`` keeping the aspect ratio; input sides rounded up to ``size_divisor``.
 
     Reproduces insightface (``rounding="floor"``, ``scale_mode="single"``) and mmdet's keep-ratio
-    resize (``"round"``, ``"per_axis"``). Input sides are rounded up to ``size_divisor``.
+    resize (``"round"``, ``"per_axis"``).
     """
-    height, width = image.shape[:2]
+    height, width = image_hw
     target_w, target_h = resize.size
     if resize.rounding == "floor":
         if height / width > target_h / target_w:
@@ -57,30 +74,57 @@ def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> Resiz
         factor = min(target_w / width, target_h / height)
         new_w, new_h = int(width * factor + 0.5), int(height * factor + 0.5)
     new_w, new_h = max(new_w, 1), max(new_h, 1)
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     input_hw = (_round_up(target_h, size_divisor), _round_up(target_w, size_divisor))
     if resize.scale_mode == "single":
         scale_xy = (new_h / height, new_h / height)
     else:
         scale_xy = (new_w / width, new_h / height)
-    return ResizedImage(resized, input_hw, scale_xy, (height, width))
+    return ResizePlan((new_h, new_w), input_hw, scale_xy, (height, width))
+
+
+def original_plan(image_hw: tuple[int, int], resize: ResizeSpec, model: str | None = None) -> ResizePlan:
+    """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``.
+    An input over the memory budget is refused here, before anything is allocated: with the
+    ``bytes_per_pixel`` of the registered ``model``, or the generic estimate when it is not given."""
+    from facescope.inference.validate import check_input_memory
+
+    height, width = image_hw
+    input_hw = (_round_up(height, resize.size_divisor), _round_up(width, resize.size_divisor))
+    check_input_memory(input_hw, 1, model, what="original-size input")
+    return ResizePlan((height, width), input_hw, (1.0, 1.0), (height, width))
+
+
+def plan_resize(
+    image_hw: tuple[int, int], resize: ResizeSpec, input_spec: InputSpec, model: str | None = None
+) -> ResizePlan:
+    """The resize policy of a preset, applied to an image of ``image_hw`` (``model``: the registry
+    name whose memory estimate checks an original-size input)."""
+    if resize.mode == "letterbox":
+        return letterbox_plan(image_hw, resize, input_spec.size_divisor)
+    return original_plan(image_hw, resize, model)
+
+
+def apply_resize(image: np.ndarray, plan: ResizePlan) -> ResizedImage:
+    """Resize ``image`` (bilinear, as every supported source) to the plan's content size."""
+    content = image
+    if image.shape[:2] != plan.content_hw:
+        content = cv2.resize(image, (plan.content_hw[1], plan.content_hw[0]), interpolation=cv2.INTER_LINEAR)
+    return ResizedImage(content, plan.input_hw, plan.scale_xy, plan.original_hw)
+
+
+def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> ResizedImage:
+    """Resize ``image`` to fit ``resize.size`` keeping the aspect ratio (:func:`letterbox_plan`)."""
+    return apply_resize(image, letterbox_plan(image.shape[:2], resize, size_divisor))
 
 
 def keep_original(image: np.ndarray, resize: ResizeSpec) -> ResizedImage:
     """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``."""
-    from facescope.inference.validate import check_input_memory
-
-    height, width = image.shape[:2]
-    input_hw = (_round_up(height, resize.size_divisor), _round_up(width, resize.size_divisor))
-    check_input_memory(input_hw, what="original-size input")  # the model is not known here: generic estimate
-    return ResizedImage(image, input_hw, (1.0, 1.0), (height, width))
+    return apply_resize(image, original_plan(image.shape[:2], resize))
 
 
 def resize_image(image: np.ndarray, resize: ResizeSpec, input_spec: InputSpec) -> ResizedImage:
     """Apply the resize policy of a preset."""
-    if resize.mode == "letterbox":
-        return letterbox(image, resize, input_spec.size_divisor)
-    return keep_original(image, resize)
+    return apply_resize(image, plan_resize(image.shape[:2], resize, input_spec))
 
 
 def to_tensor(images: list[ResizedImage], input_spec: InputSpec, pad_value: float = 0.0) -> torch.Tensor:
@@ -138,12 +182,17 @@ def _single_blob(
     )
 
 
+def unscale(
+    boxes: np.ndarray, landmarks: np.ndarray | None, scale_xy: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Input pixels -> original pixels: ``boxes [K, 4]`` and ``landmarks [K, 5, 2]`` (or None)
+    divided by the float32 ``scale_xy`` of a resize."""
+    scale_x, scale_y = scale_xy
+    scale = np.asarray([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
+    return boxes / scale, None if landmarks is None else landmarks / scale[:2]
+
+
 def to_original(detections: Detections, resized: ResizedImage) -> Detections:
     """Map detections from canvas pixels back to the original image's pixels."""
-    scale_x, scale_y = resized.scale_xy
-    scale = np.asarray([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
-    boxes = detections.boxes / scale
-    landmarks = None
-    if detections.landmarks is not None:
-        landmarks = detections.landmarks / scale[:2]
+    boxes, landmarks = unscale(detections.boxes, detections.landmarks, resized.scale_xy)
     return Detections(boxes, detections.scores, landmarks)

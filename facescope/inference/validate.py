@@ -9,9 +9,10 @@ refuse the same values with the same words.
 Memory budget. An input size is refused when the estimated memory of one forward pass,
 ``batch * H * W * bytes_per_pixel``, exceeds the budget: ``FACESCOPE_MEMORY_BUDGET`` (bytes, or
 with a K/M/G/T suffix, powers of 1024) or :data:`DEFAULT_MEMORY_BUDGET` (8 GiB). ``H`` and ``W``
-are the network input sides rounded up to a multiple of 32; ``bytes_per_pixel`` is the model's
-measured peak per input pixel (:data:`BYTES_PER_PIXEL_BY_MODEL`, input tensor and activations)
-or :data:`DEFAULT_BYTES_PER_PIXEL` for models not measured.
+are the network input sides rounded up to a multiple of 32; ``bytes_per_pixel`` is the measured
+peak per input pixel (input tensor and activations) that the model's registry entry declares
+(``ModelEntry.bytes_per_pixel``), or :data:`DEFAULT_BYTES_PER_PIXEL` where no entry is known (a model
+built outside the registry, :func:`~facescope.inference.preprocess.keep_original` without a model).
 
 This module imports neither torch nor onnxruntime at import time.
 """
@@ -31,21 +32,9 @@ MAX_INPUT_SIDE = 16384  # a network input side beyond 16K pixels is a typo, not 
 GIB = 1024**3
 DEFAULT_MEMORY_BUDGET = 8 * GIB
 MEMORY_BUDGET_ENV = "FACESCOPE_MEMORY_BUDGET"
-# Peak resident memory of one eager CPU forward pass per input pixel (input tensor, padded canvas and
-# activation maps), measured at 1024x1024 with random weights, batch 1, one thread, as peak RSS minus
-# the RSS after a 64x64 warm-up, plus a 25% margin (more threads and other allocators use more scratch):
-# SCRFD-500M-kps 78, SCRFD-2.5G-kps 82, SCRFD-10G-kps 123, SCRFD-34G 234, RetinaFace-MNet-0.25 60,
-# RetinaFace-R50 200 bytes measured.
-BYTES_PER_PIXEL_BY_MODEL: dict[str, int] = {
-    "scrfd_500m_kps": 98,
-    "scrfd_2.5g_kps": 103,
-    "scrfd_10g_kps": 154,
-    "scrfd_34g": 293,
-    "retinaface_mnet025": 75,
-    "retinaface_r50": 250,
-}
-# Models not measured (and "original"-size images, resized before the model is known): the heaviest
-# measured figure, so that the estimate errs on the side of refusing.
+# Where no registry entry is known (a model built outside the registry, `keep_original` called without a
+# model): the figure once measured for SCRFD-34GF plus margin. The DSFD, SHF VGG-16 and paper RetinaFace
+# networks need two to five times that; their entries say so.
 DEFAULT_BYTES_PER_PIXEL = 300
 SIZE_DIVISOR = 32
 
@@ -115,9 +104,13 @@ def memory_budget(budget: int | None = None) -> int:
 
 
 def bytes_per_pixel(model: Any = None) -> int:
-    """Estimated peak bytes per network input pixel of ``model`` (a registry name; anything else
-    gets :data:`DEFAULT_BYTES_PER_PIXEL`)."""
-    return BYTES_PER_PIXEL_BY_MODEL.get(model, DEFAULT_BYTES_PER_PIXEL) if isinstance(model, str) else DEFAULT_BYTES_PER_PIXEL
+    """Estimated peak bytes per network input pixel of ``model``: a registry name's declared
+    ``ModelEntry.bytes_per_pixel``; anything else gets :data:`DEFAULT_BYTES_PER_PIXEL`."""
+    from facescope.models.registry import list_models, get_model_entry
+
+    if isinstance(model, str) and model in list_models():
+        return get_model_entry(model).bytes_per_pixel
+    return DEFAULT_BYTES_PER_PIXEL
 
 
 def estimate_inference_bytes(input_hw: tuple[int, int], batch: int = 1, model: Any = None) -> int:

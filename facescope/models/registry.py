@@ -27,15 +27,16 @@ import fnmatch
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facescope.errors import FacescopeError, UnknownModelError, WeightsError, suggest
+from facescope.errors import FacescopeError, UnknownModelError, UnknownTTAProtocolError, WeightsError, suggest
 from facescope.named_registry import NamedRegistry
 from facescope.models.options import builder_options, check_agreement, coerce_option, to_saved
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, WeightSpec
+from facescope.models.tta_specs import NO_TTA, USER_PROTOCOLS, TTASpec
 from facescope.models.weights import cached_path, file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +62,9 @@ class ModelEntry:
         summary: one line for ``facescope models``.
         input_spec: pixel normalisation and size divisor of the network input.
         head: :class:`~facescope.models.spec.HeadLayout` (what decoding needs).
+        bytes_per_pixel: peak memory of one eager CPU forward pass per network input pixel, declared
+            by the catalogue from a measurement (``benchmarks/memory_per_pixel.py``); the memory
+            budget of :mod:`facescope.inference.validate` refuses inputs with it before any work.
         presets: named inference recipes; ``"default"`` is what :class:`~facescope.Detector` uses.
         weights: pretrained releases, the first being the default; each names the preset its
             published numbers used (``WeightSpec.preset``).
@@ -76,6 +80,7 @@ class ModelEntry:
     summary: str
     input_spec: InputSpec
     head: HeadLayout
+    bytes_per_pixel: int
     presets: Mapping[str, InferencePreset] = field(default_factory=dict)
     weights: tuple[WeightSpec, ...] = ()
     paper_metrics: Mapping[str, float] | None = None
@@ -183,20 +188,62 @@ def register_model(
     input_spec: InputSpec,
     head: HeadLayout,
     presets: Mapping[str, InferencePreset],
+    bytes_per_pixel: int | None = None,
     weights: tuple[WeightSpec, ...] = (),
     paper_metrics: Mapping[str, float] | None = None,
     criterion: str | None = None,
 ) -> ModelEntry:
-    """Add an entry (called by the catalogue modules); a duplicate name is an error."""
+    """Add an entry (called by the catalogue modules); a duplicate name is an error, and so is an
+    entry without its measured ``bytes_per_pixel`` (see :class:`ModelEntry`)."""
     if ":" not in builder:
         raise ValueError(f"builder of '{name}' must be 'module:function', got {builder!r}")
     for spec in weights:
         if spec.preset not in presets:
             raise ValueError(f"weights '{name}.{spec.tag}' name preset '{spec.preset}', which '{name}' does not have")
+    if bytes_per_pixel is None or bytes_per_pixel < 1:
+        raise ValueError(f"model '{name}' must declare its measured bytes_per_pixel (>= 1), got {bytes_per_pixel}")
     entry = ModelEntry(
-        name, builder, family, summary, input_spec, head, dict(presets), tuple(weights), paper_metrics, criterion=criterion
+        name, builder, family, summary, input_spec, head, int(bytes_per_pixel), dict(presets), tuple(weights), paper_metrics,
+        criterion=criterion,
     )
     return _MODELS.add(name, entry)
+
+
+#: Every registered TTA protocol by name: the user-level ``flip`` and ``multiscale`` and the published
+#: ones the catalogue declares next to their family (loaded with the catalogue on first use).
+TTA_PROTOCOLS: NamedRegistry[TTASpec] = NamedRegistry.of(
+    "TTA protocol",
+    ((spec.name, spec) for spec in USER_PROTOCOLS),
+    error=UnknownTTAProtocolError,
+    hint=lambda names: f"known: {', '.join(names)}",
+    loader=_load_catalog,
+)
+
+
+def register_tta_protocol(spec: TTASpec) -> TTASpec:
+    """Add a test-time augmentation protocol (called by the catalogue modules, which declare the
+    published ones next to their family); a duplicate name, or the reserved ``"none"``, is an error."""
+    if spec.name == NO_TTA:
+        raise ValueError(f"TTA protocol '{NO_TTA}' is reserved for the single pass")
+    return TTA_PROTOCOLS.add(spec.name, spec)
+
+
+def get_tta_protocol(name: str) -> TTASpec:
+    """The protocol registered as ``name``; an unknown name raises with the closest known name."""
+    return TTA_PROTOCOLS.get(name)
+
+
+def resolve_tta(tta: TTASpec | str | None) -> TTASpec | None:
+    """A protocol from a :class:`TTASpec`, a registered name, or None / ``"none"`` (single pass).
+
+    Raises:
+        UnknownTTAProtocolError: an unknown name (the message suggests the closest known one).
+    """
+    if tta is None or isinstance(tta, TTASpec):
+        return tta
+    if isinstance(tta, str):
+        return None if tta == NO_TTA else get_tta_protocol(tta)
+    raise FacescopeError(f"tta must be a protocol name, a TTASpec or None, got {type(tta).__name__}")
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-if TYPE_CHECKING:  # pragma: no cover - the protocols live with the inference code
-    from facescope.inference.tta import TTASpec
+if TYPE_CHECKING:  # pragma: no cover
+    from facescope.models.tta_specs import TTASpec
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"  # weights shipped inside the package
 #: How a head's logits become face scores (:func:`facescope.ops.scores.scores_from_logits`).
@@ -72,9 +72,10 @@ class InferencePreset:
     """A named, complete inference recipe (resize + post-processing + test-time augmentation).
 
     ``tta`` is the test-time augmentation protocol the recipe runs: a
-    :class:`~facescope.inference.tta.TTASpec`, the name of one in
-    :data:`~facescope.inference.tta.TTA_PROTOCOLS` (resolved when a Detector is built), or None for
-    the single pass (a single pass is the TTA of one pass). The published SCRFD and
+    :class:`~facescope.models.tta_specs.TTASpec` (the catalogue's presets hold the published ones
+    themselves), the name of one in :data:`~facescope.models.registry.TTA_PROTOCOLS` (resolved when a
+    Detector is built), or None for the single pass (which the Detector runs as the protocol of one
+    pass, :func:`~facescope.models.tta_specs.single_pass_protocol`). The published SCRFD and
     Pytorch_Retinaface results are single-pass, so their presets leave it None.
     """
 

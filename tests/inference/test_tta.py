@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import facescope.inference.tta as tta_module
+import facescope.inference.tta_transforms as tta_transforms_module
+import facescope.models.tta_specs as tta_specs_module
 import facescope.ops.voting as voting_module
 from facescope.inference.tta import (
     BIG_FACES,
@@ -365,6 +367,47 @@ def test_run_tta_batches_same_size_passes_and_reports_progress() -> None:
         run_tta(get_tta_protocol("flip"), _scene())
 
 
+def test_run_plans_batches_consecutive_same_size_passes_of_several_images() -> None:
+    from facescope.inference.tta import run_plans
+
+    spec = get_tta_protocol("flip")
+    scene, mirrored = _scene(), np.ascontiguousarray(_scene()[:, ::-1])
+    plans = [plan_passes(spec, image.shape[:2]) for image in (scene, mirrored)]
+    batches: list[int] = []
+
+    def run_batch(images: list[np.ndarray], batch_plans: list) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        batches.append(len(images))
+        assert len({plan.target_hw for plan in batch_plans}) == 1
+        return [fake_run_pass(image) for image in images]
+
+    results = run_plans(spec, [scene, mirrored], plans, run_batch, max_batch=3)
+    assert batches == [3, 1]  # four same-size passes (two images, each with its mirror), at most three at a time
+    for image, result in zip((scene, mirrored), results):
+        alone = run_tta(spec, image, fake_run_pass)
+        np.testing.assert_array_equal(result.boxes, alone.boxes)
+        np.testing.assert_array_equal(result.scores, alone.scores)
+
+
+def test_the_single_pass_is_a_protocol_of_one_pass_with_the_presets_geometry() -> None:
+    from facescope.inference.tta import ResizeTransform, run_plans, single_pass_protocol
+    from facescope.models.spec import InputSpec, ResizeSpec
+
+    spec = single_pass_protocol(0.4, 1.0)
+    assert (spec.name, spec.merge, spec.flip, spec.pass_nms_iou, spec.pass_nms_pixel_offset) == ("none", None, False, 0.4, 1.0)
+    resize = ResizeSpec("letterbox", (64, 64))
+    (plan,) = plan_passes(spec, (96, 128), resize=resize, input_spec=InputSpec(size_divisor=32))
+    assert isinstance(plan.transform, ResizeTransform)
+    assert (plan.target_hw, plan.transform.plan.input_hw, plan.transform.plan.scale_xy) == ((48, 64), (64, 64), (0.5, 0.5))
+    # two overlapping candidates in pass pixels: the preset's NMS keeps one, mapped back by the scale
+    boxes = np.array([[2, 2, 12, 12], [3, 2, 13, 12], [30, 20, 40, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    (result,) = run_plans(spec, [_scene()], [[plan]], lambda images, plans: [(boxes, scores, None)])
+    np.testing.assert_array_equal(result.scores, scores[[0, 2]])
+    np.testing.assert_array_equal(result.boxes, [[4, 4, 24, 24], [60, 40, 80, 60]])
+    with pytest.raises(ValueError, match="give resize= and input_spec="):
+        plan_passes(spec, (96, 128))
+
+
 def test_run_tta_with_nms_and_a_size_filter() -> None:
     # 2x keeps small faces only (min side + 1 < 100 in original pixels), 0.5x big ones only (max side + 1 > 30).
     spec = TTASpec(
@@ -430,7 +473,7 @@ def test_bad_pass_output_is_named() -> None:
         run_tta(get_tta_protocol("flip"), _scene(), lambda image: (BOX, np.ones(1), np.zeros((1, 4, 2))))
 
 
-@pytest.mark.parametrize("module", [tta_module, voting_module])
+@pytest.mark.parametrize("module", [tta_module, tta_transforms_module, tta_specs_module, voting_module])
 def test_modules_import_no_torch(module: object) -> None:
     tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[attr-defined]
     imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]

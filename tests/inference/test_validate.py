@@ -65,6 +65,23 @@ def test_memory_estimate_is_the_documented_formula() -> None:
     assert estimate_inference_bytes((640, 640), 3, "unknown") == 3 * 640 * 640 * validate.DEFAULT_BYTES_PER_PIXEL
 
 
+def test_every_registered_model_declares_its_measured_bytes_per_pixel(monkeypatch) -> None:
+    from facescope.models.registry import entries
+
+    monkeypatch.delenv(validate.MEMORY_BUDGET_ENV, raising=False)
+    declared = {entry.name: entry.bytes_per_pixel for entry in entries()}
+    for name, value in declared.items():
+        assert estimate_inference_bytes((64, 32), 1, name) == 64 * 32 * value, name
+    # the Detector checks an original-size input with its model's figure, not the generic one
+    from facescope.inference.preprocess import original_plan
+    from facescope.models.spec import ResizeSpec
+
+    resize = ResizeSpec("original", size_divisor=32)
+    assert original_plan((6000, 6000), resize, "scrfd_500m_kps").input_hw == (6016, 6016)  # 3.3 GiB: fits 8 GiB
+    with pytest.raises(InvalidOptionError, match=r"needs an estimated 15\.7 GiB .*\(300 bytes per input pixel\)"):
+        original_plan((7000, 8000), resize)  # 7008 x 8000 x 300 bytes
+
+
 def test_memory_budget_default_env_and_refusal(monkeypatch) -> None:
     monkeypatch.delenv(validate.MEMORY_BUDGET_ENV, raising=False)
     assert memory_budget() == 8 * 1024**3

@@ -11,6 +11,9 @@ Facts: ``/work/shared/reference/dsfd_asfd_shf_eval.md`` section 1 (and 2.6 for t
   ``PriorBox(clip=True)`` does (:class:`~facescope.ops.clipped_anchors.ClippedAnchorGenerator`); the paper
   models (re-implementations, trained here) use the plain grid.
 
+The test-time augmentation protocols of the S3FD lineage DSFD's evaluation script comes from
+(``s3fd``, ``dsfd``, ``pyramidbox``) are declared here; ``dsfd`` is the ``widerface`` preset's.
+
 Builders: :mod:`facescope.models.dsfd`.
 """
 
@@ -20,8 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from facescope.models.registry import register_model
+from facescope.models.registry import register_model, register_tta_protocol
 from facescope.models.spec import HeadLayout, InferencePreset, InputSpec, PostprocessSettings, ResizeSpec, WeightSpec
+from facescope.models.tta_specs import REFERENCE, MergeSpec, ShrinkRule, TTASpec
 from facescope.ops.coders import DeltaCoder
 
 #: Strides of of1..of6 / ef1..ef6 (paper Table 1: 160..5 cells on a 640 input).
@@ -100,6 +104,46 @@ _OFFICIAL_POST = PostprocessSettings(
     pre_nms_top_k=5000,
     max_detections=750,
 )
+S3FD_TTA = register_tta_protocol(
+    TTASpec(
+        name="s3fd",
+        scales=ShrinkRule("s3fd"),  # ref:525, ref:530-537
+        flip=True,  # det1, ref:530
+        flip_pixel_offset=0.0,  # x1' = W - x2, ref:530
+        # singletons dropped ref:499, first 750 ref:503, IoU 0.3 ref:505, vote(det0, det1, det_s, det_b) ref:541-542
+        merge=MergeSpec("box_voting", iou=0.3, singleton="drop", max_detections=750),
+        source=f"S3FD wider_test.py, {REFERENCE} §4.1 and §4.3",
+    )
+)
+DSFD_TTA = register_tta_protocol(
+    TTASpec(
+        name="dsfd",
+        scales=ShrinkRule("dsfd"),  # ref:526, ref:530-540
+        flip=True,  # ref:530
+        flip_pixel_offset=0.0,  # ref:530
+        # singletons dropped ref:499, first 750 ref:503, IoU 0.3 ref:505, vote over all five groups ref:542
+        merge=MergeSpec("box_voting", iou=0.3, singleton="drop", max_detections=750),
+        pass_score_threshold=0.01,  # Tencent Detect conf_thresh 0.01, ref:213
+        pass_top_k=5000,  # the top-5000 scores enter NMS, ref:213-214
+        # Detect's NMS 0.3, ref:213. Continuous IoU (pixel offset 0): the SSD-style Detect works on
+        # normalised coordinates, where "+1 pixel" has no meaning (SSD lineage; the reference is silent).
+        pass_nms_iou=0.3,
+        pass_nms_pixel_offset=0.0,
+        source=f"Tencent/FaceDetection-DSFD widerface_val.py, {REFERENCE} §1.9, §4.1 and §4.3",
+    )
+)
+PYRAMIDBOX_TTA = register_tta_protocol(
+    TTASpec(
+        name="pyramidbox",
+        scales=ShrinkRule("pyramidbox"),  # ref:527-528, ref:530-540
+        flip=True,  # ref:530
+        flip_pixel_offset=0.0,  # ref:530
+        # last singleton kept ref:500-501, first 750 ref:503, IoU 0.3 ref:505, vote over all five groups ref:542
+        merge=MergeSpec("box_voting", iou=0.3, singleton="keep_last", max_detections=750),
+        source=f"PaddlePaddle/models widerface_eval.py, {REFERENCE} §4.1 and §4.3",
+    )
+)
+
 DSFD_PRESETS: dict[str, InferencePreset] = {
     "default": InferencePreset(
         "original image size, BGR - (104, 117, 123), score >= 0.5, NMS 0.3",
@@ -117,7 +161,7 @@ DSFD_PRESETS: dict[str, InferencePreset] = {
         "multi-scale + pyramid, per pass score > 0.01, top 5000, NMS 0.3; box voting IoU 0.3, top 750)",
         _ORIGINAL,
         _OFFICIAL_POST,
-        tta="dsfd",
+        tta=DSFD_TTA.name,  # by name: the protocol is registered above
     ),
 }
 
@@ -153,6 +197,21 @@ DSFD_RES152_WEIGHTS = WeightSpec(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# by ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread: a warm forward's growth, the
+# slope between the two sizes in the comment) plus its 25% margin for more threads and other allocators.
+BYTES_PER_PIXEL: dict[str, int] = {
+    "dsfd_vgg16": 567,  # 452.9 measured (256, 384)
+    "dsfd_r50": 484,  # 386.6 measured (256, 384)
+    # not measured: dsfd_r50's figure (ResNet-101/152 have the same stage widths and strides; their extra
+    # blocks run one after another and do not raise the peak of an eager forward)
+    "dsfd_r101": 484,
+    "dsfd_r152": 484,
+    "dsfd_mnet025": 129,  # 102.9 measured (320, 512)
+    "dsfd_official": 605,  # 483.9 measured (256, 384)
+}
+
+
 def _register(
     name: str,
     summary: str,
@@ -168,6 +227,7 @@ def _register(
         input_spec=DSFD_INPUT,
         head=head,
         presets=presets,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
         criterion="dsfd_pal",  # Progressive Anchor Loss: a multibox criterion per shot (one for the release)
     )

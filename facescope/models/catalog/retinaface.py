@@ -4,13 +4,16 @@ Two head layouts: the PyTorch port's (strides 8/16/32, 2 square priors per locat
 64/128, 256/512) and the paper's (P2..P6, strides 4..64, 3 anchors per location
 ``16 * 2^(l + k/3)``); both centre anchors at ``(j + 0.5) * stride`` and use SSD delta coding with
 variances (0.1, 0.2), softmax scores and 5 landmarks. Builders: :mod:`facescope.models.retinaface`.
+
+The insightface WIDER FACE test pyramid is the test-time augmentation protocol ``retinaface`` declared
+here; the port's published numbers (every preset below) are single-pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from facescope.models.registry import register_model
+from facescope.models.registry import register_model, register_tta_protocol
 from facescope.models.spec import (
     HeadLayout,
     InferencePreset,
@@ -20,6 +23,7 @@ from facescope.models.spec import (
     WeightSpec,
     square_anchors,
 )
+from facescope.models.tta_specs import REFERENCE, MergeSpec, ShortSidePyramid, TTASpec
 from facescope.ops.coders import DeltaCoder
 
 PORT_STRIDES = (8, 16, 32)
@@ -41,6 +45,20 @@ PAPER_HEAD = HeadLayout(PAPER_STRIDES, square_anchors(paper_anchor_sizes()), 0.5
 
 # Pytorch_Retinaface feeds raw BGR pixels minus the ImageNet-Caffe mean, no std scaling, at any size.
 RETINAFACE_INPUT = InputSpec(mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0), color="bgr", size_divisor=1)
+
+RETINAFACE_TTA = register_tta_protocol(
+    TTASpec(
+        name="retinaface",
+        # short side 800 / long side <= 1200 as base, [500, 800, 1100, 1400, 1700] / 800 x base: ref:514-515
+        scales=ShortSidePyramid(sizes=(500, 800, 1100, 1400, 1700), base_short=800, base_max_long=1200),
+        flip=True,  # ref:515
+        flip_pixel_offset=1.0,  # x' = W - x - 1, ref:515
+        # last singleton kept ref:500-501, loop stops at 750 ref:503, IoU 0.4 ref:505-506 and ref:516
+        merge=MergeSpec("box_voting", iou=0.4, singleton="keep_last", max_detections=750),
+        pass_score_threshold=0.02,  # ref:515-516 (the stride-4 decay4 belongs to the model's post-processing)
+        source=f"deepinsight/insightface retinaface test_widerface.py, {REFERENCE} §4.1 and §4.2",
+    )
+)
 
 _OFFICIAL_TEST = InferencePreset(
     "Pytorch_Retinaface test_widerface.py: original size without padding, BGR - (104, 117, 123), "
@@ -126,6 +144,20 @@ RETINAFACE_R50_WEIGHTS = WeightSpec(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# with random weights, batch 1, one thread, plus a 25% margin for more threads and other allocators.
+# ``*``: peak RSS minus the RSS after a 64x64 warm-up at 1024x1024 (the fixed part included);
+# ``slope``: ``benchmarks/memory_per_pixel.py`` (a warm forward's growth, slope between the two sizes named).
+BYTES_PER_PIXEL: dict[str, int] = {
+    "retinaface_mnet025": 75,  # * 60 measured
+    "retinaface_r50": 250,  # * 200 measured
+    "retinaface_paper_r50": 1446,  # slope 1156.3 measured (256, 384): P2 at stride 4 and deformable context
+    # not measured: retinaface_paper_r50's figure (ResNet-152 has the same stage widths and strides; its extra
+    # blocks run one after another and do not raise the peak of an eager forward)
+    "retinaface_paper_r152": 1446,
+}
+
+
 def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: tuple[WeightSpec, ...] = ()) -> None:
     # The port trains with Pytorch_Retinaface's MultiBoxLoss settings, the paper models with the paper's (+ pixel term).
     register_model(
@@ -136,6 +168,7 @@ def _register(name: str, builder: str, summary: str, head: HeadLayout, weights: 
         input_spec=RETINAFACE_INPUT,
         head=head,
         presets=RETINAFACE_PRESETS,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
         criterion="retinaface_paper" if head is PAPER_HEAD else "retinaface_port",
     )

@@ -101,6 +101,30 @@ SCRFD_10G_KPS_WEIGHTS = _insightface_onnx(
 )
 
 
+# Peak memory of one eager CPU forward pass per input pixel (``ModelEntry.bytes_per_pixel``), measured
+# with random weights, batch 1, one thread, plus a 25% margin for more threads and other allocators.
+# ``*``: peak RSS minus the RSS after a 64x64 warm-up at 1024x1024 (the fixed part included);
+# ``slope``: ``benchmarks/memory_per_pixel.py --sizes 320 512`` (a warm forward's growth, slope between the
+# two sizes; scrfd_2.5g_kps gives 65.8 there at 640/1024, below its * figure).
+BYTES_PER_PIXEL: dict[str, int] = {
+    "scrfd_500m": 91,  # slope 72.3 measured
+    "scrfd_500m_kps": 98,  # * 78 measured
+    "scrfd_1g": 170,  # slope 135.9 measured
+    "scrfd_2.5g": 83,  # slope 66.1 measured
+    "scrfd_2.5g_kps": 103,  # * 82 measured
+    "scrfd_10g": 153,  # slope 121.9 measured
+    "scrfd_10g_kps": 154,  # * 123 measured
+    "scrfd_34g": 293,  # * 234 measured
+    "scrfd_base_500m": 81,  # slope 64.1 measured
+    "scrfd_base_2.5g": 67,  # slope 53.1 measured
+    "scrfd_base_10g": 101,  # slope 80.7 measured
+    "scrfd_base_34g": 228,  # slope 181.9 measured (256, 384)
+    # any point of the CR space: its activations grow with the sampled widths, so the space declares the
+    # figure of its 34 GF point (scrfd_34g), above every budget searched here (its defaults, 2.5 GF, need 83)
+    "scrfd_cr": 293,
+}
+
+
 def _register(
     name: str, builder: str, summary: str, ap: tuple[float, float, float] | None, *, landmarks: bool, weights: tuple[WeightSpec, ...] = ()
 ) -> None:
@@ -112,6 +136,7 @@ def _register(
         input_spec=SCRFD_INPUT,
         head=scrfd_head(landmarks),
         presets=SCRFD_PRESETS,
+        bytes_per_pixel=BYTES_PER_PIXEL[name],
         weights=weights,
         paper_metrics=dict(zip(("easy", "medium", "hard"), ap)) if ap else None,
         criterion="scrfd",

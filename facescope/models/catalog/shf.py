@@ -8,8 +8,8 @@ softmax scores, no landmarks. Input: raw BGR minus the Caffe means, padded botto
 
 The test protocols are the release's (``bairdzhang/smallhardface`` @76fa1d8, written down in
 ``shared/reference/dsfd_asfd_shf_eval.md`` section 3.7): the WIDER FACE pyramid is the test-time
-augmentation protocol ``"shf"`` of :mod:`facescope.inference.tta` (its numbers live there only); the FDDB,
-AFW and PASCAL presets are that protocol with the scale sets and flip of their release configs.
+augmentation protocol ``"shf"`` declared here (:data:`SHF_TTA`); the FDDB, AFW and PASCAL presets are that
+protocol with the scale sets and flip of their release configs.
 
 No weights: the release's Caffe model is no longer downloadable, so the entries have no ``WeightSpec``;
 ``facescope train configs/shf_vgg16.yaml`` trains one. Builders: :mod:`facescope.models.shf`.
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from facescope.inference.tta import ShortSidePyramid, TTASpec, get_tta_protocol
-from facescope.models.registry import register_model
+from facescope.models.registry import register_model, register_tta_protocol
 from facescope.models.spec import (
     HeadLayout,
     InferencePreset,
@@ -29,6 +28,7 @@ from facescope.models.spec import (
     ResizeSpec,
     square_anchors,
 )
+from facescope.models.tta_specs import REFERENCE, MergeSpec, ShortSidePyramid, TTASpec
 from facescope.ops.coders import DeltaCoder
 
 SHF_STRIDE = 8
@@ -51,12 +51,31 @@ SHF_INPUT = InputSpec(mean=(102.9801, 115.9465, 122.7717), std=(1.0, 1.0, 1.0), 
 _RELEASE = "bairdzhang/smallhardface@76fa1d8"
 
 
-def shf_pyramid(name: str, sizes: tuple[int, ...], flip: bool, source: str, base: str = "shf") -> TTASpec:
+SHF_TTA = register_tta_protocol(
+    TTASpec(
+        name="shf",
+        # PYRAMID_BASE_SIZE [800, 1200], scales s / 800 x base for s in [100, 300, 600, 1000, 1400]: ref:473-474
+        scales=ShortSidePyramid(sizes=(100, 300, 600, 1000, 1400), base_short=800, base_max_long=1200),
+        flip=True,  # "flip at every scale", ref:475
+        # x' = w - x in pass pixels: smallhardface lib/test.py forward_net mirrors the boxes blob
+        # with ``w - boxes[:, [3, 1]]`` (the reference does not state SHF's convention).
+        flip_pixel_offset=0.0,
+        merge=MergeSpec("box_voting", iou=0.4, singleton="keep_last", max_detections=None),  # ref:478-480, ref:504
+        pass_score_threshold=0.002,  # ref:476
+        pass_top_k=10_000,  # ref:476
+        # "clip to image", ref:476; the reference gives no pixel convention, so the pass image's edges
+        pass_clip=True,
+        union_score_threshold=0.05,  # "keep score > 0.05", ref:478
+        source=f"bairdzhang/smallhardface lib/test.py, {REFERENCE} §3.7 and §4.1",
+    )
+)
+
+
+def shf_pyramid(name: str, sizes: tuple[int, ...], flip: bool, source: str) -> TTASpec:
     """The ``"shf"`` protocol with another pyramid (short sides relative to its 800 / 1200 base) and flip."""
-    protocol = get_tta_protocol(base)
-    scales = protocol.scales
+    scales = SHF_TTA.scales
     assert isinstance(scales, ShortSidePyramid)  # the "shf" protocol is a short-side pyramid
-    return replace(protocol, name=name, scales=replace(scales, sizes=sizes), flip=flip, source=source)
+    return replace(SHF_TTA, name=name, scales=replace(scales, sizes=sizes), flip=flip, source=source)
 
 
 SHF_FDDB_TTA = shf_pyramid("shf_fddb", (50, 190, 390), True, f"{_RELEASE} configs/smallhardface-fddb.toml")
@@ -91,7 +110,7 @@ _PROTOCOL_PRESETS = {
 _RELEASE_TEST = _protocol_preset(
     "release WIDER FACE protocol ('shf'): pyramid 100/300/600/1000/1400 of the 800/1200 base, flips, "
     "score > 0.05, box voting 0.4",
-    "shf",
+    SHF_TTA.name,  # by name: the protocol is registered above
 )
 SHF_PRESETS: dict[str, InferencePreset] = {
     "default": _DEFAULT,
@@ -116,6 +135,9 @@ register_model(
     head=SHF_HEAD,
     presets=SHF_PRESETS,
     criterion="shf",
+    # peak memory of an eager CPU forward per input pixel: 533.2 measured by benchmarks/memory_per_pixel.py
+    # (random weights, one thread, slope between 256 and 384) plus its 25% margin
+    bytes_per_pixel=667,
     paper_metrics={"easy": 95.7, "medium": 94.9, "hard": 89.7},  # the released model, reference section 3.7
 )
 register_model(
@@ -128,4 +150,5 @@ register_model(
     head=SHF_HEAD,
     presets=SHF_PRESETS,
     criterion="shf",
+    bytes_per_pixel=68,  # 54.2 measured as shf_vgg16's (slope between 320 and 512) plus 25%
 )
