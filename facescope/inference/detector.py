@@ -200,11 +200,7 @@ class Detector:
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
-        self.preset = replace(chosen, tta=self.tta)
-        post = self.preset.postprocess
-        # what runs: the protocol, or the single pass as the protocol of one pass
-        self.protocol = self.tta if self.tta is not None else single_pass_protocol(post.nms_thresh, post.nms_pixel_offset)
-        self._pass_settings = pass_settings(self.protocol, post)
+        self._use_preset(replace(chosen, tta=self.tta))
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)
@@ -399,9 +395,17 @@ class Detector:
         if score_thresh is None and nms_thresh is None:
             return self
         view = copy.copy(self)
-        view.preset = self.preset.with_overrides(score_thresh, nms_thresh)
+        view._use_preset(self.preset.with_overrides(score_thresh, nms_thresh))
         view._shown_notes = set()
         return view
+
+    def _use_preset(self, preset: InferencePreset) -> None:
+        """Adopt ``preset`` (its ``tta`` already resolved) and what follows from its thresholds: the
+        protocol that runs (the TTA, or the single pass as the protocol of one pass) and its per-pass rules."""
+        self.preset = preset
+        post = preset.postprocess
+        self.protocol = self.tta if self.tta is not None else single_pass_protocol(post.nms_thresh, post.nms_pixel_offset)
+        self._pass_settings = pass_settings(self.protocol, post)
 
 
 def model_for_weights(weights: str | Path | None) -> str:

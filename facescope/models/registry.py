@@ -195,6 +195,8 @@ def register_model(
 ) -> ModelEntry:
     """Add an entry (called by the catalogue modules); a duplicate name is an error, and so is an
     entry without its measured ``bytes_per_pixel`` (see :class:`ModelEntry`)."""
+    if name in _MODELS:
+        raise ValueError(f"model '{name}' is already registered")
     if ":" not in builder:
         raise ValueError(f"builder of '{name}' must be 'module:function', got {builder!r}")
     for spec in weights:
