@@ -120,7 +120,7 @@ class OnnxRuntimeBackend:
 
     def __call__(self, batch: np.ndarray) -> Predictions:
         self._check_input_size(batch.shape)
-        if self.batched:
+        if self.batched or len(batch) == 1:
             return self._predictions(self.session.run(self.output_names, {self.input_name: batch}))
         per_image = [
             self._predictions(self.session.run(self.output_names, {self.input_name: batch[i : i + 1]}))

@@ -18,7 +18,7 @@ import numpy as np
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.postprocess import candidates, passes_score, postprocess
-from facescope.inference.preprocess import ResizedImage, resize_image, to_blob, to_original
+from facescope.inference.preprocess import InputBuffers, ResizedImage, resize_image, to_blob, to_original
 from facescope.inference.tta import DEFAULT_MAX_PASS_PIXELS, PassPlan, TTASpec, plan_passes, resolve_tta, run_tta
 from facescope.inference.validate import validate_detector_options
 from facescope.models.registry import ModelEntry, family_presets, get_model_entry, release_format, resolve_weights
@@ -50,8 +50,10 @@ class Detector:
             ``torch.set_num_threads`` (process-wide: it changes every PyTorch computation).
         score_thresh: override the preset's score threshold.
         nms_thresh: override the preset's NMS IoU threshold.
-        input_size: override the preset's input size: an int (square letterbox), ``(width, height)``
-            or ``"original"`` (the image's own size, padded to the model's size divisor).
+        input_size: override the preset's input size: an int (square letterbox), ``(width, height)``,
+            ``"original"`` (the image's own size, padded to the model's size divisor) or ``"long:N"``
+            (the longer side scaled to ``N``, aspect kept, padded only to the size divisor; for files
+            with dynamic input sizes).
         backend: ``"auto"`` (onnxruntime for ``.onnx`` weights and ONNX releases, torch otherwise),
             ``"torch"`` or ``"onnxruntime"``.
         batch_size: images per forward pass in :meth:`detect_batch`.
@@ -147,6 +149,7 @@ class Detector:
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
         self.preset = replace(chosen, tta=self.tta)
+        self.input_buffers = InputBuffers(self.input_spec, self.preset.resize.pad_value)  # one image per forward: no copies
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)
@@ -193,7 +196,7 @@ class Detector:
         results: list[Detections | None] = [None] * len(images)
         for members in groups.values():
             group = [resized[i] for i in members]
-            batch = to_blob(group, self.input_spec, self.preset.resize.pad_value)
+            batch = self.input_buffers(group[0]) if len(group) == 1 else to_blob(group, self.input_spec, self.preset.resize.pad_value)
             input_hw = (int(batch.shape[2]), int(batch.shape[3]))
             predictions = self.backend(batch)
             detections = postprocess(predictions, input_hw, self.anchor_generator, self.coder, self.preset.postprocess)
@@ -207,9 +210,11 @@ class Detector:
         """The original-to-input factor of the preset's single pass for an ``image_hw`` image
         (1 for ``"original"`` resizing): the base of the protocols' relative scales."""
         resize = self.preset.resize
+        height, width = image_hw
+        if resize.mode == "long":
+            return resize.size[0] / max(height, width)
         if resize.mode != "letterbox":
             return 1.0
-        height, width = image_hw
         return min(resize.size[0] / width, resize.size[1] / height)
 
     def plan_tta(self, image_hw: tuple[int, int]) -> list[PassPlan]:
@@ -299,7 +304,9 @@ class Detector:
     def describe(self) -> str:
         """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
-        size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        size = {"original": "original size", "long": f"longer side {resize.size[0]}, aspect kept"}.get(
+            resize.mode, f"letterbox {resize.size[0]}x{resize.size[1]}"
+        )
         weights = f" ({self.weights_path.name})" if self.weights_path is not None else ""
         return (
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
