@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
+from facescope.inference.onnx_graph import optimized_model_bytes
 from facescope.inference.postprocess import Predictions
 from facescope.models.registry import ModelEntry, entries, find_release
 
@@ -79,6 +80,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         payload = Path(path).read_bytes()  # read once: hashed for identification, then loaded
+        sha256 = hashlib.sha256(payload).hexdigest()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # errors only: official files annotate 640x640 output shapes and warn at any other size
@@ -90,7 +92,9 @@ class OnnxRuntimeBackend:
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(payload, options, providers=providers)
+            # exact graph rewrites (merged sibling convolutions), cached on disk: see onnx_graph
+            model = optimized_model_bytes(payload, sha256, max(PROBE_HW[0], entry.input_spec.size_divisor))
+            self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise WeightsError(f"onnxruntime cannot load {path}: {exc}")
         self.path = Path(path)
@@ -104,7 +108,7 @@ class OnnxRuntimeBackend:
         metadata = self.session.get_modelmeta().custom_metadata_map
         probe_shapes = self._probe_output_shapes(entry.input_spec.size_divisor)
         self.batched = len(probe_shapes[0]) == 3 and self.fixed_input[0] is None
-        check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, hashlib.sha256(payload).hexdigest())
+        check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, sha256)
 
     def _probe_output_shapes(self, size_divisor: int) -> list[tuple[int, ...]]:
         """Output shapes for one tiny (or the file's fixed-size) input: what the file computes."""
