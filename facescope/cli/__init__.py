@@ -19,12 +19,13 @@ EXAMPLES = """examples:
   facescope info scrfd_2.5g --size 1280x720
   facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
   facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
+  facescope quantize scrfd_2.5g_kps --weights scrfd_2.5g_kps.onnx --calibration photos/ --out int8.onnx
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, train
+    from facescope.cli import detect, evaluate, export, models, quantize, train
 
     parser = argparse.ArgumentParser(
         prog="facescope",
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models):
+    for module in (detect, evaluate, train, export, quantize, models):
         module.register(subparsers)
     return parser
 

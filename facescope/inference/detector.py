@@ -148,7 +148,7 @@ class Detector:
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
-        self.preset = replace(chosen, tta=self.tta)
+        self.preset = _fit_fixed_input(replace(chosen, tta=self.tta), self.backend, explicit=input_size is not None)
         self.input_buffers = InputBuffers(self.input_spec, self.preset.resize.pad_value)  # one image per forward: no copies
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
@@ -367,6 +367,22 @@ def _torch_backend(model: Any, weights: Path | None, device: str, threads: int |
     torch_device = torch.device(device)
     built = model.to(torch_device).eval() if not isinstance(model, str) else create_model(model, weights, device=torch_device)
     return built, TorchBackend(built, torch_device)
+
+
+def _fit_fixed_input(preset: InferencePreset, backend: Any, explicit: bool) -> InferencePreset:
+    """A preset's ``long:N`` rule on a file with a fixed input size (e.g. insightface's
+    ``*_static640.onnx``) letterboxes to that size instead: the file takes no other. Asked for
+    explicitly (``input_size="long:N"``), it is refused with the size to use."""
+    fixed = getattr(backend, "fixed_input", None)
+    if preset.resize.mode != "long" or not fixed or len(fixed) != 4 or fixed[2] is None or fixed[3] is None:
+        return preset
+    height, width = fixed[2], fixed[3]
+    if explicit:
+        raise FacescopeError(
+            f"{backend.path.name} has a fixed {width}x{height} input, so input_size='long:{preset.resize.size[0]}' cannot "
+            f"run it; use input_size={width if width == height else (width, height)} or a file with dynamic sizes (`facescope export`)"
+        )
+    return replace(preset, resize=replace(preset.resize, mode="letterbox", size=(width, height)))
 
 
 def _preset(presets: Any, name: str, model_name: str) -> InferencePreset:

@@ -14,7 +14,7 @@ thread.
 calls: the rewritten file from the cache (``$FACESCOPE_HOME/onnx_optimized/<sha256>.<version>.onnx``,
 read without the ``onnx`` package), else the rewrite done now when ``onnx`` is installed (it comes
 with the ``torch`` extra; saved atomically for the next load), else the file as it is.
-``facescope export`` applies the same rewrite to the files it writes.
+Quantised (QDQ) files are run as they are: ``facescope quantize`` merges before it quantises.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def optimized_model_bytes(payload: bytes, sha256: str, probe_side: int = 64) -> 
     except ImportError:
         return payload  # base install without onnx: the file runs as it is
     proto = onnx.load_from_string(payload)
-    if merge_sibling_convs(proto) == 0:
+    if _is_quantized(proto) or merge_sibling_convs(proto) == 0:
         result = payload
     else:
         result = proto.SerializeToString()
@@ -142,6 +142,12 @@ def optimized_model_bytes(payload: bytes, sha256: str, probe_side: int = 64) -> 
             result = payload
     _save(cached, result)
     return result
+
+
+def _is_quantized(proto: Any) -> bool:
+    """QDQ / QLinear graphs are left as onnxruntime's int8 fusions expect them (``facescope quantize``
+    merges the convolutions before quantising)."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in proto.graph.node)
 
 
 def _same_outputs(original: bytes, rewritten: bytes, probe_side: int) -> bool:
