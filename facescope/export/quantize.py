@@ -44,12 +44,13 @@ from typing import Any
 import numpy as np
 
 from facescope.errors import FacescopeError
+from facescope.inference.backends import QUANTIZATION_KEY
 
 KEEP_FLOAT_GROUPS = ("stem", "depthwise", "heads")
 DEFAULT_KEEP_FLOAT = ("stem", "depthwise")
 CALIBRATION_METHODS = ("percentile", "minmax", "entropy")
 QUANT_OPSET = 13  # per-channel QuantizeLinear / DequantizeLinear (axis) need opset 13
-METADATA_KEY = "facescope_quantization"
+METADATA_KEY = QUANTIZATION_KEY
 
 
 class QuantizeError(FacescopeError):
@@ -247,7 +248,7 @@ def quantize_onnx(
             "weights": "int8, per output channel",
             "activations": "uint8",
             "calibration": {"method": method, **({"percentile": percentile} if method == "percentile" else {}),
-                            "images": len(paths), "input_size": _size_text(resize)},
+                            "images": len(paths), "input_size": resize.size_text()},
             "kept_float": kept,
             "source": weights.name,
             "source_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
@@ -262,12 +263,6 @@ def quantize_onnx(
             onnx.save(result_proto, str(target))
             OnnxRuntimeBackend(target, entry)  # the file runs and fits, or nothing is written
     return QuantizeResult(out, entry.name, len(paths), kept, record)
-
-
-def _size_text(resize: Any) -> str:
-    if resize.mode == "long":
-        return f"long:{resize.size[0]}"
-    return f"{resize.size[0]}x{resize.size[1]}" if resize.mode == "letterbox" else resize.mode
 
 
 def quantization_record(path: str | Path) -> dict[str, Any] | None:

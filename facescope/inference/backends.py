@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
 
 PROBE_HW = (64, 64)  # dynamic-size files are probed at this input (a multiple of every stride)
+QUANTIZATION_KEY = "facescope_quantization"  # metadata written by `facescope quantize`
 
 
 class Backend(Protocol):
@@ -109,6 +110,19 @@ class OnnxRuntimeBackend:
         probe_shapes = self._probe_output_shapes(entry.input_spec.size_divisor)
         self.batched = len(probe_shapes[0]) == 3 and self.fixed_input[0] is None
         check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, sha256)
+        # what `facescope quantize` recorded (None for a float file)
+        self.quantization = json.loads(metadata[QUANTIZATION_KEY]) if QUANTIZATION_KEY in metadata else None
+
+    def calibration_mismatch(self, size_text: str) -> str | None:
+        """A warning when an int8 file runs at another input size than it was calibrated at
+        (activation ranges depend on the scale: an off-size int8 file can lose faces silently)."""
+        calibrated = (self.quantization or {}).get("calibration", {}).get("input_size")
+        if calibrated is None or calibrated == size_text:
+            return None
+        return (
+            f"{self.path.name} was calibrated at {calibrated} but runs at {size_text}: int8 activation ranges depend on "
+            f"the input scale and faces can vanish; run it at {calibrated} or quantise again at this size"
+        )
 
     def _probe_output_shapes(self, size_divisor: int) -> list[tuple[int, ...]]:
         """Output shapes for one tiny (or the file's fixed-size) input: what the file computes."""

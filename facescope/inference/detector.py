@@ -150,6 +150,9 @@ class Detector:
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
         self.preset = _fit_fixed_input(replace(chosen, tta=self.tta), self.backend, explicit=input_size is not None)
         self.input_buffers = InputBuffers(self.input_spec, self.preset.resize.pad_value)  # one image per forward: no copies
+        mismatch = getattr(self.backend, "calibration_mismatch", lambda size: None)(self.preset.resize.size_text())
+        if mismatch:
+            logging.getLogger("facescope").warning("%s", mismatch)
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)

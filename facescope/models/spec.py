@@ -47,6 +47,12 @@ class ResizeSpec:
     pad_value: float = 0.0
     size_divisor: int = 32
 
+    def size_text(self) -> str:
+        """``"long:640"``, ``"640x480"`` (letterbox width x height) or ``"original"``: the input-size spelling."""
+        if self.mode == "long":
+            return f"{LONG_PREFIX}{self.size[0]}"
+        return f"{self.size[0]}x{self.size[1]}" if self.mode == "letterbox" else self.mode
+
 
 @dataclass(frozen=True)
 class PostprocessSettings:
