@@ -8,9 +8,10 @@ Every configuration runs at its AP operating point (score >= 0.02; facescope: th
 preset with ``input_size="long:N"``; YuNet: the frame resized by the scale, NMS 0.3, top 5000) on
 the real WIDER FACE val images of the shared data (decoded once; latency = resize + network +
 post-processing per image, decoding excluded). For each thread count a fresh process builds every
-configuration and times them in ``--rounds`` rounds, the configurations in a rotated order each
-round, so machine load falls on all alike; a configuration's latency is the median over rounds of
-its mean ms per image. Hard / medium / easy AP come from the first round's predictions (the
+configuration and times them in ``--rounds`` rounds; in a round every image goes through every
+configuration in turn (the order rotated per image), so a burst of load on a shared machine falls on
+all configurations alike; a configuration's latency is the median over rounds of its mean ms per
+image. Hard / medium / easy AP come from the first round's predictions (the
 official protocol restricted to those images: a mini-benchmark). YuNet runs through OpenCV's DNN
 engine with ``cv2.setNumThreads``; facescope through onnxruntime with ``intra_op_num_threads``.
 
@@ -119,18 +120,20 @@ def worker(args: argparse.Namespace) -> None:
     per_round: dict[str, list[float]] = {c.name: [] for c in todo}
     ap: dict[str, dict[str, float]] = {}
     for round_index in range(args.rounds):
-        shift = round_index % len(todo)
-        for c in todo[shift:] + todo[:shift]:
-            detect = detectors[c.name]
-            outputs, seconds = [], 0.0
-            for image in images:
+        seconds = {c.name: 0.0 for c in todo}
+        outputs: dict[str, list[np.ndarray]] = {c.name: [] for c in todo}
+        # image by image, every configuration in a rotated order: a burst of load falls on all alike
+        for image_index, image in enumerate(images):
+            shift = (image_index + round_index) % len(todo)
+            for c in todo[shift:] + todo[:shift]:
                 start = time.perf_counter()
-                outputs.append(detect(image))
-                seconds += time.perf_counter() - start
-            per_round[c.name].append(1000 * seconds / len(images))
+                outputs[c.name].append(detectors[c.name](image))
+                seconds[c.name] += time.perf_counter() - start
+        for c in todo:
+            per_round[c.name].append(1000 * seconds[c.name] / len(images))
             if round_index == 0:
                 folder = args.out / "sweep_predictions" / f"{args.threads}t" / c.name.replace(" ", "_").replace(":", "")
-                write_predictions(folder, names, outputs)
+                write_predictions(folder, names, outputs[c.name])
                 ap[c.name] = mini_benchmark_ap(folder, args.shared / "widerface/ground_truth", c.name)
             print(f"  {args.threads}t round {round_index + 1}: {c.name:32s} {per_round[c.name][-1]:7.1f} ms/image", flush=True)
     rows = [

@@ -61,6 +61,7 @@ def test_int8_file_runs_through_the_cli_and_warns_off_its_calibration_size(int8_
     # at another size than it was calibrated at, this 4-image minmax calibration loses every face: the pitfall is named
     assert main(command) == 0
     assert "s500.int8.onnx was calibrated at long:320 but runs at long:640" in caplog.text
+    assert json.loads(out.read_text())["faces"] == []
 
 
 def test_keep_float_groups_name_the_nodes(scrfd_onnx):
