@@ -13,6 +13,14 @@ ranges calibrated on real images pre-processed exactly as the detector does at t
   through non-convolution nodes (the usual remedy when int8 outputs lose small faces);
 * any node name of the graph.
 
+What runs is onnxruntime's choice: when it loads the file, onnxruntime (1.32 measured) quantises, per
+tensor, the float weights of a kept convolution whose input and output are both quantised (its
+``WeightBiasQuantization`` transformer turns ``DequantizeLinear -> Conv -> QuantizeLinear`` into one
+``QLinearConv``). So in SCRFD-500M-kps only the stem and the depthwise convolution right after it
+(whose input is float) run in float32; disabling that transformer ran 11 % slower here (more
+``DequantizeLinear`` and layout transposes). The AP and speed a report or benchmark measures are
+those of what onnxruntime runs.
+
 Known pitfalls (``docs`` of the command, README):
 
 * Naive int8 SCRFD files elsewhere lost every box (ncnn-android-scrfd #13): quantised sigmoid
