@@ -89,6 +89,10 @@ class OnnxRuntimeBackend:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        if threads is not None and int(threads) > 1:
+            # idle pool threads sleep instead of spinning: on a CPU shared with other work, spinning threads
+            # made 2 threads slower than 1 (benchmarks/README.md, the sweep)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

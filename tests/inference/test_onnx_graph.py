@@ -61,3 +61,17 @@ def test_official_scrfd_heads_merged_exactly_and_cached(scrfd_onnx, isolated_hom
     for got, want in zip(_run(optimised, x), _run(payload, x)):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     assert optimized_model_bytes(b"not read again: the cache answers", sha) == optimised
+
+
+@pytest.mark.shared
+def test_more_than_one_thread_turns_spinning_off(scrfd_onnx):
+    """Idle onnxruntime pool threads sleep rather than spin when the session has several threads."""
+    from facescope.inference.backends import OnnxRuntimeBackend
+    from facescope.models.registry import get_model_entry
+
+    entry = get_model_entry("scrfd_500m_kps")
+    options = OnnxRuntimeBackend(scrfd_onnx["scrfd_500m_kps"], entry, threads=2).session.get_session_options()
+    assert options.intra_op_num_threads == 2 and options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    single = OnnxRuntimeBackend(scrfd_onnx["scrfd_500m_kps"], entry, threads=1).session.get_session_options()
+    with pytest.raises(Exception, match="allow_spinning"):  # not set: onnxruntime's default (spinning) for one thread
+        single.get_session_config_entry("session.intra_op.allow_spinning")
