@@ -38,6 +38,7 @@ class PipelineSpec:
             :data:`REFERENCE_MALLOC_TUNED` or empty.
         reference: name of the row this one's latency is divided by.
         note: one line shown in the table (what exactly runs).
+        preset: facescope preset timed (default ``default``; AP always uses ``widerface``).
     """
 
     name: str
@@ -47,6 +48,7 @@ class PipelineSpec:
     backend: str = ""
     reference: str = ""
     note: str = ""
+    preset: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -80,7 +82,7 @@ def requirements(kind: str) -> list[str]:
 def _facescope(spec: PipelineSpec, threads: int, accuracy: bool) -> DetectFn:
     from facescope import Detector
 
-    preset = "widerface" if accuracy else "default"
+    preset = "widerface" if accuracy else (spec.preset or "default")
     detector = Detector(spec.model, spec.weights, preset=preset, backend=spec.backend, threads=threads, progress=False, tune_process=True)
 
     def detect(bgr: np.ndarray) -> np.ndarray:
@@ -197,6 +199,12 @@ def default_specs(shared: Path, exports: dict[str, Path], facescope_models: dict
             specs.append(PipelineSpec(f"facescope/{model}/onnxruntime", "facescope", str(exports[model]), model, "onnxruntime", reference, "Detector, onnxruntime on this run's `facescope export`"))
         if is_scrfd_onnx:
             specs.append(PipelineSpec(f"facescope/{model}/onnxruntime-official", "facescope", str(weights), model, "onnxruntime", reference, "Detector, onnxruntime on the official ONNX file"))
+            # the reference's own work: the 640x640 letterbox canvas (preset 'official'), not the default long:640
+            if model in exports:
+                specs.append(PipelineSpec(f"facescope/{model}/onnxruntime-letterbox", "facescope", str(exports[model]), model, "onnxruntime", reference,
+                                          "as onnxruntime, preset 'official' (640x640 letterbox, like the reference)", "official"))
+            specs.append(PipelineSpec(f"facescope/{model}/onnxruntime-official-letterbox", "facescope", str(weights), model, "onnxruntime", reference,
+                                      "as onnxruntime-official, preset 'official' (640x640 letterbox, like the reference)", "official"))
     peers = shared / "weights" / "peers"
     specs += [
         PipelineSpec("peer/yunet", "yunet", str(peers / "face_detection_yunet.onnx"), reference=reference_500m, note="cv2.FaceDetectorYN at the frame's size, score 0.9"),

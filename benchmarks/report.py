@@ -8,10 +8,16 @@ from pathlib import Path
 
 TARGETS = (
     # (row, reference, frame, threads, bound, label)
-    ("facescope/scrfd_500m_kps/onnxruntime", "reference/scrfd_500m_kps", "640x480", 1, 1.0, "SCRFD-500M-kps onnxruntime backend"),
+    ("facescope/scrfd_500m_kps/onnxruntime", "reference/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, own export"),
+    ("facescope/scrfd_500m_kps/onnxruntime-official", "reference/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, official file"),
+    ("facescope/scrfd_500m_kps/onnxruntime-letterbox", "reference/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, own export, 640x640 letterbox"),
+    ("facescope/scrfd_500m_kps/onnxruntime-official-letterbox", "reference/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, official file, 640x640 letterbox"),
     ("facescope/scrfd_500m_kps/torch", "reference/scrfd_500m_kps", "640x480", 1, 1.5, "SCRFD-500M-kps PyTorch eager"),
     # the same targets against the reference given facescope's own glibc malloc settings (facescope.allocator)
-    ("facescope/scrfd_500m_kps/onnxruntime", "reference-malloc/scrfd_500m_kps", "640x480", 1, 1.0, "SCRFD-500M-kps onnxruntime backend vs malloc-tuned reference"),
+    ("facescope/scrfd_500m_kps/onnxruntime", "reference-malloc/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, own export, vs malloc-tuned reference"),
+    ("facescope/scrfd_500m_kps/onnxruntime-official", "reference-malloc/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps onnxruntime backend, official file, vs malloc-tuned reference"),
+    ("facescope/scrfd_500m_kps/onnxruntime-letterbox", "reference-malloc/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps own export, 640x640 letterbox, vs malloc-tuned reference"),
+    ("facescope/scrfd_500m_kps/onnxruntime-official-letterbox", "reference-malloc/scrfd_500m_kps", "640x480", 1, 0.85, "SCRFD-500M-kps official file, 640x640 letterbox, vs malloc-tuned reference"),
     ("facescope/scrfd_500m_kps/torch", "reference-malloc/scrfd_500m_kps", "640x480", 1, 1.5, "SCRFD-500M-kps PyTorch eager vs malloc-tuned reference"),
 )
 STREAM_TARGET = 5.0  # % RSS growth over the stream after warm-up

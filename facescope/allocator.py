@@ -21,7 +21,6 @@ libraries (musl, macOS, Windows) and when ``FACESCOPE_MALLOC_TUNING=0`` is set i
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -55,11 +54,11 @@ def _apply() -> bool:
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         LOGGER.debug("glibc malloc tuning disabled by %s", ENV_SWITCH)
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if platform.system() != "Linux" or not _is_glibc():
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # the process's own symbols include the C library's: no `ldconfig` subprocess (ctypes.util.find_library)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -68,3 +67,11 @@ def _apply() -> bool:
     applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
     LOGGER.debug("glibc malloc tuning %s", "applied" if applied else "refused by mallopt")
     return applied
+
+
+def _is_glibc() -> bool:
+    """The running C library is glibc (``os.confstr``: no scan of the interpreter binary)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        return False

@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   facescope info scrfd_2.5g --size 1280x720
   facescope eval widerface --predictions preds/ --gt wider_face_split_gt/
   facescope export scrfd_500m_kps --weights scrfd_500m_kps.onnx --out fast.onnx
+  facescope quantize scrfd_2.5g_kps --weights scrfd_2.5g_kps.onnx --calibration photos/ --out int8.onnx
   facescope train configs/scrfd_500m_kps.yaml --data-root /data/widerface
   facescope serve --model scrfd_500m_kps --weights scrfd_500m_kps.onnx --port 8080
 """
@@ -40,7 +41,7 @@ class ShortErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, search, serve, train
+    from facescope.cli import detect, evaluate, export, models, quantize, search, serve, train
 
     parser = ShortErrorParser(
         prog="facescope",
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, models, serve, search):
+    for module in (detect, evaluate, train, export, quantize, models, serve, search):
         module.register(subparsers)
     return parser
 

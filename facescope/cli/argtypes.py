@@ -54,9 +54,10 @@ def positive_float(text: str) -> float:
 
 
 def _parse_size(text: str) -> int | tuple[int, int] | str:
-    """``"640"`` -> 640, ``"1280x720"`` -> (1280, 720), ``"original"`` -> "original"."""
+    """``"640"`` -> 640, ``"1280x720"`` -> (1280, 720), ``"original"`` -> "original", ``"long:640"``
+    -> "long:640" (checked by :func:`facescope.inference.validate.check_input_size`)."""
     cleaned = text.strip().lower()
-    if cleaned == "original":
+    if cleaned == "original" or cleaned.startswith("long:"):
         return cleaned
     parts = cleaned.split("x")
     try:
@@ -66,11 +67,12 @@ def _parse_size(text: str) -> int | tuple[int, int] | str:
             return (int(parts[0]), int(parts[1]))
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"invalid size '{text}': use 640, 1280x720 (width x height) or original")
+    raise argparse.ArgumentTypeError(f"invalid size '{text}': use 640, 1280x720 (width x height), original or long:640")
 
 
 def input_size(text: str) -> int | tuple[int, int] | str:
-    """``640`` (square), ``WIDTHxHEIGHT`` or ``original``, sides in [1, 16384]. The memory budget
+    """``640`` (square), ``WIDTHxHEIGHT``, ``original`` or ``long:N`` (longer side to N, aspect kept,
+    padded only to the stride), sides in [1, 16384]. The memory budget
     needs the model, so it is checked when the detector is built
     (:func:`facescope.inference.validate.validate_detector_options`)."""
     from facescope.inference.validate import check_input_size
@@ -80,10 +82,10 @@ def input_size(text: str) -> int | tuple[int, int] | str:
 
 
 def concrete_size(text: str) -> int | tuple[int, int]:
-    """As :func:`input_size`, without ``original``."""
+    """As :func:`input_size`, without ``original`` and ``long:N``."""
     size = input_size(text)
     if isinstance(size, str):
-        raise argparse.ArgumentTypeError("a concrete size is needed here, such as 640 or 640x480, not 'original'")
+        raise argparse.ArgumentTypeError(f"a concrete size is needed here, such as 640 or 640x480, not '{size}'")
     return size
 
 

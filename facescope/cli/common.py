@@ -29,7 +29,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     )
     group.add_argument("--score-thresh", type=argtypes.probability, help="override the preset's score threshold (0..1)")
     group.add_argument("--nms-thresh", type=argtypes.probability, help="override the preset's NMS IoU threshold (0..1)")
-    group.add_argument("--input-size", type=argtypes.input_size, help="640, 1280x720 or original (override the preset)")
+    group.add_argument("--input-size", type=argtypes.input_size, help="640, 1280x720, original or long:640 (longer side to 640, aspect kept; override the preset)")
     group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     group.add_argument("--threads", type=argtypes.positive_int, help="CPU threads")
     group.add_argument(

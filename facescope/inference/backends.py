@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from facescope.errors import FacescopeError, WeightsError
+from facescope.inference.onnx_graph import optimized_model_bytes
 from facescope.inference.postprocess import Predictions
 from facescope.models.registry import ModelEntry, entries, find_release, release_of_file
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
 
 PROBE_HW = (64, 64)  # dynamic-size files are probed at this input (a multiple of every stride)
+QUANTIZATION_KEY = "facescope_quantization"  # metadata written by `facescope quantize`
 
 
 class Backend(Protocol):
@@ -91,6 +93,7 @@ class OnnxRuntimeBackend:
         import onnxruntime as ort
 
         payload = Path(path).read_bytes()  # read once: hashed for identification, then loaded
+        sha256 = hashlib.sha256(payload).hexdigest()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # errors only: official files annotate 640x640 output shapes and warn at any other size
@@ -98,11 +101,17 @@ class OnnxRuntimeBackend:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        if threads is not None and int(threads) > 1:
+            # idle pool threads sleep instead of spinning: on a CPU shared with other work, spinning threads
+            # made 2 threads slower than 1 (benchmarks/README.md, the sweep)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(payload, options, providers=providers)
+            # exact graph rewrites (merged sibling convolutions), cached on disk: see onnx_graph
+            model = optimized_model_bytes(payload, sha256, max(PROBE_HW[0], entry.input_spec.size_divisor))
+            self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise WeightsError(f"onnxruntime cannot load {path}: {exc}")
         self.path = Path(path)
@@ -117,7 +126,20 @@ class OnnxRuntimeBackend:
         self.metadata: dict[str, str] = dict(metadata)  # facescope exports: architecture and model options
         probe_shapes = self._probe_output_shapes(entry.input_spec.size_divisor)
         self.batched = len(probe_shapes[0]) == 3 and self.fixed_input[0] is None
-        check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, hashlib.sha256(payload).hexdigest())
+        check_onnx_fits(self.path, entry, probe_shapes, self._probe_hw, metadata, sha256)
+        # what `facescope quantize` recorded (None for a float file)
+        self.quantization = json.loads(metadata[QUANTIZATION_KEY]) if QUANTIZATION_KEY in metadata else None
+
+    def calibration_mismatch(self, size_text: str) -> str | None:
+        """A warning when an int8 file runs at another input size than it was calibrated at
+        (activation ranges depend on the scale: an off-size int8 file can lose faces silently)."""
+        calibrated = (self.quantization or {}).get("calibration", {}).get("input_size")
+        if calibrated is None or calibrated == size_text:
+            return None
+        return (
+            f"{self.path.name} was calibrated at {calibrated} but runs at {size_text}: int8 activation ranges depend on "
+            f"the input scale and faces can vanish; run it at {calibrated} or quantise again at this size"
+        )
 
     def _probe_output_shapes(self, size_divisor: int) -> list[tuple[int, ...]]:
         """Output shapes for one tiny (or the file's fixed-size) input: what the file computes."""
@@ -133,7 +155,7 @@ class OnnxRuntimeBackend:
 
     def __call__(self, batch: np.ndarray) -> Predictions:
         self._check_input_size(batch.shape)
-        if self.batched:
+        if self.batched or len(batch) == 1:
             return self._predictions(self.session.run(self.output_names, {self.input_name: batch}))
         per_image = [
             self._predictions(self.session.run(self.output_names, {self.input_name: batch[i : i + 1]}))

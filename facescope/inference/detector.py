@@ -20,7 +20,7 @@ import numpy as np
 from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.image_io import ColorOrder, ImageLike, to_bgr
 from facescope.inference.postprocess import candidates, passes_score
-from facescope.inference.preprocess import ResizedImage, to_blob
+from facescope.inference.preprocess import InputBuffers, ResizedImage, to_blob
 from facescope.inference.tta import Candidates, pass_settings, run_plans
 from facescope.inference.tta_transforms import DEFAULT_MAX_PASS_PIXELS, PassPlan, ResizeTransform, plan_passes
 from facescope.inference.validate import check_probability, validate_detector_options
@@ -67,8 +67,10 @@ class Detector:
             ``torch.set_num_threads`` (process-wide: it changes every PyTorch computation).
         score_thresh: override the preset's score threshold.
         nms_thresh: override the preset's NMS IoU threshold.
-        input_size: override the preset's input size: an int (square letterbox), ``(width, height)``
-            or ``"original"`` (the image's own size, padded to the model's size divisor).
+        input_size: override the preset's input size: an int (square letterbox), ``(width, height)``,
+            ``"original"`` (the image's own size, padded to the model's size divisor) or ``"long:N"``
+            (the longer side scaled to ``N``, aspect kept, padded only to the size divisor; for files
+            with dynamic input sizes).
         backend: ``"auto"`` (onnxruntime for ``.onnx`` weights and ONNX releases, torch otherwise),
             ``"torch"`` or ``"onnxruntime"``.
         batch_size: most pass images per forward: images of :meth:`detect_batch` in a single pass,
@@ -200,7 +202,11 @@ class Detector:
         self.preset_name = preset
         chosen = _preset(presets, preset, self.model_name).with_overrides(score_thresh, nms_thresh, input_size)
         self.tta: TTASpec | None = requested_tta if tta is not None else resolve_tta(chosen.tta)
-        self._use_preset(replace(chosen, tta=self.tta))
+        self._use_preset(_fit_fixed_input(replace(chosen, tta=self.tta), self.backend, explicit=input_size is not None))
+        self.input_buffers = InputBuffers(self.input_spec, self.preset.resize.pad_value)  # one image per forward: no copies
+        mismatch = getattr(self.backend, "calibration_mismatch", lambda size: None)(self.preset.resize.size_text())
+        if mismatch:
+            logging.getLogger("facescope").warning("%s", mismatch)
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
         self.tta_progress = bool(tta_progress)
@@ -319,9 +325,11 @@ class Detector:
         """The original-to-input factor of the preset's single pass for an ``image_hw`` image
         (1 for ``"original"`` resizing): the base of the protocols' relative scales."""
         resize = self.preset.resize
+        height, width = image_hw
+        if resize.mode == "long":
+            return resize.size[0] / max(height, width)
         if resize.mode != "letterbox":
             return 1.0
-        height, width = image_hw
         return min(resize.size[0] / width, resize.size[1] / height)
 
     def plan_tta(self, image_hw: tuple[int, int]) -> list[PassPlan]:
@@ -362,7 +370,11 @@ class Detector:
         (torch tensors stay on their device). One forward for all."""
         input_hw = self._input_hw(plans[0])
         items = [ResizedImage(image, input_hw, (1.0, 1.0), image.shape[:2]) for image in pass_images]
-        predictions = self.backend(to_blob(items, self.input_spec, self.preset.resize.pad_value))
+        if len(items) == 1:  # one image per forward (the usual single pass): normalised into a reused buffer
+            batch = self.input_buffers(items[0])
+        else:
+            batch = to_blob(items, self.input_spec, self.preset.resize.pad_value)
+        predictions = self.backend(batch)
         priors = self.anchor_generator.priors_like(input_hw, predictions.box_regs)
         results: list[Candidates] = []
         for b in range(len(pass_images)):
@@ -374,9 +386,11 @@ class Detector:
     def describe(self) -> str:
         """One line naming the model that runs, its weights, the backend and the settings."""
         post, resize = self.preset.postprocess, self.preset.resize
-        size = "original size" if resize.mode == "original" else f"letterbox {resize.size[0]}x{resize.size[1]}"
+        size = {"original": "original size", "long": f"longer side {resize.size[0]}, aspect kept"}.get(
+            resize.mode, f"letterbox {resize.size[0]}x{resize.size[1]}"
+        )
         if self.tta is not None:  # the passes run at the protocol's own sizes; the preset's is only their base
-            size = f"TTA '{self.tta.name}' passes at the protocol's scales ({'relative to ' + size if resize.mode == 'letterbox' else 'of the original size'})"
+            size = f"TTA '{self.tta.name}' passes at the protocol's scales ({'relative to ' + size if resize.mode != 'original' else 'of the original size'})"
         weights = f" ({self.weights_path.name})" if self.weights_path is not None else ""
         return (
             f"{self.model_name}{weights} [{self.backend.name}] preset '{self.preset_name}': {size}, "
@@ -505,6 +519,22 @@ def _torch_backend(
     else:
         built = model.to(torch_device).eval()
     return built, TorchBackend(built, torch_device, fp16=fp16)
+
+
+def _fit_fixed_input(preset: InferencePreset, backend: Any, explicit: bool) -> InferencePreset:
+    """A preset's ``long:N`` rule on a file with a fixed input size (e.g. insightface's
+    ``*_static640.onnx``) letterboxes to that size instead: the file takes no other. Asked for
+    explicitly (``input_size="long:N"``), it is refused with the size to use."""
+    fixed = getattr(backend, "fixed_input", None)
+    if preset.resize.mode != "long" or not fixed or len(fixed) != 4 or fixed[2] is None or fixed[3] is None:
+        return preset
+    height, width = fixed[2], fixed[3]
+    if explicit:
+        raise FacescopeError(
+            f"{backend.path.name} has a fixed {width}x{height} input, so input_size='long:{preset.resize.size[0]}' cannot "
+            f"run it; use input_size={width if width == height else (width, height)} or a file with dynamic sizes (`facescope export`)"
+        )
+    return replace(preset, resize=replace(preset.resize, mode="letterbox", size=(width, height)))
 
 
 def _preset(presets: Any, name: str, model_name: str) -> InferencePreset:

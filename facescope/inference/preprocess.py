@@ -5,9 +5,10 @@ array with :func:`to_tensor`)."""
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -101,6 +102,8 @@ def plan_resize(
     name whose memory estimate checks an original-size input)."""
     if resize.mode == "letterbox":
         return letterbox_plan(image_hw, resize, input_spec.size_divisor)
+    if resize.mode == "long":
+        return long_side_plan(image_hw, resize.size[0], input_spec.size_divisor)
     return original_plan(image_hw, resize, model)
 
 
@@ -120,6 +123,27 @@ def letterbox(image: np.ndarray, resize: ResizeSpec, size_divisor: int) -> Resiz
 def keep_original(image: np.ndarray, resize: ResizeSpec) -> ResizedImage:
     """Keep the original size; the input is padded bottom/right to a multiple of ``size_divisor``."""
     return apply_resize(image, original_plan(image.shape[:2], resize))
+
+
+def long_side_plan(image_hw: tuple[int, int], long_side: int, size_divisor: int) -> ResizePlan:
+    """Scale the longer side to ``long_side``, keeping the aspect ratio; the input is the resized image
+    padded bottom/right only up to a multiple of ``size_divisor``.
+
+    Sides are ``int(side * long_side / longer + 0.5)`` (at least 1) and the boxes map back with
+    separate x and y factors, so the inverse map is exact. E.g. 1024x768 at ``long:640`` ->
+    640x480 content in a 640x480 input (a multiple of 32 already); 1000x750 at ``long:500`` -> 500x375
+    content in a 512x384 input.
+    """
+    height, width = image_hw
+    factor = long_side / max(height, width)
+    new_w, new_h = max(int(width * factor + 0.5), 1), max(int(height * factor + 0.5), 1)
+    input_hw = (_round_up(new_h, size_divisor), _round_up(new_w, size_divisor))
+    return ResizePlan((new_h, new_w), input_hw, (new_w / width, new_h / height), (height, width))
+
+
+def resize_long_side(image: np.ndarray, long_side: int, size_divisor: int) -> ResizedImage:
+    """Resize ``image`` by :func:`long_side_plan` (no copy when it is already that size)."""
+    return apply_resize(image, long_side_plan(image.shape[:2], long_side, size_divisor))
 
 
 def resize_image(image: np.ndarray, resize: ResizeSpec, input_spec: InputSpec) -> ResizedImage:
@@ -166,6 +190,63 @@ def to_blob(images: list[ResizedImage], input_spec: InputSpec, pad_value: float 
             blob *= inv_std.reshape(1, 3, 1, 1)
         batch[i, :, :h, :w] = blob[0]
     return batch
+
+
+class InputBuffers:
+    """Single images normalised straight into a reused ``float32[1, 3, H, W]`` buffer per input size.
+
+    What :func:`to_blob` does for one image, without a padded uint8 canvas and a fresh output array
+    per frame: the padding (letterbox border, stride padding) is written once when a size is first
+    seen and again only where a previous, larger image left pixels; the image region is normalised
+    plane by plane into the buffer in the same float32 arithmetic, ``(float32(pixel) - mean) *
+    float32(1 / std)``, so the values equal :func:`to_blob`'s bit for bit. Buffers are kept per thread
+    (a detector shared by threads never hands one thread's buffer to another) for the last
+    ``cache_size`` input sizes.
+
+    The returned array is overwritten by the next call for that size in the same thread: run the
+    network on it before preparing the next image.
+    """
+
+    def __init__(self, input_spec: InputSpec, pad_value: float = 0.0, cache_size: int = 4) -> None:
+        self.mean = np.asarray(input_spec.mean, dtype=np.float32)
+        self.inv_std = (1.0 / np.asarray(input_spec.std, dtype=np.float64)).astype(np.float32)
+        self.pad = (np.float32(pad_value) - self.mean) * self.inv_std  # (3,) normalised pad per channel
+        # model channel c reads BGR plane source[c]
+        self.source = (2, 1, 0) if input_spec.color == "rgb" else (0, 1, 2)
+        self.cache_size = cache_size
+        self._local = threading.local()
+
+    def __call__(self, item: ResizedImage) -> np.ndarray:
+        """``item`` -> its normalised ``float32[1, 3, *item.input_hw]`` input (a reused buffer)."""
+        buffers: OrderedDict[tuple[int, int], list[Any]] = getattr(self._local, "buffers", None) or OrderedDict()
+        self._local.buffers = buffers
+        entry = buffers.pop(item.input_hw, None)
+        if entry is None:
+            blob = np.empty((1, 3, *item.input_hw), dtype=np.float32)
+            blob[0] = self.pad.reshape(3, 1, 1)
+            entry = [blob, (0, 0)]
+        buffers[item.input_hw] = entry
+        while len(buffers) > self.cache_size:
+            buffers.popitem(last=False)
+        blob, (last_h, last_w) = entry
+        h, w = item.image.shape[:2]
+        self._clear_leftovers(blob[0], (last_h, last_w), (h, w))
+        planes = cv2.split(item.image)
+        for channel, source in enumerate(self.source):
+            region = blob[0, channel, :h, :w]
+            np.subtract(planes[source], self.mean[channel], out=region, dtype=np.float32)
+            region *= self.inv_std[channel]
+        entry[1] = (h, w)
+        return blob
+
+    def _clear_leftovers(self, blob: np.ndarray, last_hw: tuple[int, int], hw: tuple[int, int]) -> None:
+        """Reset to padding what the previous image covered and this one does not."""
+        (last_h, last_w), (h, w) = last_hw, hw
+        pad = self.pad.reshape(3, 1, 1)
+        if last_h > h:
+            blob[:, h:last_h, :last_w] = pad
+        if last_w > w:
+            blob[:, : min(h, last_h), w:last_w] = pad
 
 
 def _single_blob(

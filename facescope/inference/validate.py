@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from facescope.errors import FacescopeError
+from facescope.models.spec import LONG_PREFIX, parse_long_side
 
 MAX_INPUT_SIDE = 16384  # a network input side beyond 16K pixels is a typo, not a photo
 GIB = 1024**3
@@ -70,12 +71,21 @@ def check_positive_int(name: str, value: Any, maximum: int | None = None) -> int
 
 
 def check_input_size(value: Any, name: str = "input_size") -> int | tuple[int, int] | str | None:
-    """``None``, ``"original"``, a side ``S`` (square ``S x S``) or ``(width, height)``, each side
-    in ``[1, MAX_INPUT_SIDE]``. Returns the value with sides as ints (tuples stay tuples)."""
+    """``None``, ``"original"``, ``"long:N"`` (longer side to ``N``), a side ``S`` (square ``S x S``)
+    or ``(width, height)``, each side in ``[1, MAX_INPUT_SIDE]``. Returns the value with sides as
+    ints (tuples stay tuples, ``"long:N"`` comes back normalised)."""
     if value is None or value == "original":
         return value
     if isinstance(value, str):
-        raise InvalidOptionError(f"{name} must be a side such as 640, a (width, height) pair or 'original', got {value!r}")
+        try:
+            long_side = parse_long_side(value)
+        except ValueError as exc:
+            raise InvalidOptionError(f"{name}: {exc}") from None
+        if long_side is None:
+            raise InvalidOptionError(
+                f"{name} must be a side such as 640, a (width, height) pair, 'original' or 'long:N', got {value!r}"
+            )
+        return f"{LONG_PREFIX}{check_positive_int(f'{name} long side', long_side, MAX_INPUT_SIDE)}"
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise InvalidOptionError(f"{name} must be (width, height), got {value!r}")
@@ -226,6 +236,9 @@ def validate_detector_options(
     if threads is not None:
         check_positive_int("threads", threads)
     size = check_input_size(input_size)
-    if size is not None and size != "original":
+    if isinstance(size, str) and size != "original":  # long:N: at most an N x N input
+        long_side = int(size[len(LONG_PREFIX) :])
+        check_input_memory((long_side, long_side), 1, model)
+    elif size is not None and size != "original":
         check_input_memory(_letterbox_hw(size), 1, model)  # type: ignore[arg-type]
     check_device(device, backend)

@@ -37,14 +37,25 @@ class ResizeSpec:
       ``Resize`` (``int(x * s + 0.5)``, separate x and y factors).
     * ``"original"``: keep the original size and pad bottom/right up to a multiple of
       ``size_divisor`` (1 = no padding).
+    * ``"long"``: scale so that the longer side becomes ``size[0]`` (``size == (N, N)``), keep the
+      aspect ratio (sides ``int(side * N / longer + 0.5)``, separate x and y factors), and pad
+      bottom/right only up to the model's size divisor: a 4:3 photo at ``long:640`` runs at
+      640x480, not on a 640x640 canvas (``input_size="long:640"``). Needs a graph that takes
+      dynamic sizes.
     """
 
-    mode: Literal["letterbox", "original"] = "letterbox"
+    mode: Literal["letterbox", "original", "long"] = "letterbox"
     size: tuple[int, int] = (640, 640)
     rounding: Literal["floor", "round"] = "floor"
     scale_mode: Literal["single", "per_axis"] = "single"
     pad_value: float = 0.0
     size_divisor: int = 32
+
+    def size_text(self) -> str:
+        """``"long:640"``, ``"640x480"`` (letterbox width x height) or ``"original"``: the input-size spelling."""
+        if self.mode == "long":
+            return f"{LONG_PREFIX}{self.size[0]}"
+        return f"{self.size[0]}x{self.size[1]}" if self.mode == "letterbox" else self.mode
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,8 @@ class InferencePreset:
         nms_thresh: float | None = None,
         input_size: int | tuple[int, int] | str | None = None,
     ) -> InferencePreset:
-        """Copy with user overrides; ``input_size`` is an int (square), ``(w, h)`` or ``"original"``."""
+        """Copy with user overrides; ``input_size`` is an int (square), ``(w, h)``, ``"original"`` or
+        ``"long:N"`` (longer side to ``N``, aspect kept)."""
         post = self.postprocess
         if score_thresh is not None:
             post = replace(post, score_thresh=float(score_thresh))
@@ -102,10 +114,27 @@ class InferencePreset:
         return replace(self, resize=resize, postprocess=post)
 
 
+LONG_PREFIX = "long:"
+
+
+def parse_long_side(text: str) -> int | None:
+    """``"long:640"`` -> 640; None for any other text (``"long:x"`` and ``"long:0"`` are errors)."""
+    cleaned = text.strip().lower()
+    if not cleaned.startswith(LONG_PREFIX):
+        return None
+    digits = cleaned[len(LONG_PREFIX) :]
+    if not digits.isdigit() or int(digits) < 1:
+        raise ValueError(f"'long:N' needs a whole number N >= 1, got {text!r}")
+    return int(digits)
+
+
 def _resize_for(resize: ResizeSpec, input_size: int | tuple[int, int] | str) -> ResizeSpec:
     if isinstance(input_size, str):
+        long_side = parse_long_side(input_size)
+        if long_side is not None:
+            return replace(resize, mode="long", size=(long_side, long_side))
         if input_size != "original":
-            raise ValueError(f"input_size must be an int, (width, height) or 'original', got {input_size!r}")
+            raise ValueError(f"input_size must be an int, (width, height), 'original' or 'long:N', got {input_size!r}")
         return replace(resize, mode="original")
     size = (int(input_size), int(input_size)) if isinstance(input_size, int) else tuple(int(v) for v in input_size)
     if len(size) != 2 or min(size) <= 0:

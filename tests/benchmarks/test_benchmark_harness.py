@@ -26,7 +26,7 @@ def synthetic_results() -> dict:
         "settings": {"runs": 20, "warmup": 3, "sizes": ["640x480"], "threads": [1], "image": "t1.jpg"},
         "specs": [{"name": ref, "note": "r"}, {"name": ort, "reference": ref, "note": "o"}, {"name": torch_row, "reference": ref, "note": "t"}],
         "latency": [dict(row, name=ref, size="640x480", threads=1, median_ms=40.0),
-                    dict(row, name=ort, size="640x480", threads=1, median_ms=36.0),
+                    dict(row, name=ort, size="640x480", threads=1, median_ms=32.0),
                     dict(row, name=torch_row, size="640x480", threads=1, median_ms=80.0)],
         "paired": [{"name": torch_row, "reference": ref, "size": "640x480", "threads": 1, "median_ms": 50.0,
                     "reference_median_ms": 40.0, "ratio": 1.25, "runs": 60}],
@@ -39,9 +39,9 @@ def synthetic_results() -> dict:
 def test_ratios_verdicts_and_reports(tmp_path):
     results = synthetic_results()
     add_ratios(results)
-    assert [r["ratio"] for r in results["latency"]] == [1.0, 0.9, 2.0]
+    assert [r["ratio"] for r in results["latency"]] == [1.0, 0.8, 2.0]
     text = markdown(results)
-    assert "36.0 ms vs reference 40.0 ms = ×0.90 (target ≤ ×1.0): **met**" in text
+    assert "32.0 ms vs reference 40.0 ms = ×0.80 (target ≤ ×0.85): **met**" in text
     assert "80.0 ms vs reference 40.0 ms = ×2.00 (target ≤ ×1.5): **MISSED by 33.3%**" in text
     assert "50.0 ms vs 40.0 ms = ×1.25: **met**" in text  # the paired ratio
     assert "= +6.00% (target ≤ 5%): **MISSED**" in text

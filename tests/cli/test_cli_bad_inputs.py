@@ -44,7 +44,7 @@ def _argparse_error(argv: list[str], capsys) -> str:
         ("--input-size", "0", "argument --input-size: size must be >= 1, got 0"),
         ("--input-size", "-5", "argument --input-size: size must be >= 1, got -5"),
         ("--input-size", "100000x100000", "argument --input-size: size width must be <= 16384, got 100000"),
-        ("--input-size", "640x", "argument --input-size: invalid size '640x': use 640, 1280x720 (width x height) or original"),
+        ("--input-size", "640x", "argument --input-size: invalid size '640x': use 640, 1280x720 (width x height), original or long:640"),
         ("--threads", "0", "argument --threads: must be >= 1, got 0"),
         ("--crop-size", "0", "argument --crop-size: must be >= 1, got 0"),
         ("--max-pixels", "-3", "argument --max-pixels: must be >= 1 pixel, got '-3'"),

@@ -64,7 +64,7 @@ def test_tta_summary_names_the_protocol_sizes_not_the_letterbox(shared_data, scr
     from facescope.inference.detector import Detector
 
     described = Detector("scrfd_500m_kps", scrfd_onnx["scrfd_500m_kps"], tta="multiscale").describe()
-    assert "TTA 'multiscale' passes at the protocol's scales (relative to letterbox 640x640)" in described
+    assert "TTA 'multiscale' passes at the protocol's scales (relative to longer side 640, aspect kept)" in described  # SCRFD's default: long:640
     assert ": letterbox 640x640" not in described
 
 

@@ -25,7 +25,7 @@ def _photos(folder: Path, source: Path, count: int, width: int = 480) -> list[Pa
     image = cv2.imread(str(source))
     image = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])))
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"p{i:02d}.jpg" for i in range(count)]
+    paths = [folder / f"p{i:03d}.jpg" for i in range(count)]
     for path in paths:
         cv2.imwrite(str(path), image)
     return paths
@@ -52,11 +52,11 @@ def test_outputs_inside_the_source_are_never_read_back(tmp_path, shared_data, ca
     assert main([*args, "--quiet"]) == 0
     assert main([*args, "--quiet"]) == 0  # the same run again: nothing new, no ann/ann
     assert not (photos / "ann" / "ann").exists() and not (photos / "ann" / "crops").exists()
-    assert sorted(p.name for p in (photos / "ann").glob("*.jpg")) == ["p00.jpg", "p01.jpg"]
+    assert sorted(p.name for p in (photos / "ann").glob("*.jpg")) == ["p000.jpg", "p001.jpg"]
     # another output folder later: the first run's outputs (marked) are still not inputs
     assert main(["detect", str(photos), "--out", str(photos / "ann2"), "--json", str(tmp_path / "b.json"), "--quiet"]) == 0
     images = [r["image"] for r in json.loads((tmp_path / "b.json").read_text())["images"]]
-    assert images == ["p00.jpg", "p01.jpg"]
+    assert images == ["p000.jpg", "p001.jpg"]
     capsys.readouterr()
     assert main(["detect", str(photos / "ann"), "--quiet"]) == 2  # an output folder as the source: said, not guessed
     assert "holds the output of an earlier facescope run" in capsys.readouterr().err
@@ -75,8 +75,9 @@ def test_a_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, share
 
 
 def test_sigint_keeps_every_finished_image_and_a_rerun_completes_it(tmp_path, shared_data):
+    COUNT = 240  # enough that the run is still going when the first save (after ~1 s) is seen, at ~70 images/s
     photos, ann, crops, faces = tmp_path / "photos", tmp_path / "ann", tmp_path / "crops", tmp_path / "faces.json"
-    _photos(photos, shared_data / "images/crowd/t1.jpg", 40)
+    _photos(photos, shared_data / "images/crowd/t1.jpg", COUNT)
     command = [sys.executable, "-m", "facescope", "detect", str(photos), "--out", str(ann), "--crops", str(crops), "--json", str(faces)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -94,15 +95,15 @@ def test_sigint_keeps_every_finished_image_and_a_rerun_completes_it(tmp_path, sh
     assert "the same command continues where it stopped" in stderr and "Traceback" not in stderr
     interrupted = json.loads(faces.read_text())  # valid JSON
     finished = [r["image"] for r in interrupted["images"]]
-    assert interrupted["complete"] is False and 2 <= len(finished) < 40
+    assert interrupted["complete"] is False and 2 <= len(finished) < COUNT
     assert all(len(r["faces"]) == 6 for r in interrupted["images"])  # t1.jpg's 6 faces
     assert all((ann / name).is_file() and (crops / f"{Path(name).stem}_5.png").is_file() for name in finished)
 
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"continuing: {len(finished)} of 40 images were finished by an earlier run" in rerun.stderr
+    assert f"continuing: {len(finished)} of {COUNT} images were finished by an earlier run" in rerun.stderr
     complete = json.loads(faces.read_text())
-    assert complete["complete"] is True and [r["image"] for r in complete["images"]] == [f"p{i:02d}.jpg" for i in range(40)]
+    assert complete["complete"] is True and [r["image"] for r in complete["images"]] == [f"p{i:03d}.jpg" for i in range(COUNT)]
     assert complete["images"][: len(finished)] == interrupted["images"]  # kept as they were (images run in path order)
-    assert len(list(ann.glob("*.jpg"))) == 40 and len(list(crops.glob("*.png"))) == 40 * 6
+    assert len(list(ann.glob("*.jpg"))) == COUNT and len(list(crops.glob("*.png"))) == COUNT * 6
     assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary file left behind

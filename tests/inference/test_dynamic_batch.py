@@ -45,8 +45,9 @@ def _assert_same(expected, actual):
 
 def test_dynamic_file_runs_one_forward_per_batch_with_batch_1_results(dynamic_batch_onnx, wider_val_images):
     images = wider_val_images[:6]
-    single = Detector("scrfd_500m_kps", dynamic_batch_onnx, batch_size=1, threads=1)
-    batched = Detector("scrfd_500m_kps", dynamic_batch_onnx, batch_size=4, threads=1)
+    # a square letterbox gives every image one input size (the default long:640 keeps each photo's aspect)
+    single = Detector("scrfd_500m_kps", dynamic_batch_onnx, batch_size=1, threads=1, input_size=640)
+    batched = Detector("scrfd_500m_kps", dynamic_batch_onnx, batch_size=4, threads=1, input_size=640)
     assert batched.batches_natively
     sizes = _forward_batch_sizes(batched)
     _assert_same(single.detect_batch(images), batched.detect_batch(images))

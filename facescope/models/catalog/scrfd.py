@@ -31,8 +31,9 @@ def scrfd_head(has_landmarks: bool) -> HeadLayout:
 
 SCRFD_PRESETS: dict[str, InferencePreset] = {
     "default": InferencePreset(
-        "letterbox to 640x640, score >= 0.5, NMS 0.4 (the insightface model_zoo pipeline)",
-        ResizeSpec("letterbox", (640, 640)),
+        "longer side to 640, aspect kept, padded only to a multiple of 32 (long:640: the scale of the 640x640 "
+        "letterbox without its padding), score >= 0.5, NMS 0.4; files with a fixed input size letterbox to it",
+        ResizeSpec("long", (640, 640)),
         PostprocessSettings(score_thresh=0.5, nms_thresh=0.4, nms_pixel_offset=1.0),
     ),
     "official": InferencePreset(
