@@ -154,10 +154,22 @@ class RetinaFacePaper(_RetinaFaceBase):
 # ---------------------------------------------------------------------------------------------
 
 def retinaface_mnet025() -> RetinaFace:
+    """The Pytorch_Retinaface MobileNet-0.25 network (``mobilenet0.25_Final.pth`` layout).
+
+    Example:
+        >>> sum(p.numel() for p in retinaface_mnet025().parameters())
+        426608
+    """
     return RetinaFace(RetinaFaceMobileNetV1(), out_channels=64)
 
 
 def retinaface_r50() -> RetinaFace:
+    """The Pytorch_Retinaface ResNet-50 network (``Resnet50_Final.pth`` layout).
+
+    Example:
+        >>> sum(p.numel() for p in retinaface_r50().parameters())
+        27293600
+    """
     return RetinaFace(TorchvisionResNetBody(50, ("layer2", "layer3", "layer4")), out_channels=256)
 
 

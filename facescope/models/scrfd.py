@@ -118,35 +118,83 @@ def _resnet_10g() -> ResNetV1e:
 
 
 def scrfd_500m() -> SCRFD:
+    """SCRFD-0.5GF (config ``scrfd_500m``): MobileNetV1 backbone, GN shared depthwise head.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_500m().parameters())
+        572741
+    """
     return build_scrfd(_mbv1_500m(), 16, 64, 2, GN(16), share_towers=True, depthwise=True, use_scale=True, use_landmarks=False)
 
 
 def scrfd_500m_kps() -> SCRFD:
+    """SCRFD-0.5GF with 5 landmarks (config ``scrfd_500m_bnkps``): BN, per-level towers, no scales.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_500m_kps().parameters())
+        631410
+    """
     return build_scrfd(_mbv1_500m(), 16, 64, 2, BN, share_towers=False, depthwise=True, use_scale=False, use_landmarks=True)
 
 
 def scrfd_1g() -> SCRFD:
+    """SCRFD-1GF: MobileNetV1 backbone, GN shared depthwise head.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_1g().parameters())
+        635565
+    """
     backbone = MobileNetV1((32, 48, 48, 160, 216, 312), (3, 2, 1, 5))
     return build_scrfd(backbone, 24, 96, 2, GN(8), share_towers=True, depthwise=True, use_scale=True, use_landmarks=False)
 
 
 def scrfd_2_5g() -> SCRFD:
+    """SCRFD-2.5GF: basic-block ResNetV1e, GN shared head.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_2_5g().parameters())
+        671761
+    """
     return build_scrfd(_resnet_2_5g(), 24, 64, 2, GN(16), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
 
 def scrfd_2_5g_kps() -> SCRFD:
+    """SCRFD-2.5GF with 5 landmarks (config ``scrfd_2.5g_bnkps``): BN, per-level towers.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_2_5g_kps().parameters())
+        819809
+    """
     return build_scrfd(_resnet_2_5g(), 24, 64, 2, BN, share_towers=False, depthwise=False, use_scale=True, use_landmarks=True)
 
 
 def scrfd_10g() -> SCRFD:
+    """SCRFD-10GF: basic-block ResNetV1e, GN shared head of three convs.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_10g().parameters())
+        3860225
+    """
     return build_scrfd(_resnet_10g(), 56, 80, 3, GN(16), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
 
 def scrfd_10g_kps() -> SCRFD:
+    """SCRFD-10GF with 5 landmarks (config ``scrfd_10g_bnkps``): BN, per-level towers.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_10g_kps().parameters())
+        4229905
+    """
     return build_scrfd(_resnet_10g(), 56, 80, 3, BN, share_towers=False, depthwise=False, use_scale=True, use_landmarks=True)
 
 
 def scrfd_34g() -> SCRFD:
+    """SCRFD-34GF: bottleneck ResNetV1e, GN shared head.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_34g().parameters())
+        9802737
+    """
     backbone = ResNetV1e(56, "bottleneck", (17, 16, 2, 8), (56, 56, 144, 184))
     return build_scrfd(backbone, 128, 256, 2, GN(32), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
@@ -155,21 +203,45 @@ def scrfd_34g() -> SCRFD:
 
 
 def scrfd_base_500m() -> SCRFD:
+    """The paper's Table 2 baseline MobileNet-0.5GF.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_base_500m().parameters())
+        378829
+    """
     backbone = MobileNetV1((8, 16, 32, 64, 128, 256), (2, 2, 6, 3))
     return build_scrfd(backbone, 32, 80, 2, GN(16), share_towers=True, depthwise=True, use_scale=True, use_landmarks=False)
 
 
 def scrfd_base_2_5g() -> SCRFD:
+    """The paper's Table 2 baseline ResNet-2.5GF.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_base_2_5g().parameters())
+        1624709
+    """
     backbone = ResNetV1e(16, "basic", (3, 4, 6, 3), (16, 32, 64, 128))
     return build_scrfd(backbone, 48, 96, 2, GN(16), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
 
 def scrfd_base_10g() -> SCRFD:
+    """The paper's Table 2 baseline ResNet-10GF.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_base_10g().parameters())
+        6851069
+    """
     backbone = ResNetV1e(32, "basic", (3, 4, 6, 3), (32, 64, 128, 256))
     return build_scrfd(backbone, 128, 160, 2, GN(32), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
 
 def scrfd_base_34g() -> SCRFD:
+    """The paper's Table 2 baseline ResNet-34GF.
+
+    Example:
+        >>> sum(p.numel() for p in scrfd_base_34g().parameters())
+        24814189
+    """
     backbone = ResNetV1e(64, "bottleneck", (3, 8, 4, 3), (64, 128, 256, 512))
     return build_scrfd(backbone, 128, 256, 2, GN(32), share_towers=True, depthwise=False, use_scale=True, use_landmarks=False)
 
@@ -197,9 +269,9 @@ def scrfd_cr(
     The defaults build SCRFD-2.5GF's structure (``scrfd_2.5g``).
 
     Example:
-        >>> model = scrfd_cr(16, "basic", (2, 2, 2, 2), (16, 32, 32, 64), 16, 1, 32)
-        >>> model.head.keys
-        ['0']
+        >>> sum(p.numel() for p in scrfd_cr().parameters())  # the defaults: scrfd_2.5g's structure
+        671761
+        >>> small = scrfd_cr(16, "basic", (2, 2, 2, 2), (16, 32, 32, 64), neck_width=16, head_convs=1, head_width=32)
     """
     if len(depths) != 4 or len(widths) != 4:
         raise ValueError(f"scrfd_cr needs four stage depths and widths, got depths={list(depths)}, widths={list(widths)}")

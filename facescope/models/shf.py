@@ -200,7 +200,12 @@ class MobileNetStride16Body(RetinaFaceMobileNetV1):
 
 
 def shf_vgg16() -> SHF:
-    """The released SHF (VGG16) with random initialisation (new layers: Gaussian std 0.01, as Caffe)."""
+    """The released SHF (VGG16) with random initialisation (new layers: Gaussian std 0.01, as Caffe).
+
+    Example:
+        >>> sum(p.numel() for p in shf_vgg16().parameters())
+        18077010
+    """
     return SHF()
 
 
@@ -212,6 +217,10 @@ def shf_mnet025() -> SHF:
     Gaussian std 0.01: the release's std suits VGG's raw-pixel-scale activations, but on the batch-normalised
     MobileNet maps it shrinks the signal ~30x per layer, and the stacked ReLUs die within the first steps
     (measured: every anchor then scores the same). The classification and box convs keep std 0.01.
+
+    Example:
+        >>> sum(p.numel() for p in shf_mnet025().parameters())
+        484962
     """
     model = SHF(MobileNetStride16Body(), reduced=64, fused=128, head_channels=64)
     fusion = model.fusion
