@@ -53,7 +53,7 @@ def test_detector_default_runs_without_torch_network_or_cache(tmp_path):
     # no weights downloaded or cached (the onnxruntime backend may cache its merged-convolution rewrite of the
     # graph under onnx_optimized/ when the onnx package is there; the base install has none and writes nothing)
     home = tmp_path / "empty_home"
-    assert not (home / "weights").exists() and sorted(p.name for p in home.iterdir() if home.exists()) in ([], ["onnx_optimized"])
+    assert not (home / "weights").exists() and (sorted(p.name for p in home.iterdir()) if home.exists() else []) in ([], ["onnx_optimized"])
 
 
 @pytest.mark.shared
