@@ -11,7 +11,6 @@ from typing import Any
 from facescope.cli import argtypes, detect_ray
 from facescope.cli.common import add_model_arguments, make_detector
 from facescope.cli.detect_image import count, crop_target, detect_one
-from facescope.cli.folder_run import FolderOutputs, check_folder_outputs, run_folder
 from facescope.cli.preflight import check_detect_paths
 from facescope.cli.video import add_video_arguments, run_video
 from facescope.errors import FacescopeError
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     detect_ray.check_engine_options(args)
     if args.engine == "ray":
         return detect_ray.run(args)
-    from facescope.inference.video import is_video_source
+    from facescope.inference.video_source import is_video_source
 
     if is_video_source(args.source):
         return run_video(args)
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise FacescopeError(f"no such file or folder: {source}")
     check_detect_paths(source, args)  # outputs and the image's pixel budget, before any work
     if source.is_dir():
+        from facescope.cli.folder_run import FolderOutputs, check_folder_outputs
+
         check_folder_outputs(source, FolderOutputs.from_args(args))  # never write into the source images
     # one image: a bar over its TTA passes; a folder has its own bar over the images
     detector = make_detector(args, tta_progress=not args.quiet and not source.is_dir())
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise FacescopeError(f"--crops needs landmarks, and model '{args.model}' predicts none; use a *_kps or retinaface model")
     _note_benchmark_threshold(detector, args)
     if source.is_dir():
+        from facescope.cli.folder_run import run_folder
+
         return run_folder(detector, source, args)
     return _run_image(detector, source, args)
 

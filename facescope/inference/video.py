@@ -25,16 +25,14 @@ import cv2
 import numpy as np
 
 from facescope.errors import FacescopeError
+from facescope.inference.video_source import STREAM_SCHEMES, VIDEO_SUFFIXES, VideoSource, is_video_source  # noqa: F401 - re-exported
 from facescope.structures import Detections
 from facescope.tracking import FaceTracker, TrackedFaces, TrackerConfig
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 # FourCC per output container: MPEG-4 part 2 and Motion-JPEG and VP8 are what the wheel's FFmpeg writes
 WRITER_FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 DEFAULT_WRITE_FPS = 30.0  # annotated output of a source that declares no rate (most cameras)
 
-VideoSource = str | Path | int
 
 
 class VideoOpenError(FacescopeError):
@@ -52,16 +50,6 @@ def quiet_decoder_logs() -> None:
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when a capture opens
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
-def is_video_source(source: VideoSource) -> bool:
-    """A camera index (an int or a string of digits), a stream URL or a path with a video suffix."""
-    if isinstance(source, int):
-        return True
-    text = str(source)
-    if text.isdigit():
-        return not Path(text).exists()  # a file or folder named "0" stays a path
-    return text.lower().startswith(STREAM_SCHEMES) or Path(text).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

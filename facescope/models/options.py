@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-import yaml
-
 from facescope.errors import ConfigError, WeightsError
 
 FILE_KEY = "__model_file__"  # marks a ModelFile in the saved form
@@ -137,6 +135,8 @@ def _coerce_file(name: str, value: Any) -> ModelFile | None:
 
 
 def _parse_scalar(text: str) -> Any:
+    import yaml  # here, not at the top: detection with ONNX weights never parses an option string
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
