@@ -43,3 +43,17 @@ def test_bad_input_is_refused_with_the_shapes():
         empirical_bootstrap(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="at least 2 models"):
         empirical_bootstrap(np.zeros(2), np.array([1.0, np.nan]))
+
+
+def test_recommendation_prefers_a_member_inside_the_intervals_and_says_when_none_is():
+    from facescope.search.scrfd_cr.analysis import Row, recommend
+    from facescope.search.scrfd_cr.bootstrap import BootstrapEstimate
+    from facescope.search.scrfd_cr.space import CRArchitecture
+
+    arch = CRArchitecture(8, "basic", (1, 1, 1, 1), (8, 8, 8, 8), 8, 1, 8)
+    rows = [Row(name, arch, 0.5, {"stem": stem}, {"hard": hard}, None, None)
+            for name, stem, hard in (("a", 0.9, 0.30), ("b", 0.3, 0.20), ("c", 0.35, 0.10))]  # fmt: skip
+    interval = {"stem": BootstrapEstimate(0.2, 0.4, 0.3, 0.9, 100)}
+    assert [(row.trial_id, inside) for row, inside in [recommend(rows, interval, ("stem",))]] == [("b", True)]
+    narrow = {"stem": BootstrapEstimate(0.5, 0.6, 0.55, 0.9, 100)}
+    assert [(row.trial_id, inside) for row, inside in [recommend(rows, narrow, ("stem",))]] == [("a", False)]

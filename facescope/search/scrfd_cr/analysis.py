@@ -8,7 +8,8 @@
   correlation (Spearman) of the training-free score with hard AP, and the failed trials with their errors;
 * ``figure5_backbone.png`` (ratio of each backbone component vs hard AP, bootstrap interval shaded),
   ``figure6_shallow.png`` (shallow-stage share), ``figure9_detector.png`` (backbone / neck / head);
-* ``recommended.yaml``: a recipe ``facescope train`` accepts, training the recommended architecture.
+* ``recommended.yaml``: a recipe ``facescope train`` accepts, training the recommended architecture (the most
+  accurate member inside every interval; the most accurate overall, marked so in the summary, when none is).
 """
 
 from __future__ import annotations
@@ -86,12 +87,12 @@ def proxy_correlation(rows: list[Row]) -> float | None:
     return None if np.isnan(rho) else float(rho)
 
 
-def recommend(rows: list[Row], intervals: dict[str, BootstrapEstimate], parts: tuple[str, ...]) -> Row:
-    """The most accurate trained member whose ratios of ``parts`` all lie in their bootstrap intervals
-    (the most accurate member overall when none does)."""
+def recommend(rows: list[Row], intervals: dict[str, BootstrapEstimate], parts: tuple[str, ...]) -> tuple[Row, bool]:
+    """The most accurate trained member whose ratios of ``parts`` all lie in their bootstrap intervals, and
+    True; or, when no member does, the most accurate member overall, and False."""
     trained = sorted((r for r in rows if r.ap is not None), key=lambda r: -r.ap["hard"])  # type: ignore[index]
     inside = [r for r in trained if all(intervals[p].contains(r.ratios[p]) for p in parts)]
-    return (inside or trained)[0]
+    return (inside[0], True) if inside else (trained[0], False)
 
 
 def analyze(search_dir: str | Path, *, base_recipe: str | Path | None = None, top_fraction: float = 0.0,
@@ -101,7 +102,7 @@ def analyze(search_dir: str | Path, *, base_recipe: str | Path | None = None, to
     _, settings = read_population(search_dir)
     intervals = bootstrap_ratios(rows, top_fraction=top_fraction, resamples=resamples)
     step = int(settings.get("step", 1))
-    best = recommend(rows, intervals, BACKBONE_PARTS if step == 1 else (*BACKBONE_PARTS, *DETECTOR_PARTS))
+    best, inside = recommend(rows, intervals, BACKBONE_PARTS if step == 1 else (*BACKBONE_PARTS, *DETECTOR_PARTS))
     out = Path(search_dir) / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -110,7 +111,8 @@ def analyze(search_dir: str | Path, *, base_recipe: str | Path | None = None, to
         "trained": sum(r.ap is not None for r in rows),
         "failed": {r.trial_id: r.error for r in rows if r.ap is None and r.error},
         "intervals": {name: vars(est) for name, est in intervals.items()},
-        "recommended": {"trial_id": best.trial_id, "model_args": best.arch.model_args(), "ap": best.ap, "gflops": best.gflops},
+        "recommended": {"trial_id": best.trial_id, "model_args": best.arch.model_args(), "ap": best.ap, "gflops": best.gflops,
+                        "inside_intervals": inside},
         "proxy_spearman_hard_ap": proxy_correlation(rows),
         "backbone_ratio_bounds": {p: [intervals[p].low, intervals[p].high] for p in BACKBONE_PARTS},
     }

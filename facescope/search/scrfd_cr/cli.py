@@ -132,7 +132,8 @@ def _analyze(args: argparse.Namespace) -> int:
     for name, est in summary["intervals"].items():
         print(f"  {name:<8} [{est['low']:.3f}, {est['high']:.3f}]  median {est['median']:.3f}")
     rec = summary["recommended"]
-    print(f"recommended: {rec['trial_id']} hard AP {rec['ap']['hard']:.4f}, {rec['gflops']:.3f} GF -> {args.search_dir / 'analysis'}")
+    where = "inside every interval" if rec["inside_intervals"] else "no member lies inside every interval: the most accurate one"
+    print(f"recommended: {rec['trial_id']} ({where}) hard AP {rec['ap']['hard']:.4f}, {rec['gflops']:.3f} GF -> {args.search_dir / 'analysis'}")
     if summary["proxy_spearman_hard_ap"] is not None:
         print(f"training-free score vs hard AP: Spearman {summary['proxy_spearman_hard_ap']:.3f}")
     return 0
