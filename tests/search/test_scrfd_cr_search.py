@@ -46,13 +46,27 @@ def _run_command(search_dir: Path, *extra: str) -> list[str]:
             "--data-root", str(shared_path("")), "--cpus", "2", *extra, *TINY_TRIAL]  # fmt: skip
 
 
-@pytest.mark.slow
-def test_killed_search_resumes_without_retraining_the_finished_trial(tmp_path: Path):
+def _sampled_search(tmp_path: Path, edit_members=None) -> Path:
+    """A search folder with two sampled members (``edit_members`` may change the member list in place)."""
     shared_path("widerface/WIDER_val/images")
     search_dir = tmp_path / "search"
     assert main(["search", "scrfd-cr", "sample", "--out", str(search_dir), "--count", "2", *SMALL]) == 0
+    if edit_members is not None:
+        population = json.loads((search_dir / "population.json").read_text())
+        edit_members(population["members"])
+        (search_dir / "population.json").write_text(json.dumps(population))
+    return search_dir
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_retraining_the_finished_trial(tmp_path: Path):
+    search_dir = _sampled_search(tmp_path)
     first_result = search_dir / "trials/s1-0000/result.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = _env()
     # One trial at a time, so the search can be killed between the first and the second.
     process = subprocess.Popen(_run_command(search_dir, "--concurrent", "1"), env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -76,14 +90,11 @@ def test_killed_search_resumes_without_retraining_the_finished_trial(tmp_path: P
 
 @pytest.mark.slow
 def test_a_failing_trial_is_recorded_retried_and_the_search_goes_on(tmp_path: Path):
-    shared_path("widerface/WIDER_val/images")
-    search_dir = tmp_path / "search"
-    assert main(["search", "scrfd-cr", "sample", "--out", str(search_dir), "--count", "2", *SMALL]) == 0
-    population = json.loads((search_dir / "population.json").read_text())
-    population["members"][1]["model_args"]["block"] = "no_such_block"  # the builder refuses it
-    (search_dir / "population.json").write_text(json.dumps(population))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    run = subprocess.run(_run_command(search_dir, "--retries", "1"), env=env, capture_output=True, text=True, timeout=600)
+    def break_second(members):
+        members[1]["model_args"]["block"] = "no_such_block"  # the builder refuses it
+
+    search_dir = _sampled_search(tmp_path, break_second)
+    run = subprocess.run(_run_command(search_dir, "--retries", "1"), env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "finished 1 now, 0 earlier; given up: 1" in run.stdout
     errors = (search_dir / "trials/s1-0001/errors.jsonl").read_text().splitlines()
@@ -95,7 +106,7 @@ def test_run_without_ray_names_the_extra_in_one_line(tmp_path: Path):
     assert main(["search", "scrfd-cr", "sample", "--out", str(tmp_path / "s"), "--count", "2", *SMALL]) == 0
     blocker = "import sys; sys.modules['ray'] = None; from facescope.cli import main; sys.exit(main(sys.argv[1:]))"
     run = subprocess.run([sys.executable, "-c", blocker, "search", "scrfd-cr", "run", str(tmp_path / "s"), "--recipe", str(RECIPE)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, env=_env(), timeout=120)  # fmt: skip
     assert run.returncode == 2
     assert run.stderr.strip() == 'facescope: error: the CR search runs on Ray: pip install "facescope[search]"'
     assert not (tmp_path / "s/trials").exists()  # nothing started
@@ -103,14 +114,9 @@ def test_run_without_ray_names_the_extra_in_one_line(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_trial_trains_as_a_two_process_ddp_group(tmp_path: Path):
-    shared_path("widerface/WIDER_val/images")
-    search_dir = tmp_path / "search"
-    assert main(["search", "scrfd-cr", "sample", "--out", str(search_dir), "--count", "2", *SMALL]) == 0
+    search_dir = _sampled_search(tmp_path, lambda members: members.__delitem__(slice(1, None)))  # one member
     population = json.loads((search_dir / "population.json").read_text())
-    population["members"] = population["members"][:1]
-    (search_dir / "population.json").write_text(json.dumps(population))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    run = subprocess.run(_run_command(search_dir, "--trial-procs", "2", "--trial-cpus", "2"), env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(_run_command(search_dir, "--trial-procs", "2", "--trial-cpus", "2"), env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads((search_dir / "trials/s1-0000/result.json").read_text())
     assert result["iterations"] == 2
