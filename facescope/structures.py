@@ -112,7 +112,8 @@ class Face:
         return f"Face(box=[{box}], score={self.score:.3f}{points})"
 
 
-def _plural(number: int, noun: str) -> str:
+def count_noun(number: int, noun: str) -> str:
+    """``1 face``, ``0 faces``, ``6 faces``."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
@@ -191,7 +192,7 @@ class Detections:
     def __repr__(self) -> str:
         points = "with" if self.landmarks is not None else "without"
         best = f", best score {float(self.scores.max()):.3f}" if len(self) else ""
-        return f"Detections({_plural(len(self), 'face')} {points} landmarks{best})"
+        return f"Detections({count_noun(len(self), 'face')} {points} landmarks{best})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Detections):

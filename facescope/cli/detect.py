@@ -10,11 +10,12 @@ from typing import Any
 
 from facescope.cli import argtypes, detect_ray
 from facescope.cli.common import add_model_arguments, make_detector
-from facescope.cli.detect_image import count, crop_target, detect_one
+from facescope.cli.detect_image import crop_target, detect_one
 from facescope.cli.preflight import check_detect_paths
 from facescope.cli.video import add_video_arguments, run_video
 from facescope.errors import FacescopeError
 from facescope.fileio import atomic_write_text
+from facescope.structures import count_noun
 
 EXAMPLES = """examples:
   facescope detect photo.jpg                                   # print the faces
@@ -117,7 +118,7 @@ def _run_image(detector: Any, path: Path, args: argparse.Namespace) -> int:
     crops = crop_target(args.crops, args.crop_size, Path(path.name))
     record = detect_one(detector, path, Path(args.out) if args.out else None, not args.no_scores, crops, args.max_pixels)
     if not args.quiet:
-        print(f"{path}: {count(len(record['faces']), 'face')} ({detector.describe()})")
+        print(f"{path}: {count_noun(len(record['faces']), 'face')} ({detector.describe()})")
         for i, face in enumerate(record["faces"]):
             print(f"  {i}: box {face['box']} score {face['score']:.3f}")
     if args.json:

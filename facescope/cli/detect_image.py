@@ -52,8 +52,3 @@ def crop_target(crops: str | None, crop_size: int, relative: Path) -> tuple[Path
     if not crops:
         return None
     return Path(crops) / relative.with_suffix(""), crop_size
-
-
-def count(number: int, noun: str) -> str:
-    """``1 face``, ``0 faces``, ``6 faces``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"

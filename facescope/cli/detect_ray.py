@@ -31,12 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out-dir", help="folder of Parquet result shards (--engine ray); a re-run skips the images in it")
     group.add_argument("--actors", type=argtypes.positive_int, default=1, help="detection actors, each with one model (default 1)")
     group.add_argument("--cpus-per-actor", type=argtypes.positive_float, default=1.0, help="CPUs per actor (default 1)")
-    group.add_argument("--gpus-per-actor", type=_non_negative_float, default=0.0, help="GPUs per actor (default 0; use with --device cuda)")
-
-
-def _non_negative_float(text: str) -> float:
-    value = 0.0 if text.strip() in ("0", "0.0") else argtypes.positive_float(text)
-    return value
+    group.add_argument("--gpus-per-actor", type=argtypes.non_negative_float, default=0.0, help="GPUs per actor (default 0; use with --device cuda)")
 
 
 def check_engine_options(args: argparse.Namespace) -> None:

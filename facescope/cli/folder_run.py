@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facescope.cli.detect_image import count, crop_target, finish_one
+from facescope.cli.detect_image import crop_target, finish_one
 from facescope.errors import FacescopeError, ImageReadError
 from facescope.fileio import atomic_write_text
+from facescope.structures import count_noun
 
 MARKER = ".facescope-run.json"
 SAVE_INTERVAL_S = 1.0  # the JSON is rewritten at most this often while images finish (and at the end)
@@ -228,7 +229,7 @@ def run_folder(detector: Any, folder: Path, args: argparse.Namespace) -> int:
     if not args.quiet:
         total_faces = sum(len(json.loads(results.records[str(p.relative_to(folder))]).get("faces", [])) for p in paths
                           if str(p.relative_to(folder)) in results.records)  # fmt: skip
-        print(f"{count(len(paths), 'image')}, {count(total_faces, 'face')}, {failures} unreadable ({detector.describe()})")
+        print(f"{count_noun(len(paths), 'image')}, {count_noun(total_faces, 'face')}, {failures} unreadable ({detector.describe()})")
     return 1 if failures else 0
 
 

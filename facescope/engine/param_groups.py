@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ParameterSet = Literal["network", "architecture"]
 NETWORK: ParameterSet = "network"
-ARCHITECTURE: ParameterSet = "architecture"
 
 
 @dataclass

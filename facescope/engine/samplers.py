@@ -74,7 +74,6 @@ class TrainSampler(Protocol):
 SamplerFactory = Callable[..., TrainSampler]
 # A registered sampler: ``factory(num_samples, batch_size, *, seed, rank, world_size[, options])``, with
 # ``options_type`` the dataclass of its ``data.sampler_options`` (None: it takes none).
-SamplerEntry = FactoryEntry
 
 _SAMPLERS: NamedRegistry[FactoryEntry] = NamedRegistry("sampler")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facescope.eval.widerface import voc_ap
+from facescope.ops.nms import pairwise_iou_numpy
 
 MIN_FACE_SIZE = 30
 
@@ -57,14 +58,7 @@ def _sizes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def iou_inclusive(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``ndarray[D, 4] x ndarray[G, 4]`` x1y1x2y2 -> ``ndarray[D, G]`` IoU with "+1" widths."""
-    iw = np.minimum.outer(boxes[:, 2], faces[:, 2]) - np.maximum.outer(boxes[:, 0], faces[:, 0]) + 1  # [D, G]
-    ih = np.minimum.outer(boxes[:, 3], faces[:, 3]) - np.maximum.outer(boxes[:, 1], faces[:, 1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    bw, bh = _sizes(boxes)
-    fw, fh = _sizes(faces)
-    union = np.add.outer(bw * bh, fw * fh) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    return pairwise_iou_numpy(boxes, faces, pixel_offset=1.0)
 
 
 def _label_detections(

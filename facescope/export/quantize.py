@@ -41,7 +41,6 @@ other ONNX file of that model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from facescope.errors import FacescopeError
+from facescope.models.weights import file_sha256
 from facescope.inference.backends import QUANTIZATION_KEY
 
 KEEP_FLOAT_GROUPS = ("stem", "depthwise", "heads")
@@ -114,11 +114,11 @@ class _Calibration:
 
     def _inputs(self) -> Iterator[dict[str, np.ndarray]]:
         from facescope.inference.image_io import read_image
-        from facescope.inference.preprocess import ResizedImage, resize_image, to_blob
+        from facescope.inference.preprocess import ResizedImage, _round_up, resize_image, to_blob
 
-        divisor = max(self.input_spec.size_divisor, 1)
+        divisor = self.input_spec.size_divisor
         # the square long:N canvas, or the letterbox canvas, rounded up to the size divisor
-        canvas = (-(-self.resize.size[1] // divisor) * divisor, -(-self.resize.size[0] // divisor) * divisor)
+        canvas = (_round_up(self.resize.size[1], divisor), _round_up(self.resize.size[0], divisor))
         for path in self.paths:
             item = resize_image(read_image(path), self.resize, self.input_spec)
             item = ResizedImage(item.image, canvas, item.scale_xy, item.original_hw)
@@ -259,7 +259,7 @@ def quantize_onnx(
                             "images": len(paths), "input_size": resize.size_text()},
             "kept_float": kept,
             "source": weights.name,
-            "source_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "source_sha256": file_sha256(weights),
         }  # fmt: skip
         result_proto = onnx.load(str(quantized))
         metadata = {p.key: p.value for p in source.metadata_props}

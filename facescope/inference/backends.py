@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +19,7 @@ from facescope.errors import FacescopeError, WeightsError
 from facescope.inference.onnx_graph import optimized_model_bytes
 from facescope.inference.postprocess import Predictions
 from facescope.models.registry import ModelEntry, entries, find_release, release_of_file
+from facescope.models.weights import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector
@@ -92,8 +92,8 @@ class OnnxRuntimeBackend:
     def __init__(self, path: Path, entry: ModelEntry, device: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        payload = Path(path).read_bytes()  # read once: hashed for identification, then loaded
-        sha256 = hashlib.sha256(payload).hexdigest()
+        payload = Path(path).read_bytes()
+        sha256 = file_sha256(path)  # shared with the release and licence look-ups of the same file
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # errors only: official files annotate 640x640 output shapes and warn at any other size

@@ -148,7 +148,9 @@ def _clip(boxes: Any, pass_hw: tuple[int, int]) -> Any:
     if isinstance(boxes, np.ndarray):
         columns = [np.clip(boxes[:, i], 0, limit) for i, limit in enumerate((width, height, width, height))]
         return np.stack(columns, axis=1).astype(boxes.dtype)
-    return boxes.clone().clamp_(min=0).minimum(boxes.new_tensor([width, height, width, height]))
+    from facescope.ops.boxes import clip_boxes  # torch candidates: the torch backend is loaded already
+
+    return clip_boxes(boxes, height, width)
 
 
 def apply_pass_rules(spec: TTASpec, candidates: Candidates, pass_hw: tuple[int, int]) -> Candidates:

@@ -116,10 +116,14 @@ def memory_budget(budget: int | None = None) -> int:
 def bytes_per_pixel(model: Any = None) -> int:
     """Estimated peak bytes per network input pixel of ``model``: a registry name's declared
     ``ModelEntry.bytes_per_pixel``; anything else gets :data:`DEFAULT_BYTES_PER_PIXEL`."""
-    from facescope.models.registry import list_models, get_model_entry
+    from facescope.errors import UnknownModelError
+    from facescope.models.registry import get_model_entry
 
-    if isinstance(model, str) and model in list_models():
-        return get_model_entry(model).bytes_per_pixel
+    if isinstance(model, str):
+        try:  # a direct lookup: this runs for every original-size image
+            return get_model_entry(model).bytes_per_pixel
+        except UnknownModelError:
+            pass
     return DEFAULT_BYTES_PER_PIXEL
 
 

@@ -42,6 +42,7 @@ from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, Criterion,
 from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
 from facescope.losses.shf import SHF_LOSS, SHFCriterion
 from facescope.models.registry import entries, get_model_entry
+from facescope.named_registry import NamedRegistry
 
 if TYPE_CHECKING:  # pragma: no cover
     from facescope.models.base import DenseFaceDetector, DenseOutputs
@@ -158,9 +159,9 @@ def _check_scoring(model: DenseFaceDetector, config: MultiBoxLossConfig) -> None
 
 
 #: Every registered criterion, by name.
-CRITERIA: dict[str, CriterionSpec] = {
-    spec.name: spec
-    for spec in (
+CRITERIA: NamedRegistry[CriterionSpec] = NamedRegistry.of(
+    "loss.criterion",
+    ((spec.name, spec) for spec in (
         CriterionSpec("retinaface_port", "multibox, Pytorch_Retinaface's MultiBoxLoss settings", PORT_LOSS, multibox_per_shot),
         CriterionSpec("retinaface_paper", "multibox, the RetinaFace paper's settings (+ pixel term)", PAPER_LOSS, multibox_per_shot),
         CriterionSpec("dsfd_pal", "Progressive Anchor Loss: multibox per shot, DSFD's settings", DSFD_LOSS, multibox_per_shot),
@@ -176,8 +177,9 @@ CRITERIA: dict[str, CriterionSpec] = {
             SHF_LOSS,
             lambda model, config: SHFCriterion(model.anchor_generator, model.coder, config),
         ),
-    )
-}
+    )),
+    hint=lambda names: f"valid: {names}",
+)
 
 
 def _model_name(model: Any) -> str:
@@ -229,9 +231,7 @@ def build_criterion(model: DenseFaceDetector, overrides: Mapping[str, Any] | Non
     """
     settings = dict(overrides or {})
     name = settings.pop("criterion", None) or default_criterion_name(model)
-    if name not in CRITERIA:
-        raise ConfigError(f"unknown criterion 'loss.criterion: {name}'{suggest(str(name), CRITERIA)}; valid: {sorted(CRITERIA)}")
-    spec = CRITERIA[name]
+    spec = CRITERIA.get(str(name))  # an unknown name: one ConfigError with the closest name and the valid ones
     return spec.build(model, apply_loss_overrides(spec.defaults, settings))
 
 

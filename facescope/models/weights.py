@@ -8,6 +8,7 @@ place where.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ArchitectureFinder = Callable[[dict[str, tuple[int, ...]]], list[str]]
 
 
-__all__ = ["WeightSpec", "fetch_weights", "file_sha256", "load_weights_file", "read_state_dict", "verify_sha256"]
+__all__ = ["WeightSpec", "fetch_weights", "file_sha256", "read_state_dict", "verify_sha256"]
 
 
 def facescope_home() -> Path:
@@ -49,7 +50,14 @@ def cached_path(spec: WeightSpec) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file, read in 1 MiB chunks; remembered per (path, size, modification time), so the
+    several checks of one weights file while a detector loads (release, licence, graph cache) hash it once."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, _size: int, _mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -285,14 +293,6 @@ class WeightsFile:
             model.weights_loaded = True  # copied tensor by tensor, not through load_state_dict
         else:
             load_state_dict_checked(model, self.state, str(self.path), arch, fits)
-
-
-def load_weights_file(
-    model: nn.Module, path: str | Path, arch: str, sha256: str | None = None, fits: ArchitectureFinder | None = None
-) -> None:
-    """Load ``path`` (``.onnx`` or a PyTorch file) into ``model``, checking ``sha256`` if given; a file that does
-    not fit names the architectures it fits (``fits``) when it can."""
-    WeightsFile.read(path, sha256).load_into(model, arch, fits)
 
 
 def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

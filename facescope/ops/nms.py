@@ -58,3 +58,21 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, pixel
             keep.append(i)
             suppressed[i + 1 :] |= overlaps[k, i - start + 1 :]
     return order[np.asarray(keep, dtype=np.int64)]
+
+
+def pairwise_iou_numpy(boxes_a: np.ndarray, boxes_b: np.ndarray, pixel_offset: float = 0.0) -> np.ndarray:
+    """``[A, 4] x [B, 4]`` x1, y1, x2, y2 -> ``[A, B]`` IoU in [0, 1] (0 where a union is empty), torch-free.
+
+    ``pixel_offset`` is the width convention, as in :func:`nms_numpy`: ``0`` for continuous pixels,
+    ``1`` for the "+1" widths of the benchmarks' inclusive boxes.
+    """
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    width = np.clip(np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0]) + pixel_offset, 0, None)
+    height = np.clip(np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1]) + pixel_offset, 0, None)
+    inter = width * height
+    area_a = (a[:, 2] - a[:, 0] + pixel_offset) * (a[:, 3] - a[:, 1] + pixel_offset)
+    area_b = (b[:, 2] - b[:, 0] + pixel_offset) * (b[:, 3] - b[:, 1] + pixel_offset)
+    union = np.add.outer(area_a, area_b) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)

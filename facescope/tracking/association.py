@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from facescope.ops.nms import pairwise_iou_numpy
+
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """``[A, 4] x [B, 4]`` x1, y1, x2, y2 (continuous pixels) -> ``[A, B]`` IoU in [0, 1]."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    width = np.clip(np.minimum.outer(a[:, 2], b[:, 2]) - np.maximum.outer(a[:, 0], b[:, 0]), 0, None)
-    height = np.clip(np.minimum.outer(a[:, 3], b[:, 3]) - np.maximum.outer(a[:, 1], b[:, 1]), 0, None)
-    inter = width * height
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = np.add.outer(area_a, area_b) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    return pairwise_iou_numpy(boxes_a, boxes_b)
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -186,9 +186,9 @@ def test_models_pattern_that_matches_nothing(capsys) -> None:
 
 @pytest.mark.shared
 def test_one_face_is_singular(shared_data, scrfd_onnx, capsys) -> None:
-    from facescope.cli.detect_image import count
+    from facescope.structures import count_noun
 
-    assert (count(0, "face"), count(1, "face"), count(6, "face")) == ("0 faces", "1 face", "6 faces")
+    assert (count_noun(0, "face"), count_noun(1, "face"), count_noun(6, "face")) == ("0 faces", "1 face", "6 faces")
     code = main(["detect", str(shared_data / "images/crowd/t1.jpg"), "--model", "scrfd_500m_kps",
                  "--weights", str(scrfd_onnx["scrfd_500m_kps"]), "--score-thresh", "0.875"])
     assert code == 0  # scores on t1: 0.8795, 0.8730, ...: exactly one face passes 0.875

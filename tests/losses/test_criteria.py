@@ -142,7 +142,7 @@ def test_every_registry_entry_names_a_registered_criterion_and_the_recipe_may_na
     model = create_model("retinaface_mnet025")
     assert build_criterion(model).config == PORT_LOSS
     assert build_criterion(model, {"criterion": "dsfd_pal"}).config == DSFD_LOSS  # one shot: one multibox criterion
-    with pytest.raises(ConfigError, match=r"unknown criterion 'loss.criterion: dsfd_pl' \(did you mean 'dsfd_pal'\?\); valid: \["):
+    with pytest.raises(ConfigError, match=r"unknown loss.criterion 'dsfd_pl' \(did you mean 'dsfd_pal'\?\); valid: \["):
         build_criterion(model, {"criterion": "dsfd_pl"})
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from facescope.errors import WeightsError
+from facescope.models.weights import read_state_dict
 
 # Top-level modules of ImageNet classifiers that a detector body does not have.
 CLASSIFIER_MODULES = frozenset({"fc", "avg", "avgpool", "classifier"})
@@ -53,13 +53,6 @@ def load_backbone_pretrain(body: nn.Module, path: str | Path) -> list[str]:
 def _read_classification_checkpoint(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsError(f"backbone weights file not found: {path}")
-    try:
-        # The .tar also pickles the optimizer state and python scalars; weights_only still reads it.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise WeightsError(f"cannot read backbone weights {path}: {type(exc).__name__}: {exc}")
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise WeightsError(f"cannot read backbone weights {path}: no state dict of tensors inside")
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    # The .tar also pickles the optimizer state and python scalars; the one reader of weights files unwraps
+    # its "state_dict" and the DataParallel "module." prefix.
+    return read_state_dict(path)
