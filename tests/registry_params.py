@@ -13,6 +13,12 @@ from facescope.models import list_models
 
 HEAVY_GMACS = 5.0
 HEAVY = frozenset({
+    "asfd_d2",
+    "asfd_d3",
+    "asfd_d4",
+    "asfd_d5",
+    "asfd_d6",
+    "asfd_supernet",
     "dsfd_official",
     "dsfd_r101",
     "dsfd_r152",

@@ -85,7 +85,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  options    : {describe_saved(model.model_args)}" + (f" (from {args.weights})" if args.weights else ""))
     print(f"  parameters : {vga.params:,}")
     print(f"  GMACs      : {vga.gmacs:.4f} at 640x480 (rule {args.rule})")
-    for height, width in args.size:
+    for height, width in [size for size in args.size if tuple(size) != (480, 640)]:  # VGA is the line above
         print(f"  GMACs      : {count_macs(model, (height, width), args.rule).gmacs:.4f} at {width}x{height}")
     if entry.paper_metrics:
         print("  paper AP   : " + ", ".join(f"{k} {v:.2f}" for k, v in entry.paper_metrics.items()))

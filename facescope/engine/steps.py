@@ -185,13 +185,17 @@ class BilevelOptions:
     Attributes:
         architecture_fraction: share of the training images in the architecture half (0 < f < 1).
         first: which parameter set steps first in an iteration (DARTS: ``architecture``).
+        architecture_start_epoch: epochs (0-based) before this one are warm-up: only the network set trains,
+            on its half (ASFD: 20 of 50 search epochs); the architecture half's batches are not drawn then.
     """
 
     architecture_fraction: float = 0.5
     first: Literal["architecture", "network"] = "architecture"
+    architecture_start_epoch: int = 0
 
     def __post_init__(self) -> None:
         require(0 < self.architecture_fraction < 1, "architecture_fraction", f"must be in (0, 1), got {self.architecture_fraction}")
+        require(self.architecture_start_epoch >= 0, "architecture_start_epoch", f"must be >= 0, got {self.architecture_start_epoch}")
 
 
 def split_halves(num_samples: int, architecture_fraction: float, seed: int) -> dict[str, list[int]]:
@@ -263,26 +267,40 @@ class BilevelStep:
         self._samplers = {name: SubsetSampler(data.stream(len(members), seeds[name]), members) for name, members in self.halves.items()}
         self.loaders = {name: data.make_loader(sampler) for name, sampler in self._samplers.items()}
         self.order = (self.options.first, "network" if self.options.first == "architecture" else "architecture")
+        self.epoch = self.start_batch = 0
 
     @property
     def samplers(self) -> Mapping[str, TrainSampler]:
         return self._samplers
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
         for sampler in self._samplers.values():
             sampler.set_epoch(epoch, start_batch)
+
+    @property
+    def warming_up(self) -> bool:
+        """The current epoch trains the network set only (before ``architecture_start_epoch``)."""
+        return self.epoch < self.options.architecture_start_epoch
 
     def batches_per_epoch(self) -> int:
         return min(sampler.batches_per_epoch() for sampler in self._samplers.values())
 
     def batches(self) -> Iterator[dict[str, Any]]:
         # zip stops with the shorter half: the longer half's extra batches of the epoch are not trained
+        if self.warming_up:  # the architecture half is not read (nor decoded) while it is not trained
+            limit = self.batches_per_epoch() - self.start_batch  # the epoch keeps its length
+            for _, network in zip(range(limit), self.loaders["network"]):
+                yield {"network": network}
+            return
         for network, architecture in zip(self.loaders["network"], self.loaders["architecture"]):
             yield {"network": network, "architecture": architecture}
 
     def step(self, batches: dict[str, Any], half_step: HalfStep) -> dict[str, float]:
         metrics: dict[str, float] = {}
         for parameter_set in self.order:
+            if parameter_set not in batches:  # warm-up: the network set only
+                continue
             result = half_step(batches[parameter_set], parameter_set, self._samplers[parameter_set])
             prefix = "" if parameter_set == "network" else "architecture_"
             metrics.update({f"{prefix}{name}": value for name, value in result.items()})

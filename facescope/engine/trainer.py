@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,12 @@ def build_trainer(config: TrainConfig, info: DistInfo, device: torch.device, pro
     optimizers = build_optimizers(model, config.optim, config.model)
     wrapped: nn.Module = model
     if info.distributed:
-        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        wrapped = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # a search network runs one candidate op per edge: the others get no gradient in that step
+            find_unused_parameters=bool(getattr(model, "dynamic_graph", False)),
+        )
     dataset = build_dataset(config, model)
 
     def make_loader(sampler: TrainSampler) -> DataLoader:
@@ -214,8 +220,11 @@ def restore(trainer: Trainer, path: Path) -> None:
     trainer.logger.info(f"resumed from {path} at epoch {payload['epoch']}, batch {payload['batch_in_epoch']}, step {payload['global_step']}")
 
 
-def run(trainer: Trainer, progress: bool = True) -> Path:
-    """Train from ``trainer.state`` to the end of the schedule (or ``runtime.max_iters``)."""
+def run(trainer: Trainer, progress: bool = True, on_epoch_end: Callable[[Trainer], None] | None = None) -> Path:
+    """Train from ``trainer.state`` to the end of the schedule (or ``runtime.max_iters``).
+
+    ``on_epoch_end(trainer)`` runs on every rank after each completed epoch's checkpoint (a search records its
+    architecture weights there; ``trainer.state.epoch`` is then the number of epochs done)."""
     config, state = trainer.config, trainer.state
     if trainer.dist.is_main:
         trainer.out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +238,8 @@ def run(trainer: Trainer, progress: bool = True) -> Path:
             if config.runtime.checkpoint_interval and state.epoch % config.runtime.checkpoint_interval == 0:
                 write_checkpoint(trainer, trainer.out_dir / f"epoch_{state.epoch}.pth")
             maybe_evaluate(trainer)
+            if on_epoch_end is not None:
+                on_epoch_end(trainer)
         else:
             write_checkpoint(trainer, last)
     trainer.logger.close()

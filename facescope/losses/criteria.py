@@ -15,6 +15,8 @@ The registered criteria (:data:`CRITERIA`; a model's registry entry names its de
   (:class:`~facescope.losses.pixel.PixelLoss`) when the model has a dense-regression branch;
 * ``dsfd_pal``: DSFD's Progressive Anchor Loss, one multibox criterion per shot
   (:class:`MultiShotCriterion`, loss = second + first), settings :data:`~facescope.losses.multibox.DSFD_LOSS`;
+* ``drmc``: ASFD's distance-based regression and margin-based classification, the same per-shot structure
+  with DIoU on decoded boxes and the large-margin cosine loss (:data:`~facescope.losses.multibox.DRMC_LOSS`);
 * ``scrfd``: :class:`~facescope.losses.scrfd.SCRFDCriterion` (ATSS, QFL, DIoU);
 * ``shf``: :class:`~facescope.losses.shf.SHFCriterion` (the release's labels, OHEM, sigma-3 smooth-L1).
 
@@ -36,7 +38,7 @@ from torch import Tensor
 
 from facescope.config import from_dict, to_dict
 from facescope.errors import ConfigError, suggest
-from facescope.losses.multibox import DSFD_LOSS, PAPER_LOSS, PORT_LOSS, CriterionTerm, MultiBoxCriterion, MultiBoxLossConfig
+from facescope.losses.multibox import DRMC_LOSS, DSFD_LOSS, PAPER_LOSS, PORT_LOSS, CriterionTerm, MultiBoxCriterion, MultiBoxLossConfig
 from facescope.losses.pixel import PixelLoss
 from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, Criterion, CriterionResult
 from facescope.losses.scrfd import SCRFDCriterion, SCRFDLossConfig
@@ -165,6 +167,12 @@ CRITERIA: NamedRegistry[CriterionSpec] = NamedRegistry.of(
         CriterionSpec("retinaface_port", "multibox, Pytorch_Retinaface's MultiBoxLoss settings", PORT_LOSS, multibox_per_shot),
         CriterionSpec("retinaface_paper", "multibox, the RetinaFace paper's settings (+ pixel term)", PAPER_LOSS, multibox_per_shot),
         CriterionSpec("dsfd_pal", "Progressive Anchor Loss: multibox per shot, DSFD's settings", DSFD_LOSS, multibox_per_shot),
+        CriterionSpec(
+            "drmc",
+            "ASFD's DRMC: DIoU regression + large-margin cosine classification on each shot, OHEM 3:1 (first shot = auxiliary loss)",
+            DRMC_LOSS,
+            multibox_per_shot,
+        ),
         CriterionSpec(
             "scrfd",
             "ATSS, quality focal loss, DIoU, landmark smooth-L1",

@@ -215,6 +215,8 @@ class AutoFEM(nn.Module):
     Args:
         channels: width of every level (the backbone maps are projected to it beforehand).
         genotype: the searched cells.
+        cpm_ops, fpn_ops: the candidate op sets the genotype's names refer to.
+        cpm_repeats: how many times each level's CPM cell is stacked (state-dict keys ``cpm.<level>.<repeat>``).
 
     Returns (forward):
         One ``[B, channels, H_l, W_l]`` map per level, the input's sizes.
@@ -226,12 +228,16 @@ class AutoFEM(nn.Module):
     """
 
     def __init__(self, channels: int, genotype: Genotype, cpm_ops: Mapping[str, OpFactory] = CPM_OPS,
-                 fpn_ops: Mapping[str, OpFactory] = FPN_OPS) -> None:  # fmt: skip
+                 fpn_ops: Mapping[str, OpFactory] = FPN_OPS, cpm_repeats: int = 1) -> None:  # fmt: skip
         super().__init__()
+        if cpm_repeats < 1:
+            raise ValueError(f"cpm_repeats must be >= 1, got {cpm_repeats}")
         genotype.check(cpm_ops=cpm_ops, fpn_ops=fpn_ops)
         self.fpn = FPNCell(channels, genotype.fpn, fpn_ops)
+        # each level's searched cell, applied cpm_repeats times in a row (the depth axis of ASFD's scaling)
         self.cpm = nn.ModuleList(
-            CPMCell(channels, genotype.cpm[level], genotype.leaves(level), cpm_ops) for level in range(genotype.levels)
+            nn.Sequential(*(CPMCell(channels, genotype.cpm[level], genotype.leaves(level), cpm_ops) for _ in range(cpm_repeats)))
+            for level in range(genotype.levels)
         )
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
@@ -258,6 +264,12 @@ def default_genotype(levels: int = 6, nodes: int = 6) -> Genotype:
 # ------------------------------------------------------------------------------------------------------------
 # Search modules (PC-DARTS partial channels, the improved one-path forward)
 # ------------------------------------------------------------------------------------------------------------
+
+
+def _strongest(weights: Tensor) -> int:
+    """Flat index of the largest weight; 0 on the meta device (shape-only passes such as MAC counting, where every
+    candidate gives the same output shape)."""
+    return 0 if weights.is_meta else int(weights.flatten().argmax())
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
@@ -317,7 +329,7 @@ class SearchCPMCell(nn.Module):
         states = [x]
         for node, edges in enumerate(self.edges):
             weights = self.node_weights(node)
-            flat = int(weights.flatten().argmax())
+            flat = _strongest(weights)
             src, op = divmod(flat, weights.shape[1])
             p = weights[src, op]
             states.append(edges[src](states[src], op) * (1.0 + p - p.detach()))
@@ -340,3 +352,83 @@ class SearchCPMCell(nn.Module):
 def architecture_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The search's architecture logits (``alpha`` / ``beta`` of every search cell), for the bilevel step."""
     return [p for name, p in module.named_parameters() if name.split(".")[-2] in ("alpha", "beta")]
+
+
+class SearchFPNCell(nn.Module):
+    """The AutoFEM-FPN over every candidate op of its neighbour edges, with architecture logits.
+
+    Per level ``l``: its own map through a fixed 1x1 conv, plus the finer neighbour through a searched
+    stride-2 edge and the coarser one through a searched edge then bilinear resizing (the discrete
+    :class:`FPNCell`'s wiring). Each edge has logits ``alpha[2 l + k]`` over the ops (``k`` 0: finer,
+    1: coarser) and runs, as the CPM cells do, only its arg-max op with the straight-through factor
+    ``1 + p - p.detach()``, on ``1/partial`` of the channels.
+    """
+
+    def __init__(self, channels: int, levels: int, ops: Mapping[str, OpFactory] = FPN_OPS, partial: int = 4) -> None:
+        super().__init__()
+        self.op_names = list(ops)
+        self.own = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(levels))
+        # the finest level has no finer neighbour, the coarsest no coarser one (identity placeholders keep the indices)
+        self.from_finer = nn.ModuleList(PartialChannelMixedOp(channels, ops, 2, partial) if i else nn.Identity() for i in range(levels))
+        self.from_coarser = nn.ModuleList(
+            PartialChannelMixedOp(channels, ops, 1, partial) if i < levels - 1 else nn.Identity() for i in range(levels)
+        )
+        self.alpha = nn.ParameterList(nn.Parameter(1e-3 * torch.randn(len(ops))) for _ in range(2 * levels))
+
+    def edge_weights(self, level: int, side: int) -> Tensor:
+        """``[ops]`` softmax weights of level ``level``'s edge from the finer (``side`` 0) or coarser (1) level."""
+        return self.alpha[2 * level + side].softmax(0)
+
+    def _edge(self, edge: nn.Module, level: int, side: int, x: Tensor) -> Tensor:
+        weights = self.edge_weights(level, side)
+        op = _strongest(weights)
+        p = weights[op]
+        return edge(x, op) * (1.0 + p - p.detach())
+
+    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
+        outputs = []
+        last = len(features) - 1
+        for i, x in enumerate(features):
+            out = self.own[i](x)
+            if i > 0:
+                out = out + _fit(self._edge(self.from_finer[i], i, 0, features[i - 1]), x.shape[-2:])
+            if i < last:
+                coarser = self._edge(self.from_coarser[i], i, 1, features[i + 1])
+                out = out + F.interpolate(coarser, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            outputs.append(out)
+        return outputs
+
+    def derive(self) -> tuple[tuple[str, str], ...]:
+        """Per level, the strongest op of each neighbour edge (``"none"`` where the level has no such neighbour)."""
+        levels = len(self.own)
+        best = [[self.op_names[int(self.edge_weights(i, side).argmax())] for side in (0, 1)] for i in range(levels)]
+        return tuple(("none" if i == 0 else best[i][0], "none" if i == levels - 1 else best[i][1]) for i in range(levels))
+
+
+class SearchAutoFEM(nn.Module):
+    """The AutoFEM supernet: a :class:`SearchFPNCell` then one :class:`SearchCPMCell` per level.
+
+    ``genotype()`` derives the discrete :class:`Genotype` (DARTS's top-2 inputs per CPM node, the
+    strongest op per FPN edge), which builds :class:`AutoFEM` for training and deployment.
+    """
+
+    def __init__(self, channels: int, levels: int = 6, nodes: int = 6, cpm_ops: Mapping[str, OpFactory] = CPM_OPS,
+                 fpn_ops: Mapping[str, OpFactory] = FPN_OPS, partial: int = 4) -> None:  # fmt: skip
+        super().__init__()
+        self.fpn = SearchFPNCell(channels, levels, fpn_ops, partial)
+        self.cpm = nn.ModuleList(SearchCPMCell(channels, nodes, cpm_ops, partial) for _ in range(levels))
+
+    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
+        return [cell(x) for cell, x in zip(self.cpm, self.fpn(features))]
+
+    def genotype(self) -> Genotype:
+        with torch.no_grad():
+            return Genotype(self.fpn.derive(), tuple(cell.derive() for cell in self.cpm))
+
+    def weights_snapshot(self) -> dict[str, Any]:
+        """The softmax architecture weights as nested lists (the search's history records one per epoch):
+        ``fpn[level][side][op]`` and ``cpm[level][node][input][op]``, with the op names."""
+        with torch.no_grad():
+            fpn = [[self.fpn.edge_weights(i, side).tolist() for side in (0, 1)] for i in range(len(self.fpn.own))]
+            cpm = [[cell.node_weights(n).tolist() for n in range(len(cell.edges))] for cell in self.cpm]
+        return {"fpn_ops": self.fpn.op_names, "cpm_ops": self.cpm[0].op_names, "fpn": fpn, "cpm": cpm}

@@ -3,7 +3,7 @@
 ``DualShotDetector(backbone, extra_layers, enhance, head, ...)`` wires parts it is given, in the style of
 torchvision's ``RetinaNet(backbone, anchor_generator=, head=)``::
 
-    images -> backbone -> [top] -> + extra_layers -> original maps of_1..of_L ---- [first_norms] --> first head
+    images -> backbone -> [top] -> + extra_layers -> [lateral] -> original maps of_1..of_L -- [first_norms] --> first head
                                                           |                                          (aux shot)
                                     (original or normalised maps)
                                                           v
@@ -47,13 +47,19 @@ class DualShotDetector(DenseFaceDetector):
         input_spec: the network input's normalisation.
         first_head: the first shot's own head; None shares ``head``.
         top: a module turning the body's last map into the top original map (VGG's fc6/fc7), or None.
+        lateral: a ``list -> list`` module applied to the body and extra maps together, giving the original
+            maps (ASFD: 1x1 projections of every level to one width, so one head serves both shots), or None.
         first_norms: per-level normalisation of the original maps before the first shot (a
             ``list -> list`` module, e.g. :class:`~facescope.models.layers.PerLevel` of L2Norms), or None.
         second_norms: the same on the enhanced maps before the second shot, or None.
         enhance_normalised: the enhance stages take the first shot's normalised maps instead of the
             original ones.
+        first_shot_in_eval: compute the first shot in eval mode too (DSFD); False computes it only in training
+            mode, where its loss is the auxiliary one (ASFD: inference runs the second shot only, so its
+            multiply-adds and latency are the second shot's), as torchvision's Inception3 returns its
+            auxiliary logits only while training.
 
-    Attributes (their names are the state-dict prefixes): ``backbone``, ``top``, ``extras``,
+    Attributes (their names are the state-dict prefixes): ``backbone``, ``top``, ``extras``, ``lateral``,
     ``first_norms``, the enhance stages, ``second_norms``, ``first_shot`` (None when shared),
     ``second_shot``.
 
@@ -83,9 +89,11 @@ class DualShotDetector(DenseFaceDetector):
         input_spec: InputSpec,
         first_head: nn.Module | None = None,
         top: nn.Module | None = None,
+        lateral: nn.Module | None = None,
         first_norms: nn.Module | None = None,
         second_norms: nn.Module | None = None,
         enhance_normalised: bool = False,
+        first_shot_in_eval: bool = True,
     ) -> None:
         second, first = layouts
         super().__init__(
@@ -97,16 +105,18 @@ class DualShotDetector(DenseFaceDetector):
             logit_scale=second.logit_scale,
         )
         self.first_shot_anchor_generator = first.anchor_generator()
-        reserved = {"backbone", "top", "extras", "first_norms", "second_norms", "first_shot", "second_shot"}
+        reserved = {"backbone", "top", "extras", "lateral", "first_norms", "second_norms", "first_shot", "second_shot"}
         clashes = sorted(set(enhance) & reserved)
         if clashes or not enhance:
             raise ValueError(f"enhance needs at least one stage, named other than {sorted(reserved)} (got {list(enhance)})")
         self.fuse_normalised = enhance_normalised
+        self.first_shot_in_eval = first_shot_in_eval
         self.enhance_stages = tuple(enhance)
         # Registration order = state-dict order (that of the DSFD checkpoints).
         self.backbone = backbone
         self.top = top
         self.extras = extra_layers
+        self.lateral = lateral
         self.first_norms = first_norms
         for name, stage in enhance.items():
             self.add_module(name, stage)
@@ -120,11 +130,12 @@ class DualShotDetector(DenseFaceDetector):
         return (self.anchor_generator, self.first_shot_anchor_generator)
 
     def original_features(self, images: Tensor) -> list[Tensor]:
-        """of_1..of_L: ``Tensor[B, 3, H, W]`` -> the body's maps (the last through ``top``) and the extra maps."""
+        """of_1..of_L: ``Tensor[B, 3, H, W]`` -> the body's maps (the last through ``top``) and the extra maps
+        (through ``lateral``)."""
         body = list(self.backbone(images))
         if self.top is not None:
             body[-1] = self.top(body[-1])
-        return body + list(self.extras(body[-1]))
+        return _apply(self.lateral, body + list(self.extras(body[-1])))
 
     def enhanced_features(self, original: Sequence[Tensor]) -> list[Tensor]:
         """ef_1..ef_L (before ``second_norms``): the enhance stages in order."""
@@ -134,13 +145,16 @@ class DualShotDetector(DenseFaceDetector):
         return maps
 
     def forward(self, images: Tensor) -> DenseOutputs:
-        """``Tensor[B, 3, H, W]`` -> the second shot, with the first shot in ``aux``."""
+        """``Tensor[B, 3, H, W]`` -> the second shot, with the first shot in ``aux`` (in eval mode only when
+        ``first_shot_in_eval``)."""
         original = self.original_features(images)
         normalised = _apply(self.first_norms, original)
         enhanced = self.enhanced_features(normalised if self.fuse_normalised else original)
+        second_cls, second_box = self.second_shot(_apply(self.second_norms, enhanced))
+        if not (self.training or self.first_shot_in_eval):
+            return DenseOutputs(second_cls, second_box)
         first_head = self.first_shot if self.first_shot is not None else self.second_shot
         first_cls, first_box = first_head(normalised)
-        second_cls, second_box = self.second_shot(_apply(self.second_norms, enhanced))
         return DenseOutputs(second_cls, second_box, aux=(DenseOutputs(first_cls, first_box),))
 
 

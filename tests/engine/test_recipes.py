@@ -59,3 +59,16 @@ def test_shf_recipe_is_the_release_schedule_and_parameter_multipliers():
             assert name in groups.frozen and not param.requires_grad
         else:
             assert got[id(param)] == want, name
+
+
+@pytest.mark.parametrize("name", [f"asfd_d{i}" for i in range(7)] + ["asfd_supernet"])
+def test_asfd_recipes_are_the_papers_schedule(name):
+    recipe = load_yaml(TrainConfig, [p for p in RECIPES if p.stem == name][0])
+    optim = recipe.optim
+    assert (optim.optimizer, optim.momentum, optim.weight_decay, optim.lr) == ("sgd", 0.9, 0.0005, 0.015)
+    assert optim.warmup_iters == 500 and optim.lr * optim.warmup_ratio == pytest.approx(1e-6, rel=1e-3)
+    assert (optim.milestones, optim.gamma, optim.epochs) == ((25, 40), 0.1, 50)
+    assert recipe.data.pipeline == "dsfd" and recipe.data.image_size == 640 and recipe.data.batch_size * 4 == 48
+    if name == "asfd_supernet":  # the search: Adam 0.01 / 5e-4 on the architecture logits from epoch 20 on
+        assert optim.step_strategy == "bilevel" and optim.step_options["architecture_start_epoch"] == 20
+        assert {(r.parameter_set, r.optimizer, r.fixed_lr) for r in optim.param_groups} == {("architecture", "adam", 0.01)}

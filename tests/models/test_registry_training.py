@@ -16,8 +16,9 @@ from registry_params import HEAVY, HEAVY_GMACS, every_model
 
 def _test_size(name: str) -> int:
     # The paper's RetinaFace has a stride-64 level, which must be wider than 1x1 for training-mode BN;
-    # the DSFD release has BN in its stride-128 extra layer and dsfd_mnet025 in its stride-128 fusion.
-    if name in ("dsfd_official", "dsfd_mnet025"):
+    # the DSFD release has BN in its stride-128 extra layer and dsfd_mnet025 in its stride-128 fusion, ASFD in
+    # its stride-128 lateral projection and AutoFEM ops.
+    if name in ("dsfd_official", "dsfd_mnet025") or name.startswith("asfd"):
         return 256
     return 128 if name.startswith("retinaface_paper") else 64
 
@@ -77,8 +78,8 @@ def test_every_model_declares_its_backbone_and_one_anchor_generator_per_shot(nam
     # ModuleList of the model's own stage modules.
     parts = list(model.backbone) if isinstance(model.backbone, nn.ModuleList) else [model.backbone]
     assert all(any(module is part for module in model.children()) for part in parts)
-    with torch.no_grad():
-        outputs = model(torch.zeros(1, 3, _test_size(name), _test_size(name), device="meta"))
+    with torch.no_grad():  # training mode: ASFD computes its first (auxiliary) shot only when training
+        outputs = model.train()(torch.zeros(1, 3, _test_size(name), _test_size(name), device="meta"))
     assert len(model.anchor_generators) == 1 + len(outputs.aux)
 
 

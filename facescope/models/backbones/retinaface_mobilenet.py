@@ -18,7 +18,8 @@ LEAKY_SLOPE = 0.1
 
 
 class RetinaFaceMobileNetV1(nn.Module):
-    """MobileNetV1 with width 0.25 as in Pytorch_Retinaface ``models/net.py``.
+    """MobileNetV1 with width 0.25 as in Pytorch_Retinaface ``models/net.py`` (``width`` scales every layer:
+    1.0 is the full MobileNetV1 of ASFD-D1, whose channels are 4x those below).
 
     Returns (forward):
         ``[C3, C4, C5]``: ``Tensor[B, 64, ceil(H/8), ceil(W/8)]``, ``[B, 128, H/16, W/16]``,
@@ -29,21 +30,24 @@ class RetinaFaceMobileNetV1(nn.Module):
         [torch.Size([64, 8, 8]), torch.Size([128, 4, 4]), torch.Size([256, 2, 2])]
     """
 
-    out_channels = (64, 128, 256)
+    out_channels: tuple[int, ...] = (64, 128, 256)
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 0.25) -> None:
         super().__init__()
         slope = LEAKY_SLOPE
+        # MobileNetV1's channel plan at width 1.0 (32 ... 1024), scaled; the ImageNet file is width 0.25
+        c = [max(8, round(n * width)) for n in (32, 64, 128, 256, 512, 1024)]
+        self.out_channels = tuple(type(self).out_channels[i] * c[5] // 256 for i in range(len(type(self).out_channels)))
         self.stage1 = nn.Sequential(
-            conv_bn_act(3, 8, stride=2, negative_slope=slope),
-            conv_dw(8, 16, 1, slope),
-            conv_dw(16, 32, 2, slope),
-            conv_dw(32, 32, 1, slope),
-            conv_dw(32, 64, 2, slope),
-            conv_dw(64, 64, 1, slope),
+            conv_bn_act(3, c[0], stride=2, negative_slope=slope),
+            conv_dw(c[0], c[1], 1, slope),
+            conv_dw(c[1], c[2], 2, slope),
+            conv_dw(c[2], c[2], 1, slope),
+            conv_dw(c[2], c[3], 2, slope),
+            conv_dw(c[3], c[3], 1, slope),
         )
-        self.stage2 = nn.Sequential(conv_dw(64, 128, 2, slope), *(conv_dw(128, 128, 1, slope) for _ in range(5)))
-        self.stage3 = nn.Sequential(conv_dw(128, 256, 2, slope), conv_dw(256, 256, 1, slope))
+        self.stage2 = nn.Sequential(conv_dw(c[3], c[4], 2, slope), *(conv_dw(c[4], c[4], 1, slope) for _ in range(5)))
+        self.stage3 = nn.Sequential(conv_dw(c[4], c[5], 2, slope), conv_dw(c[5], c[5], 1, slope))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         c3 = self.stage1(x)
@@ -64,7 +68,7 @@ class MobileNetV1Taps(RetinaFaceMobileNetV1):
         [32, 64, 128, 256]
     """
 
-    out_channels = (32, 64, 128, 256)
+    out_channels: tuple[int, ...] = (32, 64, 128, 256)
     #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
     STRIDE4_BLOCKS = 4
 

@@ -5,6 +5,10 @@ RetinaNet's head) then a 3x3 conv for the class logits and one for the box delta
 paper DSFD's head (the predicting convs straight on the feature map); ASFD's searched detectors use a
 light head of a few convolutions, shared by both shots.
 
+With ``cosine=True`` the class convs are :class:`CosineConv2d`: they output the cosine between each 3x3
+input patch and each class's weight (values in [-1, 1]), the input of a large-margin cosine loss (ASFD's
+margin-based classification); the model scores them as ``softmax(s * cos)`` (its ``logit_scale`` ``s``).
+
 State-dict keys: ``conf.<level>`` and ``loc.<level>`` (the predicting convs), and with ``depth > 0``
 ``cls_tower.<level>.<2 i>`` / ``box_tower.<level>.<2 i>`` (the tower convs).
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facescope.models.layers import flatten_level, xavier_init_convs
@@ -26,6 +32,35 @@ def _tower(in_channels: int, width: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class CosineConv2d(nn.Conv2d):
+    """A bias-free conv whose outputs are cosines: ``<patch, w_c> / (|patch| |w_c|)`` per output channel ``c``.
+
+    The patch norm is the square root of a ones-kernel convolution of the channel-summed squares (the
+    same window, stride and padding), so the whole op is convolutions and exports to ONNX as such.
+
+    Shapes: ``Tensor[B, C_in, H, W] -> Tensor[B, C_out, H', W']``, values in [-1, 1].
+
+    Example:
+        >>> conv = CosineConv2d(2, 1, kernel_size=1)
+        >>> with torch.no_grad():
+        ...     _ = conv.weight.copy_(torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+        >>> conv(torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)).item()  # cos = 3 / 5
+        0.6000000238418945
+    """
+
+    eps = 1e-6
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = F.normalize(self.weight.flatten(1), dim=1, eps=self.eps).view_as(self.weight)
+        dots = F.conv2d(x, weight, None, self.stride, self.padding)
+        window = torch.ones((1, 1, *self.kernel_size), dtype=x.dtype, device=x.device)
+        patch_norm = F.conv2d(x.square().sum(1, keepdim=True), window, None, self.stride, self.padding).clamp(min=self.eps**2).sqrt()
+        return dots / patch_norm
+
+
 class ShotHead(nn.Module):
     """One shot's head: per level an optional conv tower, then 3x3 box and class convs.
 
@@ -35,6 +70,7 @@ class ShotHead(nn.Module):
         num_classes: logits per anchor (2: background, face).
         depth: 3x3 conv + ReLU layers before each predicting conv (0 = DSFD's head).
         width: channels of the tower convs (default: the level's own ``in_channels``).
+        cosine: the class convs output cosines (:class:`CosineConv2d`) instead of logits.
 
     Returns (forward):
         ``(cls, box)``: per level ``Tensor[B, N_l, num_classes]`` and ``Tensor[B, N_l, 4]`` with
@@ -54,6 +90,7 @@ class ShotHead(nn.Module):
         num_classes: int = 2,
         depth: int = 0,
         width: int | None = None,
+        cosine: bool = False,
     ) -> None:
         super().__init__()
         if depth < 0:
@@ -66,7 +103,8 @@ class ShotHead(nn.Module):
             self.cls_tower = nn.ModuleList(_tower(c, width or c, depth) for c in in_channels)
             self.box_tower = nn.ModuleList(_tower(c, width or c, depth) for c in in_channels)
         self.loc = nn.ModuleList(nn.Conv2d(c, num_anchors * 4, kernel_size=3, padding=1) for c in predicting)
-        self.conf = nn.ModuleList(nn.Conv2d(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in predicting)
+        conf = CosineConv2d if cosine else nn.Conv2d
+        self.conf = nn.ModuleList(conf(c, num_anchors * num_classes, kernel_size=3, padding=1) for c in predicting)
         xavier_init_convs(self)
 
     def forward(self, features: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
