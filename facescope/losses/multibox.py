@@ -37,6 +37,7 @@ from facescope.losses.classification import (
     SigmoidCrossEntropy,
     SoftmaxCrossEntropy,
 )
+from facescope.losses.reduce import mean_across_ranks
 from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, CriterionResult
 from facescope.losses.smooth_l1 import smooth_l1_sum
 from facescope.losses.targets import (
@@ -258,14 +259,16 @@ class MultiBoxCriterion:
     def losses(self, flat: FlatOutputs, assignment: Assignment, positives: Positives, faces: FaceBatch) -> dict[str, Tensor]:
         """``{"cls", "box"[, "landmark"]}``, each already multiplied by its weight."""
         cfg = self.config
-        num_pos = assignment.positive.sum().clamp(min=1).to(flat.box_regs.dtype)
+        # normalisers averaged over data-parallel ranks: DDP's mean of the ranks' gradients is then the gradient of
+        # one process over the whole batch (a rank's own count would weigh its images by its share of positives)
+        num_pos = mean_across_ranks(assignment.positive.sum().to(flat.box_regs.dtype)).clamp(min=1)
         cls_losses = self.cls_loss(flat.cls_logits, assignment.labels.clamp(min=0))
         kept = assignment.positive | self.miner(cls_losses, assignment.labels)
         box_sum = self.box_loss_sum(positives.take(flat.box_regs), positives, faces)
         losses = {"cls": cfg.cls_weight * (cls_losses[kept].sum() / num_pos), "box": cfg.box_weight * (box_sum / num_pos)}
         if flat.landmark_regs is not None:
             landmark_targets, weights = encode_landmark_targets(self.coder, positives, faces)
-            num_with_landmarks = (weights.sum(dim=1) > 0).sum().clamp(min=1).to(flat.box_regs.dtype)
+            num_with_landmarks = mean_across_ranks((weights.sum(dim=1) > 0).sum().to(flat.box_regs.dtype)).clamp(min=1)
             landmark_sum = smooth_l1_sum(positives.take(flat.landmark_regs), landmark_targets, cfg.smooth_l1_beta, weights)
             losses["landmark"] = cfg.landmark_weight * landmark_sum / num_with_landmarks
         return losses

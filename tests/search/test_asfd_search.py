@@ -101,3 +101,37 @@ def test_a_recipe_that_is_not_a_search_is_refused_before_any_work(tmp_path, caps
         assert cli_main(["search", "asfd", *arguments]) == 2
         assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def _rank_main(rank, world_size, port, arguments):
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    assert cli_main(arguments) == 0
+
+
+@pytest.mark.slow
+def test_the_search_under_two_gloo_processes_matches_one_process(tiny_faces, tmp_path):
+    """torchrun-style: every rank trains (the one-path forward leaves unused parameters: DDP is told), rank 0 writes."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = (
+        "runtime.freeze_bn_stats=true",  # batch 1 per rank: BatchNorm statistics frozen
+        "optim.epochs=2",
+        # SGD for the logits here: Adam's first steps are lr * sign(gradient), which turns float-rounding differences
+        # of tiny gradients between one and two processes into whole steps
+        'optim.param_groups=[{pattern: "*.alpha.*", parameter_set: architecture, fixed_lr: 0.01}, '
+        '{pattern: "*.beta.*", parameter_set: architecture, fixed_lr: 0.01}]',
+    )
+    assert cli_main(_arguments(tiny_faces, tmp_path / "single", *common)) == 0
+    arguments = _arguments(tiny_faces, tmp_path / "ddp", *common, "data.batch_size=1")
+    mp.spawn(_rank_main, args=(2, port, arguments), nprocs=2, join=True)
+    single, ddp = _architecture(tmp_path / "single"), _architecture(tmp_path / "ddp")
+    assert max(float((single[k] - ddp[k]).abs().max()) for k in single) < 1e-5
+    assert (tmp_path / "ddp" / "genotype.json").read_text() == (tmp_path / "single" / "genotype.json").read_text()
