@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_faces import write_tiny_faces
 
 from facescope.cli import main as cli_main
 from facescope.models import create_model
@@ -19,20 +19,7 @@ RECIPE = "configs/asfd_supernet.yaml"
 @pytest.fixture(scope="module")
 def tiny_faces(tmp_path_factory):
     """Eight 96x128 images with two filled squares each (jsonl annotations)."""
-    root = tmp_path_factory.mktemp("asfd_tiny")
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(8):
-        image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
-        faces = []
-        for _ in range(2):
-            x, y, w = rng.uniform(5, 80), rng.uniform(5, 50), rng.uniform(16, 40)
-            cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + w)), (0, 0, 255), -1)
-            faces.append({"box": [x, y, x + w, y + w]})
-        cv2.imwrite(str(root / f"{i}.png"), image)
-        lines.append(json.dumps({"image": f"{i}.png", "faces": faces}))
-    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
-    return root
+    return write_tiny_faces(tmp_path_factory.mktemp("asfd_tiny"), count=8)
 
 
 def _arguments(data, out, *extra):
