@@ -1,7 +1,7 @@
 """Start-up of a ``facescope`` process without needless passes of the cyclic garbage collector.
 
 Start-up - importing the command's modules, numpy, OpenCV and onnxruntime, loading the model
-catalogue, building the detector - creates some 30,000 objects that live as long as the process and
+catalogue, building the detector - creates some 40,000 objects that live as long as the process and
 almost no garbage. CPython's collector would still scan them about 50 times while they are created,
 and all of them once more at exit: about a tenth of the CPU time of a one-photo ``facescope detect``
 (benchmarks/README.md, "Cold start"). When the command line owns the process (the ``facescope``
