@@ -21,11 +21,9 @@ libraries (musl, macOS, Windows) and when ``FACESCOPE_MALLOC_TUNING=0`` is set i
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import platform
-
-LOGGER = logging.getLogger(__name__)
+import sys
 
 ENV_SWITCH = "FACESCOPE_MALLOC_TUNING"
 MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's documented maximum for M_MMAP_THRESHOLD on 64-bit
@@ -52,7 +50,7 @@ def tune_cpu_allocator() -> bool:
 
 def _apply() -> bool:
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        LOGGER.debug("glibc malloc tuning disabled by %s", ENV_SWITCH)
+        _debug("glibc malloc tuning disabled by %s", ENV_SWITCH)
         return False
     if platform.system() != "Linux" or not _is_glibc():
         return False
@@ -65,8 +63,17 @@ def _apply() -> bool:
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success, 0 when it rejects the value
     applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
-    LOGGER.debug("glibc malloc tuning %s", "applied" if applied else "refused by mallopt")
+    _debug("glibc malloc tuning %s", "applied" if applied else "refused by mallopt")
     return applied
+
+
+def _debug(message: str, *args: object) -> None:
+    """A debug record of this module's logger. While nothing has imported :mod:`logging`, no handler or
+    level can have been set up and the record would be dropped: it is skipped without importing
+    logging, which a cold ``facescope detect`` does not otherwise need."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(__name__).debug(message, *args)
 
 
 def _is_glibc() -> bool:

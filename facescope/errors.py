@@ -7,7 +7,6 @@ file, key or value at fault. The CLI prints that line and exits non-zero.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -47,5 +46,7 @@ class DataError(FacescopeError):
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
+    import difflib  # here: only a misspelt name needs it, and detection's cold start does not
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""

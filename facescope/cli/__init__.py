@@ -7,10 +7,12 @@ sets ``func`` to a function taking the parsed arguments and returning an exit co
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
+from facescope.cli.startup import own_process, startup_phase
 from facescope.errors import FacescopeError
 
 EXAMPLES = """examples:
@@ -40,9 +42,26 @@ class ShortErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{line}\n{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from facescope.cli import detect, evaluate, export, models, quantize, search, serve, train
+#: Every sub-command -> the module of this package that registers it, in the order ``--help`` lists them.
+COMMAND_MODULES = {
+    "detect": "detect",
+    "eval": "evaluate",
+    "train": "train",
+    "export": "export",
+    "quantize": "quantize",
+    "models": "models",
+    "info": "models",
+    "serve": "serve",
+    "search": "search",
+}
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``facescope`` parser with every sub-command, or, given a known ``command``, with that one only.
+
+    The parser of one command imports only the module that registers it (a cold ``facescope detect``
+    imports no training, evaluation or serving code) and parses that command's arguments exactly as the
+    full parser does; anything else (no command, ``--help``, an unknown name) needs the full one."""
     parser = ShortErrorParser(
         prog="facescope",
         description="Face detection with SCRFD, RetinaFace, DSFD and SHF (ASFD is planned).",
@@ -51,19 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (detect, evaluate, train, export, quantize, models, serve, search):
-        module.register(subparsers)
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else list(dict.fromkeys(COMMAND_MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"facescope.cli.{module}").register(subparsers)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names when its first word is one (the top-level parser has no options
+    besides ``--help``, so a command can only come first), else None."""
+    return argv[0] if argv and argv[0] in COMMAND_MODULES else None
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for the writer, without a traceback
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``facescope`` script; returns the process exit code."""
-    parser = build_parser()
+    """Entry point of the ``facescope`` script; returns the process exit code. Without ``argv`` (the
+    script, ``python -m facescope``) the command line owns the process and starts up without garbage
+    collection passes (:mod:`facescope.cli.startup`)."""
+    if argv is None:
+        own_process()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        with startup_phase():  # the command's modules
+            args = build_parser(_command_of(argv)).parse_args(argv)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the try, not at interpreter exit
         return code

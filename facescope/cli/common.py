@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from facescope.cli import argtypes
+from facescope.cli.startup import startup_phase
 from facescope.errors import FacescopeError
 from facescope.models.registry import DEFAULT_MODEL
 
@@ -51,9 +52,10 @@ def make_detector(args: argparse.Namespace, tta_progress: bool = False):  # noqa
     """Build a :class:`~facescope.Detector` from parsed model arguments (``tta_progress``: a bar
     over the passes of an image with many test-time augmentation passes); ``args.model`` None is
     resolved from ``args.weights`` first (:func:`~facescope.inference.detector.model_for_weights`)."""
-    from facescope.inference.detector import Detector
+    with startup_phase():  # the detector, its backend and their modules live as long as the command
+        from facescope.inference.detector import Detector
 
-    return Detector(**detector_options(args, tta_progress))
+        return Detector(**detector_options(args, tta_progress))
 
 
 def detector_options(args: argparse.Namespace, tta_progress: bool = False) -> dict[str, Any]:

@@ -28,9 +28,9 @@ def detect_one(
 
 def finish_one(image: Any, detections: Any, out: Path | None, show_scores: bool, crops: tuple[Path, int] | None) -> dict[str, Any]:
     """Write one image's annotated copy and crops as asked (each file atomically); its JSON record."""
-    from facescope.inference.visualize import draw_detections, write_image
+    if out is not None:  # the drawing code is imported only when there is something to draw
+        from facescope.inference.visualize import draw_detections, write_image
 
-    if out is not None:
         write_image(str(out), draw_detections(image, detections, show_scores=show_scores))
     if crops is not None:
         write_crops(image, detections, *crops)

@@ -7,7 +7,6 @@ SOURCE is a folder, a file listing image paths or a quoted glob; results go to O
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from facescope.cli import argtypes
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _quiet_ray_logging() -> None:
     """One facescope progress bar instead of Ray Data's operator bars and INFO lines."""
+    import logging
+
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False

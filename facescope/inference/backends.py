@@ -246,9 +246,8 @@ def check_onnx_fits(
     and the RetinaFace port's 3 levels of 2 anchors), so files of unknown origin are accepted on
     shapes alone.
     """
-    by_shape = [e.name for e in entries() if _fits_shapes(e, shapes, probe_hw)]
     identity = _identity(metadata, sha256)
-    fits = [identity[0]] if identity is not None else by_shape
+    fits = [identity[0]] if identity is not None else [e.name for e in entries() if _fits_shapes(e, shapes, probe_hw)]
     if entry.name in fits:
         _check_export_metadata(path, metadata, entry)
         return

@@ -8,7 +8,6 @@ torch. PyTorch weights run on the torch backend, which needs the ``torch`` extra
 from __future__ import annotations
 
 import copy
-import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -45,7 +44,7 @@ InputSize = int | tuple[int, int] | Literal["original"] | None
 BackendName = Literal["auto", "torch", "onnxruntime"]
 TORCH_EXTRA_HINT = 'pip install "facescope[torch]"'
 TTA_PROGRESS_MIN_PASSES = 4  # a per-image progress bar is shown from this many passes on (with tta_progress)
-LOGGER = logging.getLogger("facescope.tta")
+TTA_LOGGER = "facescope.tta"  # the logger of the TTA notes (logging is imported when the first one is logged)
 
 
 class Detector:
@@ -206,6 +205,8 @@ class Detector:
         self.input_buffers = InputBuffers(self.input_spec, self.preset.resize.pad_value)  # one image per forward: no copies
         mismatch = getattr(self.backend, "calibration_mismatch", lambda size: None)(self.preset.resize.size_text())
         if mismatch:
+            import logging
+
             logging.getLogger("facescope").warning("%s", mismatch)
         self.batch_size = max(int(batch_size), 1)
         self.max_pass_pixels = int(max_pass_pixels)
@@ -318,8 +319,10 @@ class Detector:
         self.last_tta_notes = notes
         for note in notes:
             if note not in self._shown_notes:
+                import logging
+
                 self._shown_notes.add(note)
-                LOGGER.warning("%s", note)
+                logging.getLogger(TTA_LOGGER).warning("%s", note)
 
     def detector_scale(self, image_hw: tuple[int, int]) -> float:
         """The original-to-input factor of the preset's single pass for an ``image_hw`` image

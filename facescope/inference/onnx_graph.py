@@ -20,7 +20,6 @@ Quantised (QDQ) files are run as they are: ``facescope quantize`` merges before 
 from __future__ import annotations
 
 import collections
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 
 REWRITE_VERSION = "merge1"  # part of the cache key: a changed rewrite never reads an old file
 PARITY_RTOL = 1e-4  # relative to each output's largest magnitude, on the probe input
-LOGGER = logging.getLogger("facescope.onnx")
+LOGGER_NAME = "facescope.onnx"  # logging is imported only when there is something to log
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -138,7 +137,9 @@ def optimized_model_bytes(payload: bytes, sha256: str, probe_side: int = 64) -> 
     else:
         result = proto.SerializeToString()
         if not _same_outputs(payload, result, probe_side):
-            LOGGER.warning("the merged-convolution rewrite changed the outputs of this file; running it unchanged")
+            import logging
+
+            logging.getLogger(LOGGER_NAME).warning("the merged-convolution rewrite changed the outputs of this file; running it unchanged")
             result = payload
     _save(cached, result)
     return result
@@ -177,4 +178,6 @@ def _save(path: Path, data: bytes) -> None:
         with atomic_path(path, ".onnx.tmp") as tmp:
             tmp.write_bytes(data)
     except OSError as exc:
-        LOGGER.info("could not cache the optimised ONNX file at %s: %s", path, exc)
+        import logging
+
+        logging.getLogger(LOGGER_NAME).info("could not cache the optimised ONNX file at %s: %s", path, exc)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Decimal
 from typing import Literal, Union
 
 import cv2
@@ -213,6 +212,8 @@ class PassPlan:
 
 def _truncate_2_decimals(value: float) -> float:
     """Cut (not round) to two decimals, as PyramidBox's ``get_round`` does on ``str(value)`` (ref:527)."""
+    from decimal import ROUND_DOWN, Decimal  # here: only the S3FD-style shrink rules need it
+
     return float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_DOWN))
 
 

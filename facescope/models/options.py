@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -147,6 +146,8 @@ def to_saved(value: Any) -> Any:
     """The JSON-ready saved form of an option value (or of a mapping of them): tuples become lists,
     paths strings, a :class:`ModelFile` ``{FILE_KEY: name, "sha256": ..., "base64": content}``."""
     if isinstance(value, ModelFile):
+        import base64
+
         return {FILE_KEY: value.name, "sha256": value.sha256, "base64": base64.b64encode(value.data).decode("ascii")}
     if isinstance(value, Mapping):
         return {str(k): to_saved(v) for k, v in value.items()}
@@ -160,6 +161,8 @@ def to_saved(value: Any) -> Any:
 def from_saved(value: Any) -> Any:
     """Inverse of :func:`to_saved` for file records (other values are returned as they are)."""
     if isinstance(value, Mapping) and FILE_KEY in value:
+        import base64
+
         data = base64.b64decode(value["base64"])
         if hashlib.sha256(data).hexdigest() != value.get("sha256"):
             raise WeightsError(f"the saved content of model file '{value[FILE_KEY]}' does not match its sha256")

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
-import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -96,6 +93,7 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
     if spec.embedded:
         raise WeightsError(f"the embedded weights file {target} is missing: the facescope installation is incomplete; reinstall it")
     import urllib.error  # here, not at module level: http/email modules cost ~0.1 s of cold start
+    import zipfile
 
     urls = list(spec.mirrors) + [spec.url]
     failures = []
@@ -115,6 +113,9 @@ def fetch_weights(spec: WeightSpec, progress: bool = True) -> Path:
 
 
 def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> None:
+    import io
+    import zipfile
+
     payload = _read_url(url, progress)
     if url == spec.url and spec.archive_member is not None:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
@@ -125,6 +126,7 @@ def _download_to(url: str, spec: WeightSpec, target: Path, progress: bool) -> No
 
 
 def _read_url(url: str, progress: bool) -> bytes:
+    import io
     import urllib.request
 
     from tqdm import tqdm
@@ -307,6 +309,8 @@ def save_state_dict(model: nn.Module, path: str | Path, extra: dict[str, Any] | 
 
 def copy_into_cache(path: str | Path, spec: WeightSpec) -> Path:
     """Verify ``path`` against ``spec`` and copy it into the cache (for offline installs)."""
+    import shutil
+
     verify_sha256(path, spec.sha256)
     target = cached_path(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
