@@ -22,27 +22,16 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temporary(path, suffix)
+    import tempfile  # here, not at the top: a cold `facescope detect` that writes nothing does not pay its import
+
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
         _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _create_temporary(path: Path, suffix: str) -> Path:
-    """A new empty file ``.<name>.<random hex><suffix>`` next to ``path``, created exclusively (never an
-    existing file or link) with mode 0600, as :func:`tempfile.mkstemp` creates one; done here because
-    importing :mod:`tempfile` (with :mod:`shutil` and :mod:`random`) is about 3 ms of a cold ``facescope detect``."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):  # a name taken by another writer: draw again
-        candidate = path.parent / f".{path.name}.{os.urandom(6).hex()}{suffix}"
-        try:
-            os.close(os.open(candidate, flags, 0o600))
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"no free temporary file name next to {path}")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
