@@ -1,4 +1,4 @@
-"""facescope: SCRFD, RetinaFace, DSFD and SHF face detectors (ASFD planned) with one data contract.
+"""facescope: SCRFD, RetinaFace, DSFD, SHF and ASFD face detectors with one data contract.
 
 Example:
     >>> import facescope

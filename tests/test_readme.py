@@ -155,7 +155,9 @@ def _input_paths(argv: list[str]) -> list[str]:
         if previous in OUTPUT_OPTIONS:
             pass
         elif previous in INPUT_OPTIONS or previous == "" or previous == "--compare":
-            value = token.split("=", 1)[1] if previous == "--compare" else token
+            # `--compare NAME=DIR` and recipe overrides `key.sub=PATH` name the path after the "="
+            keyed = previous == "--compare" or (previous == "" and re.match(r"[A-Za-z_][\w.]*=", token))
+            value = token.split("=", 1)[1] if keyed else token
             if previous != "" or "/" in value or value.endswith(PATH_SUFFIXES):
                 paths.append(value)
         previous = ""
@@ -247,6 +249,8 @@ def test_input_path_rule() -> None:
     assert _input_paths(_tokens("facescope eval widerface --predictions a/ --compare B=b/ --gt g/")) == ["a/", "b/", "g/"]
     assert _input_paths(_tokens("facescope train configs/x.yaml --data-root /data/widerface optim.lr=0.005")) == [
         "configs/x.yaml", "/data/widerface"]
+    assert _input_paths(_tokens("facescope train c/x.yaml model_args.genotype=runs/s/genotype.json")) == [
+        "c/x.yaml", "runs/s/genotype.json"]
 
 
 def test_server_port_rule() -> None:

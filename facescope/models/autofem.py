@@ -10,7 +10,8 @@ AutoFEM is an **FPN cell** followed by one **CPM cell** per detection level:
   intermediate nodes no other node reads), back to the width.
 
 A :class:`Genotype` (JSON: one (op, input) pair per edge, per cell) builds the discrete modules
-(:class:`AutoFEM`); the search modules (:class:`SearchCPMCell`, :class:`PartialChannelMixedOp`) implement the
+(:class:`AutoFEM`); the search modules (:class:`SearchAutoFEM` of a :class:`SearchFPNCell` and
+:class:`SearchCPMCell` s, their edges :class:`PartialChannelMixedOp`) implement the
 paper's "improved" differentiable search: PC-DARTS partial channels (1/4 of the channels per edge, shuffled back)
 and a forward that runs only the highest-weight (edge, op) of each node while every architecture weight of the
 node still receives a gradient.

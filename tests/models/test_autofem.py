@@ -12,6 +12,7 @@ from facescope.models.autofem import (
     Genotype,
     PartialChannelMixedOp,
     SearchCPMCell,
+    SearchFPNCell,
     architecture_parameters,
     channel_shuffle,
     default_genotype,
@@ -65,6 +66,24 @@ def test_improved_forward_runs_one_op_per_node_and_every_logit_gets_a_gradient()
         assert cell.alpha[node].grad is not None and bool((cell.alpha[node].grad != 0).all()), node
         assert bool((cell.beta[node].grad != 0).all()), node
     assert {id(p) for p in architecture_parameters(cell)} == {id(p) for p in [*cell.alpha, *cell.beta]}
+
+
+def test_the_fpn_search_cell_runs_one_op_per_edge_and_its_logits_get_gradients():
+    torch.manual_seed(0)
+    Recorder.calls.clear()
+    cell = SearchFPNCell(8, levels=3, ops=recording_ops(), partial=4)
+    with torch.no_grad():
+        cell.alpha[2 * 1 + 0][1] = 5.0  # level 1's edge from the finer level: op "b"
+    features = [torch.randn(1, 8, 8, 8), torch.randn(1, 8, 4, 4), torch.randn(1, 8, 2, 2)]
+    outputs = cell(features)
+    assert [tuple(o.shape) for o in outputs] == [(1, 8, 8, 8), (1, 8, 4, 4), (1, 8, 2, 2)]
+    # 4 neighbour edges (level 0 has no finer neighbour, level 2 no coarser one), one op each, on 8 / 4 channels
+    assert len(Recorder.calls) == 4 and all(channels == 2 for _, channels in Recorder.calls)
+    assert ("b", 2) in Recorder.calls
+    sum(o.sum() for o in outputs).backward()
+    used = [2 * 0 + 1, 2 * 1 + 0, 2 * 1 + 1, 2 * 2 + 0]  # (level, side) edges that exist
+    assert all(cell.alpha[i].grad is not None and bool((cell.alpha[i].grad != 0).all()) for i in used)
+    assert cell.derive()[1][0] == "b" and cell.derive()[0][0] == "none" and cell.derive()[2][1] == "none"
 
 
 def test_straight_through_factor_keeps_the_op_value():

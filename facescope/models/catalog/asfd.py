@@ -56,9 +56,9 @@ ASFD_SCALES: dict[str, ASFDScale] = {
     "asfd_d1": ASFDScale("mobilenet_v1_1.0", 24, 1, 2, 16, 384),
     "asfd_d2": ASFDScale("resnet18", 72, 1, 2, 96, 32),
     "asfd_d3": ASFDScale("resnet34", 96, 1, 3, 128, 32),
-    "asfd_d4": ASFDScale("resnet50", 192, 1, 3, 192, 192),
-    "asfd_d5": ASFDScale("resnet101", 256, 2, 3, 256, 256),
-    "asfd_d6": ASFDScale("resnet152", 288, 2, 3, 288, 288),
+    "asfd_d4": ASFDScale("resnet50", 144, 1, 4, 144, 384),
+    "asfd_d5": ASFDScale("resnet101", 192, 1, 4, 224, 32),
+    "asfd_d6": ASFDScale("resnet152", 240, 1, 4, 224, 32),
 }
 
 #: Paper Table 4 (single-scale WIDER FACE val AP easy / medium / hard, parameters in millions, GMACs at 640x480).
@@ -98,16 +98,17 @@ ASFD_PRESETS: dict[str, InferencePreset] = {
 }
 
 # Peak memory of one eager CPU forward per input pixel (``ModelEntry.bytes_per_pixel``), measured by
-# ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread) plus its 25 % margin.
+# ``benchmarks/memory_per_pixel.py`` (random weights, batch 1, one thread: a warm forward's growth, the slope
+# between the two sizes in the comment) plus its 25 % margin for more threads and other allocators.
 BYTES_PER_PIXEL: dict[str, int] = {
-    "asfd_d0": 160,
-    "asfd_d1": 320,
-    "asfd_d2": 560,
-    "asfd_d3": 760,
-    "asfd_d4": 960,
-    "asfd_d5": 1500,
-    "asfd_d6": 1700,
-    "asfd_supernet": 1700,
+    "asfd_d0": 83,  # 65.7 measured (320, 512)
+    "asfd_d1": 190,  # 151.4 measured (320, 512)
+    "asfd_d2": 279,  # 223.1 measured (256, 384)
+    "asfd_d3": 377,  # 301.5 measured (256, 384)
+    "asfd_d4": 534,  # 426.6 measured (256, 384)
+    "asfd_d5": 676,  # 540.6 measured (256, 384)
+    "asfd_d6": 849,  # 678.5 measured (256, 384)
+    "asfd_supernet": 1430,  # 1143.8 measured (256, 384)
 }
 
 
