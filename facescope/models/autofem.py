@@ -331,7 +331,7 @@ class SearchCPMCell(nn.Module):
         for node, edges in enumerate(self.edges):
             weights = self.node_weights(node)
             flat = _strongest(weights)
-            src, op = divmod(flat, weights.shape[1])
+            src, op = divmod(flat, len(self.op_names))  # a Python int also while tracing (shapes are tensors then)
             p = weights[src, op]
             states.append(edges[src](states[src], op) * (1.0 + p - p.detach()))
         # Every intermediate node feeds the output while searching (the genotype keeps the leaves).
