@@ -427,9 +427,12 @@ class SearchAutoFEM(nn.Module):
             return Genotype(self.fpn.derive(), tuple(cell.derive() for cell in self.cpm))
 
     def weights_snapshot(self) -> dict[str, Any]:
-        """The softmax architecture weights as nested lists (the search's history records one per epoch):
+        """The softmax architecture weights (6 decimals) as nested lists (the search's history records one per epoch):
         ``fpn[level][side][op]`` and ``cpm[level][node][input][op]``, with the op names."""
+        def rounded(weights: Tensor) -> Any:  # 6 decimals: half the text of full-precision floats in the history
+            return weights.round(decimals=6).tolist()
+
         with torch.no_grad():
-            fpn = [[self.fpn.edge_weights(i, side).tolist() for side in (0, 1)] for i in range(len(self.fpn.own))]
-            cpm = [[cell.node_weights(n).tolist() for n in range(len(cell.edges))] for cell in self.cpm]
+            fpn = [[rounded(self.fpn.edge_weights(i, side)) for side in (0, 1)] for i in range(len(self.fpn.own))]
+            cpm = [[rounded(cell.node_weights(n)) for n in range(len(cell.edges))] for cell in self.cpm]
         return {"fpn_ops": self.fpn.op_names, "cpm_ops": self.cpm[0].op_names, "fpn": fpn, "cpm": cpm}
