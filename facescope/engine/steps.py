@@ -326,7 +326,7 @@ class BilevelStep:
 @register_step_strategy(
     "bilevel",
     summary="DARTS-style search: the architecture parameter set on a batch of one half of the images, then the "
-    "network set on a batch of the other half; options architecture_fraction, first",
+    "network set on a batch of the other half; options architecture_fraction, first, architecture_start_epoch (warm-up)",
     options_type=BilevelOptions,
 )
 def bilevel_step(data: StepData, optimizers: Optimizers, options: BilevelOptions | None = None) -> BilevelStep:

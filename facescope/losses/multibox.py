@@ -161,9 +161,9 @@ DSFD_LOSS = MultiBoxLossConfig(
 #: ASFD's DRMC (paper section 3.3; reference section 2.5 item 5): DSFD's matching and OHEM 3:1 on both shots, with
 #: distance-based regression (DIoU on the decoded boxes) and margin-based classification (large-margin cosine
 #: softmax, s = 30, m = 0.2; the head outputs cosines). The box weight 2 is facescope's choice (the paper gives
-#: none): a DIoU loss is about a third of smooth-L1 on SSD deltas at the start of training, and SCRFD weighs its
-#: DIoU term 2 as well.
+#: none; SCRFD weighs its DIoU term 2).
 DRMC_LOSS = replace(DSFD_LOSS, box_loss="diou", box_weight=2.0, cls_loss="large_margin_cosine", margin_scale=30.0, margin=0.2)
+
 
 class CriterionTerm(Protocol):
     """An extra loss term computed from a shot's outputs and its positives (e.g. the pixel loss)."""

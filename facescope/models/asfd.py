@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from facescope.models.autofem import AutoFEM, Genotype, SearchAutoFEM, default_genotype
@@ -38,6 +37,7 @@ from facescope.models.dual_shot import DualShotDetector
 from facescope.models.heads.shot_head import ShotHead
 from facescope.models.layers import PerLevel, xavier_init_convs
 from facescope.models.options import ModelFile
+
 
 def build_backbone(name: str) -> nn.Module:
     """The body of a scaling-table row: four maps at strides 4..32 with ``out_channels``.
@@ -147,6 +147,7 @@ class ASFD(DualShotDetector):
 
 
 def _genotype(genotype: ModelFile | None, nodes: int = 6) -> Genotype:
+    """The option's genotype (checked: six levels), or facescope's default one when it is None."""
     if genotype is None:
         return default_genotype(levels=len(PAL_STRIDES), nodes=nodes)
     found = Genotype.from_json(genotype.text(), f"model option 'genotype' ({genotype.name})")

@@ -119,7 +119,10 @@ class Genotype:
     @classmethod
     def from_json(cls, text: str, source: str = "genotype") -> Genotype:
         """Parse (and check) a genotype file's text; errors name the source and the entry."""
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}: not valid JSON ({error})") from None
         try:
             fpn = tuple((str(e["finer"]), str(e["coarser"])) for e in data["fpn"])
             cpm = tuple(
@@ -293,22 +296,29 @@ class PartialChannelMixedOp(nn.Module):
         self.names = list(ops)
         self.candidates = nn.ModuleList(factory(channels // partial, stride) for factory in ops.values())
 
-    def forward(self, x: Tensor, op_index: int) -> Tensor:
+    def forward(self, x: Tensor, op_index: int, weight: Tensor | float = 1.0) -> Tensor:
+        """``[B, C, H, W] -> [B, C, H/s, W/s]``: candidate ``op_index`` on the first ``C/partial`` channels, its output
+        multiplied by ``weight`` (the search's straight-through factor; the bypassed channels are not weighted, so
+        the architecture gradient depends on the op's output only), the rest bypassed, then shuffled."""
         part = x.shape[1] // self.partial
         active, bypass = x[:, :part], x[:, part:]
         if self.stride != 1:
             bypass = F.max_pool2d(bypass, self.stride, self.stride, ceil_mode=True)
-        processed = self.candidates[op_index](active)
+        processed = self.candidates[op_index](active) * weight
         return channel_shuffle(torch.cat([processed, _fit(bypass, processed.shape[-2:])], dim=1), self.partial)
 
 
 class SearchCPMCell(nn.Module):
     """A CPM cell over every (input, op) edge, with architecture logits.
 
-    Node ``i`` has logits ``alpha[i][j, o]`` for edge ``j -> i`` and op ``o`` and an edge-normalisation term
-    ``beta[i][j]`` (PC-DARTS); its weights are one softmax over ``alpha + beta`` of all its (edge, op) pairs.
-    The forward runs only the arg-max pair with a straight-through factor ``1 + p - p.detach()`` (GDAS): the
-    value is that op's output, and the gradient reaches every logit of the node through ``p``.
+    Node ``i`` has logits ``alpha[i][j, o]`` for edge ``j -> i`` and op ``o`` and a per-edge term ``beta[i][j]``
+    in the role of PC-DARTS's edge normalisation; its weights are one softmax over ``alpha + beta`` of all its
+    (edge, op) pairs (facescope's form: PC-DARTS's product ``softmax(beta)_j * softmax(alpha_j)_o`` would give
+    the logits of the edges not taken no gradient at all under a one-path forward). The forward runs only the
+    arg-max pair, its op's output multiplied by the straight-through factor ``1 + p - p.detach()`` (GDAS): the
+    value is that op's output, and the gradient reaches every logit of the node through ``p``. While searching
+    every intermediate node feeds the output (the leaves of the final cell are not known until it is derived;
+    the derived :class:`CPMCell` concatenates its leaves).
     """
 
     def __init__(self, channels: int, nodes: int = 6, ops: Mapping[str, OpFactory] = CPM_OPS, partial: int = 4) -> None:
@@ -333,7 +343,7 @@ class SearchCPMCell(nn.Module):
             flat = _strongest(weights)
             src, op = divmod(flat, len(self.op_names))  # a Python int also while tracing (shapes are tensors then)
             p = weights[src, op]
-            states.append(edges[src](states[src], op) * (1.0 + p - p.detach()))
+            states.append(edges[src](states[src], op, weight=1.0 + p - p.detach()))
         # Every intermediate node feeds the output while searching (the genotype keeps the leaves).
         return self.project(torch.cat(states[1:], dim=1))
 
@@ -381,10 +391,11 @@ class SearchFPNCell(nn.Module):
         return self.alpha[2 * level + side].softmax(0)
 
     def _edge(self, edge: nn.Module, level: int, side: int, x: Tensor) -> Tensor:
+        """The edge's arg-max op on ``x``, its output times the straight-through factor of its weight."""
         weights = self.edge_weights(level, side)
         op = _strongest(weights)
         p = weights[op]
-        return edge(x, op) * (1.0 + p - p.detach())
+        return edge(x, op, weight=1.0 + p - p.detach())
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
         outputs = []
@@ -420,9 +431,11 @@ class SearchAutoFEM(nn.Module):
         self.cpm = nn.ModuleList(SearchCPMCell(channels, nodes, cpm_ops, partial) for _ in range(levels))
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
+        """One ``[B, C, H_l, W_l]`` map per level in, the same shapes out."""
         return [cell(x) for cell, x in zip(self.cpm, self.fpn(features))]
 
     def genotype(self) -> Genotype:
+        """The discrete cells the current architecture weights select."""
         with torch.no_grad():
             return Genotype(self.fpn.derive(), tuple(cell.derive() for cell in self.cpm))
 

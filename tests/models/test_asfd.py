@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from registry_params import every_model
 
 from facescope.errors import ConfigError
 from facescope.losses.classification import LargeMarginCosine
@@ -119,3 +120,38 @@ def test_the_supernet_derives_a_genotype_that_builds_every_family_member():
     assert ("sep3x3", 4) in genotype.cpm[0][5]
     fem = create_model("asfd_d0", genotype=ModelFile("g.json", genotype.to_json().encode())).autofem
     assert len(fem.cpm) == 6 and len(fem.cpm[0][0].edges) == 6
+
+
+def test_the_cosine_head_stays_exact_under_float16_autocast_with_large_activations():
+    # 9 * 224 * 40^2 summed squares per window: far beyond float16's 65504, which made every cosine 0 before
+    torch.manual_seed(0)
+    conv = CosineConv2d(224, 2, kernel_size=3, padding=1)
+    x = torch.randn(1, 224, 8, 8) * 40
+    reference = conv(x)
+    with torch.autocast("cpu", dtype=torch.float16):
+        mixed = conv(x)
+    assert reference.abs().max() > 0.01 and (mixed.float() - reference).abs().max() < 1e-3
+
+
+def test_a_malformed_genotype_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"fpn": [')
+    with pytest.raises(ValueError, match="broken.json.*not valid JSON"):
+        create_model("asfd_d0", genotype=ModelFile.read(path))
+
+
+def _info_numbers(name, capsys):
+    from facescope.cli import main
+
+    assert main(["info", name, "--size", "640x480"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    params = int(next(line for line in lines if "parameters" in line).split(":")[1].replace(",", ""))
+    gmacs = float(next(line for line in lines if "GMACs" in line).split(":")[1].split()[0])
+    return params, gmacs
+
+
+@pytest.mark.parametrize("name", every_model(sorted(ASFD_SCALES)))
+def test_facescope_info_prints_table_4_within_5_percent(name, capsys):
+    params, gmacs = _info_numbers(name, capsys)
+    assert params / 1e6 == pytest.approx(PAPER_TABLE4[name]["params_m"], rel=0.05)
+    assert gmacs == pytest.approx(PAPER_TABLE4[name]["gmacs"], rel=0.05)

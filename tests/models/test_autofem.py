@@ -86,6 +86,15 @@ def test_the_fpn_search_cell_runs_one_op_per_edge_and_its_logits_get_gradients()
     assert cell.derive()[1][0] == "b" and cell.derive()[0][0] == "none" and cell.derive()[2][1] == "none"
 
 
+def test_the_architecture_gradient_comes_from_the_ops_output_only_not_the_bypassed_channels():
+    # the chosen op is "none" (zeros): the node's output does not depend on its weight, so no logit may move
+    cell = SearchCPMCell(8, nodes=1, ops={"none": CPM_OPS["none"], "skip": CPM_OPS["skip"]}, partial=4)
+    with torch.no_grad():
+        cell.alpha[0][0, 0] = 5.0
+    cell(torch.randn(2, 8, 4, 4)).square().sum().backward()
+    assert torch.equal(cell.alpha[0].grad, torch.zeros_like(cell.alpha[0])) and torch.equal(cell.beta[0].grad, torch.zeros(1))
+
+
 def test_straight_through_factor_keeps_the_op_value():
     cell = SearchCPMCell(4, nodes=1, ops=recording_ops(("a",)), partial=4)
     x = torch.ones(1, 4, 2, 2)

@@ -82,6 +82,7 @@ def test_a_recipe_that_is_not_a_search_is_refused_before_any_work(tmp_path, caps
         (["configs/asfd_d0.yaml", "--out", str(tmp_path)], "model is 'asfd_d0'; the ASFD search trains 'asfd_supernet'"),
         ([RECIPE, "--out", str(tmp_path), "optim.step_strategy=standard", "optim.step_options={}"], "needs 'bilevel'"),
         ([RECIPE], "needs --out DIR"),
+        ([RECIPE, "--out", str(tmp_path), "optim.epochs=20"], "architecture_start_epoch=20 is not before optim.epochs=20"),
         ([RECIPE, "--out", str(tmp_path / "new"), "--resume"], "new/last.pth does not exist"),
     ]
     for arguments, message in cases:

@@ -37,7 +37,7 @@ class RetinaFaceMobileNetV1(nn.Module):
         slope = LEAKY_SLOPE
         # MobileNetV1's channel plan at width 1.0 (32 ... 1024), scaled; the ImageNet file is width 0.25
         c = [max(8, round(n * width)) for n in (32, 64, 128, 256, 512, 1024)]
-        self.out_channels = tuple(type(self).out_channels[i] * c[5] // 256 for i in range(len(type(self).out_channels)))
+        self.out_channels = self.tap_channels(c)
         self.stage1 = nn.Sequential(
             conv_bn_act(3, c[0], stride=2, negative_slope=slope),
             conv_dw(c[0], c[1], 1, slope),
@@ -48,6 +48,11 @@ class RetinaFaceMobileNetV1(nn.Module):
         )
         self.stage2 = nn.Sequential(conv_dw(c[3], c[4], 2, slope), *(conv_dw(c[4], c[4], 1, slope) for _ in range(5)))
         self.stage3 = nn.Sequential(conv_dw(c[4], c[5], 2, slope), conv_dw(c[5], c[5], 1, slope))
+
+    @staticmethod
+    def tap_channels(c: list[int]) -> tuple[int, ...]:
+        """The returned maps' channels given the six stage widths ``c`` (strides 2 .. 32)."""
+        return (c[3], c[4], c[5])
 
     def forward(self, x: Tensor) -> list[Tensor]:
         c3 = self.stage1(x)
@@ -71,6 +76,10 @@ class MobileNetV1Taps(RetinaFaceMobileNetV1):
     out_channels: tuple[int, ...] = (32, 64, 128, 256)
     #: ``stage1[:STRIDE4_BLOCKS]`` ends at stride 4 (conv s2, dw s1, dw s2, dw s1).
     STRIDE4_BLOCKS = 4
+
+    @staticmethod
+    def tap_channels(c: list[int]) -> tuple[int, ...]:
+        return (c[2], c[3], c[4], c[5])
 
     def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
         c2 = self.stage1[: self.STRIDE4_BLOCKS](x)

@@ -56,9 +56,13 @@ class CosineConv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         weight = F.normalize(self.weight.flatten(1), dim=1, eps=self.eps).view_as(self.weight)
         dots = F.conv2d(x, weight, None, self.stride, self.padding)
-        window = torch.ones((1, 1, *self.kernel_size), dtype=x.dtype, device=x.device)
-        patch_norm = F.conv2d(x.square().sum(1, keepdim=True), window, None, self.stride, self.padding).clamp(min=self.eps**2).sqrt()
-        return dots / patch_norm
+        # the patch norm in float32 whatever autocast does: a 3x3 window's summed squares overflow float16 (65504)
+        # once the activations' RMS passes sqrt(65504 / (9 C)), about 6 for 200 channels
+        with torch.autocast("cuda" if x.device.type == "cuda" else "cpu", enabled=False):  # (meta: shape passes)
+            squares = x.float().square().sum(1, keepdim=True)
+            window = torch.ones((1, 1, *self.kernel_size), dtype=squares.dtype, device=x.device)
+            patch_norm = F.conv2d(squares, window, None, self.stride, self.padding).clamp(min=self.eps**2).sqrt()
+            return dots.float() / patch_norm
 
 
 class ShotHead(nn.Module):

@@ -55,6 +55,12 @@ def load_search_recipe(recipe: str | Path, overrides: list[str], out: Path, data
         raise ConfigError(f"{recipe}: model is '{config.model}'; the ASFD search trains 'asfd_supernet'")
     if config.optim.step_strategy != "bilevel":
         raise ConfigError(f"{recipe}: optim.step_strategy is '{config.optim.step_strategy}'; the ASFD search needs 'bilevel'")
+    start = int(config.optim.step_options.get("architecture_start_epoch", 0))
+    if start >= config.optim.epochs:
+        raise ConfigError(
+            f"{recipe}: optim.step_options.architecture_start_epoch={start} is not before optim.epochs={config.optim.epochs}: "
+            "the architecture would never train (the genotype would come from the initial random logits)"
+        )
     return config
 
 
@@ -74,6 +80,8 @@ def search(config: TrainConfig, resume: bool = False, progress: bool = True) -> 
         if resume:
             restore(trainer, out / "last.pth")
         history = History(out / HISTORY_FILE, trainer.state.epoch)
+        if trainer.state.epoch and trainer.state.batch_in_epoch == 0:
+            history.record(trainer)  # a run stopped between an epoch's checkpoint and its record (no-op when recorded)
         run(trainer, progress, on_epoch_end=history.record)
         if not info.is_main:
             return None
@@ -87,6 +95,7 @@ def search(config: TrainConfig, resume: bool = False, progress: bool = True) -> 
 
 
 def supernet_fem(trainer: Trainer) -> SearchAutoFEM:
+    """The trained model's search cells (``model.autofem``); a model without them is a configuration error."""
     from facescope.models.autofem import SearchAutoFEM
 
     fem = getattr(trainer.model, "autofem", None)
@@ -110,6 +119,7 @@ class History:
             self.entries = [e for e in saved if e["epoch"] < resumed_epoch or (e["epoch"] == resumed_epoch and e["end_of_epoch"])]
 
     def record(self, trainer: Trainer) -> None:
+        """Append the current architecture weights and genotype (rank 0; once per global step) and rewrite the file."""
         if not trainer.dist.is_main:
             return
         state = trainer.state
