@@ -442,8 +442,9 @@ class SearchAutoFEM(nn.Module):
     def weights_snapshot(self) -> dict[str, Any]:
         """The softmax architecture weights (6 decimals) as nested lists (the search's history records one per epoch):
         ``fpn[level][side][op]`` and ``cpm[level][node][input][op]``, with the op names."""
-        def rounded(weights: Tensor) -> Any:  # 6 decimals: half the text of full-precision floats in the history
-            return weights.round(decimals=6).tolist()
+        def rounded(weights: Tensor) -> Any:  # 6 decimals (in Python: float32 values print with ~17 digits)
+            values = weights.tolist()
+            return [[round(v, 6) for v in row] for row in values] if weights.dim() == 2 else [round(v, 6) for v in values]
 
         with torch.no_grad():
             fpn = [[rounded(self.fpn.edge_weights(i, side)) for side in (0, 1)] for i in range(len(self.fpn.own))]

@@ -56,9 +56,9 @@ ASFD_SCALES: dict[str, ASFDScale] = {
     "asfd_d1": ASFDScale("mobilenet_v1_1.0", 24, 1, 2, 16, 384),
     "asfd_d2": ASFDScale("resnet18", 72, 1, 2, 96, 32),
     "asfd_d3": ASFDScale("resnet34", 96, 1, 3, 128, 32),
-    "asfd_d4": ASFDScale("resnet50", 144, 1, 4, 144, 384),
-    "asfd_d5": ASFDScale("resnet101", 192, 1, 4, 224, 32),
-    "asfd_d6": ASFDScale("resnet152", 240, 1, 4, 224, 32),
+    "asfd_d4": ASFDScale("resnet50", 160, 2, 3, 144, 256),
+    "asfd_d5": ASFDScale("resnet101", 192, 2, 4, 208, 32),
+    "asfd_d6": ASFDScale("resnet152", 192, 2, 4, 224, 64),
 }
 
 #: Paper Table 4 (single-scale WIDER FACE val AP easy / medium / hard, parameters in millions, GMACs at 640x480).
