@@ -105,9 +105,9 @@ BYTES_PER_PIXEL: dict[str, int] = {
     "asfd_d1": 190,  # 151.4 measured (320, 512)
     "asfd_d2": 279,  # 223.1 measured (256, 384)
     "asfd_d3": 377,  # 301.5 measured (256, 384)
-    "asfd_d4": 534,  # 426.6 measured (256, 384)
-    "asfd_d5": 676,  # 540.6 measured (256, 384)
-    "asfd_d6": 849,  # 678.5 measured (256, 384)
+    "asfd_d4": 624,  # 498.5 measured (256, 384)
+    "asfd_d5": 750,  # 599.4 measured (256, 384)
+    "asfd_d6": 725,  # 579.6 measured (256, 384)
     "asfd_supernet": 1430,  # 1143.8 measured (256, 384)
 }
 
