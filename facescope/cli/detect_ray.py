@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
             f"{summary.skipped} already in {args.out_dir}; start-up {summary.startup_s:.1f} s{rate}"
         )
     if summary.errors:
-        noun = "image" if summary.errors == 1 else "images"
-        print(f"facescope: warning: {summary.errors} {noun} could not be read or detected; see the error column", file=sys.stderr)
+        from facescope.structures import count_noun
+
+        print(f"facescope: warning: {count_noun(summary.errors, 'image')} could not be read or detected; see the error column", file=sys.stderr)
     return 1 if summary.errors else 0
 
 

@@ -17,17 +17,6 @@ from facescope.cli import argtypes
 from facescope.errors import FacescopeError
 
 
-def _seconds(text: str) -> float:
-    """A time in seconds >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got '{text}'") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be seconds >= 0, got '{text}'")
-    return value
-
-
 def _frames(text: str) -> int:
     """A frame count >= 0."""
     return 0 if text.strip() == "0" else argtypes.positive_int(text)
@@ -45,7 +34,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("video (a video file, a camera index such as 0, or an rtsp/http URL)")
     group.add_argument("--every", type=argtypes.positive_int, default=1, metavar="N", help="process every N-th frame (default 1)")
     group.add_argument("--target-fps", type=argtypes.positive_float, metavar="FPS", help="process about FPS frames per second of video")
-    group.add_argument("--start", type=_seconds, default=0.0, metavar="SEC", help="start at this time of the video (seconds)")
+    group.add_argument("--start", type=argtypes.non_negative_float, default=0.0, metavar="SEC", help="start at this time of the video (seconds)")
     group.add_argument("--end", type=argtypes.positive_float, metavar="SEC", help="stop at this time of the video (seconds)")
     group.add_argument(
         "--track-buffer", type=_frames, default=30, metavar="N",
@@ -67,7 +56,7 @@ def run_video(args: argparse.Namespace) -> int:
     _check_outputs(args)
     selection = FrameSelection(every=args.every, target_fps=args.target_fps, start=args.start, end=args.end)
     tracker = TrackerConfig(track_buffer=args.track_buffer, smoothing=args.smooth)
-    capture = open_source(_source(args.source))  # an unopenable source fails here, before the model loads
+    capture = open_source(args.source)  # an unopenable source fails here, before the model loads
     try:
         if capture.size is not None and all(capture.size):
             from facescope.inference.image_io import check_image_pixels
@@ -85,7 +74,9 @@ def run_video(args: argparse.Namespace) -> int:
 def _check_outputs(args: argparse.Namespace) -> None:
     """``--out`` (a video container) and ``--json`` (a file), before anything is opened."""
     from facescope.cli.preflight import check_output_file
-    from facescope.inference.video import check_video_output
+    from facescope.inference.video import WRITER_FOURCC
+
+    containers = tuple(WRITER_FOURCC)  # the files OpenCV writes a video into
 
     if getattr(args, "crops", None):
         raise FacescopeError("--crops is for images; for a video use --json (faces per frame) or --out")
@@ -94,9 +85,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             target = Path(value)
             if target.exists() and target.resolve() == Path(args.source).resolve():
                 raise FacescopeError(f"{option} {target} is the source video; it would be overwritten")
-            check_output_file(option, target)
-    if args.out:
-        check_video_output(Path(args.out))
+            check_output_file(option, target, containers if option == "--out" else ())
 
 
 def _write_outputs(args: argparse.Namespace, detector: Any, capture: Any, selection: Any, tracker: Any) -> int:
@@ -131,10 +120,6 @@ def _write_outputs(args: argparse.Namespace, detector: Any, capture: Any, select
         print(f"facescope: error: {stopped}", file=sys.stderr)
         return 1
     return 0
-
-
-def _source(text: str) -> str | int:
-    return int(text) if text.isdigit() else text
 
 
 def _annotate(frame: Any, show_scores: bool) -> Any:

@@ -173,12 +173,11 @@ def _prepared_graph(weights: Path, work: Path) -> Path:
     from onnx import version_converter
     from onnxruntime.quantization import quant_pre_process
 
-    from facescope.inference.onnx_graph import merge_sibling_convs
+    from facescope.inference.onnx_graph import merge_sibling_convs, opset_of
 
     proto = onnx.load(str(weights))
     merge_sibling_convs(proto)
-    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < QUANT_OPSET:
+    if opset_of(proto) < QUANT_OPSET:
         proto = version_converter.convert_version(proto, QUANT_OPSET)
     for output in proto.graph.output:  # official files annotate 640x640 output shapes: drop them
         output.type.tensor_type.ClearField("shape")
@@ -224,6 +223,7 @@ def quantize_onnx(
 
     from facescope.fileio import atomic_path
     from facescope.inference.backends import OnnxRuntimeBackend
+    from facescope.inference.onnx_graph import is_quantized
     from facescope.models.registry import get_model_entry
 
     if method not in CALIBRATION_METHODS:
@@ -232,7 +232,7 @@ def quantize_onnx(
     weights, out = Path(weights), Path(out)
     OnnxRuntimeBackend(weights, entry)  # refuses a file that is not this architecture, before any work
     source = onnx.load(str(weights), load_external_data=False)
-    if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in source.graph.node):
+    if is_quantized(source):
         raise QuantizeError(f"{weights} is already quantised")
     resize = entry.presets["default"].with_overrides(input_size=input_size).resize
     if resize.mode == "original":

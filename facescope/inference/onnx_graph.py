@@ -36,7 +36,8 @@ def _attributes(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _opset(proto: Any) -> int:
+def opset_of(proto: Any) -> int:
+    """The default-domain opset an ONNX model imports (0 when none)."""
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
@@ -85,7 +86,7 @@ def merge_sibling_convs(proto: Any) -> int:
         conv.attribute.extend(group[0].attribute)
         sizes = [int(w.shape[0]) for w in weights]
         outputs = [n.output[0] for n in group]
-        if _opset(proto) >= 13:  # Split's sizes became an input in opset 13
+        if opset_of(proto) >= 13:  # Split's sizes became an input in opset 13
             graph.initializer.append(numpy_helper.from_array(np.asarray(sizes, np.int64), f"{name}.split"))
             split = make_node("Split", [f"{name}.out", f"{name}.split"], outputs, name=f"{name}_split", axis=1)
         else:
@@ -132,7 +133,7 @@ def optimized_model_bytes(payload: bytes, sha256: str, probe_side: int = 64) -> 
     except ImportError:
         return payload  # base install without onnx: the file runs as it is
     proto = onnx.load_from_string(payload)
-    if _is_quantized(proto) or merge_sibling_convs(proto) == 0:
+    if is_quantized(proto) or merge_sibling_convs(proto) == 0:
         result = payload
     else:
         result = proto.SerializeToString()
@@ -145,7 +146,7 @@ def optimized_model_bytes(payload: bytes, sha256: str, probe_side: int = 64) -> 
     return result
 
 
-def _is_quantized(proto: Any) -> bool:
+def is_quantized(proto: Any) -> bool:
     """QDQ / QLinear graphs are left as onnxruntime's int8 fusions expect them (``facescope quantize``
     merges the convolutions before quantising)."""
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in proto.graph.node)

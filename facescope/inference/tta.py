@@ -195,14 +195,20 @@ def _batches(jobs: list[tuple[int, int, PassPlan]], key: Callable[[PassPlan], Ha
     return batches
 
 
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The passes' arrays as one float32 array; a single pass's float32 array is used as it is (no copy)."""
+    joined = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    return joined.astype(np.float32, copy=False)
+
+
 def _merge(spec: TTASpec, collected: list[Candidates], plans: Sequence[PassPlan]) -> TTAResult:
     """Step 3 of the module docstring for one image."""
     with_landmarks = {c[2] is not None for c in collected}
     if len(with_landmarks) > 1:
         raise ValueError("the passes returned landmarks for some passes and None for others")
-    boxes = np.concatenate([c[0] for c in collected]).astype(np.float32)
-    scores = np.concatenate([c[1] for c in collected]).astype(np.float32)
-    landmarks = np.concatenate([c[2] for c in collected]).astype(np.float32) if with_landmarks == {True} else None
+    boxes = _joined([c[0] for c in collected])
+    scores = _joined([c[1] for c in collected])
+    landmarks = _joined([c[2] for c in collected]) if with_landmarks == {True} else None  # type: ignore[misc]
     if spec.union_score_threshold is not None:
         boxes, scores, landmarks = _select((boxes, scores, landmarks), np.flatnonzero(scores > spec.union_score_threshold))
     merge = spec.merge

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from facescope.errors import FacescopeError
-from facescope.inference.video_source import STREAM_SCHEMES, VIDEO_SUFFIXES, VideoSource, is_video_source  # noqa: F401 - re-exported
+from facescope.inference.video_source import STREAM_SCHEMES, VIDEO_SUFFIXES, VideoSource, camera_index, is_video_source  # noqa: F401 - re-exported
 from facescope.structures import Detections
 from facescope.tracking import FaceTracker, TrackedFaces, TrackerConfig
 
@@ -107,12 +107,12 @@ class _Capture:
     """``cv2.VideoCapture`` of a file, camera or URL, opened and checked."""
 
     def __init__(self, source: VideoSource) -> None:
-        text = str(source)
-        self.live = isinstance(source, int) or text.isdigit() or text.lower().startswith(STREAM_SCHEMES)
-        self.label = f"camera {text}" if isinstance(source, int) or text.isdigit() else text
+        text, camera = str(source), camera_index(source)
+        self.live = camera is not None or text.lower().startswith(STREAM_SCHEMES)
+        self.label = f"camera {camera}" if camera is not None else text
         if not self.live and not Path(text).is_file():
             raise VideoOpenError(f"no such video file: {text}")
-        target: Any = int(text) if isinstance(source, int) or text.isdigit() else text
+        target: Any = camera if camera is not None else text
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
             what = "" if isinstance(target, int) else "stream " if self.live else "video file "
@@ -277,12 +277,6 @@ def _check_complete(capture: Any, frames_read: int) -> None:
 
 
 # ---------------------------------------------------------------------------- outputs
-
-
-def check_video_output(path: Path) -> None:
-    """``--out`` for a video: a container OpenCV writes (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``)."""
-    if path.suffix.lower() not in WRITER_FOURCC:
-        raise FacescopeError(f"--out {path} for a video must end in {', '.join(WRITER_FOURCC)}")
 
 
 class AnnotatedVideoWriter:

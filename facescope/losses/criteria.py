@@ -38,6 +38,7 @@ from torch import Tensor
 
 from facescope.config import from_dict, to_dict
 from facescope.errors import ConfigError, suggest
+from facescope.losses.classification import LargeMarginCosine
 from facescope.losses.multibox import DRMC_LOSS, DSFD_LOSS, PAPER_LOSS, PORT_LOSS, CriterionTerm, MultiBoxCriterion, MultiBoxLossConfig
 from facescope.losses.pixel import PixelLoss
 from facescope.losses.result import MIN_POSITIVE_SCORE, NUM_POSITIVE, Criterion, CriterionResult
@@ -136,6 +137,11 @@ def multibox_per_shot(model: DenseFaceDetector, config: MultiBoxLossConfig) -> C
         >>> len(criterion.shots), criterion.weights
         (2, (1.0, 1.0))
     """
+    if config.cls_loss == "large_margin_cosine" and config.margin_scale is None:
+        # a head that declares a logit scale (a cosine head) sets the loss's; a plain-logit head (scale 1) gets the
+        # loss's default 30 and is refused below, as a cosine loss on plain logits would train nonsense
+        scale = model.logit_scale if model.logit_scale != 1.0 else LargeMarginCosine.scale
+        config = dataclasses.replace(config, margin_scale=scale)
     _check_scoring(model, config)
     dense_branch = getattr(model, "dense_branch", None)
     pixel: list[CriterionTerm] = []

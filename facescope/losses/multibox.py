@@ -77,7 +77,8 @@ class MultiBoxLossConfig:
         cls_loss: ``"softmax_ce"``, ``"sigmoid_ce"``, ``"focal"`` or ``"large_margin_cosine"``
             (:data:`~facescope.losses.classification.CLASSIFICATION_LOSSES`).
         focal_alpha, focal_gamma: the focal loss's alpha and gamma.
-        margin_scale, margin: the large-margin cosine loss's scale ``s`` and cosine margin ``m``.
+        margin_scale, margin: the large-margin cosine loss's scale ``s`` (None: the model's ``logit_scale`` when it
+            declares one other than 1, filled in when the criterion is built for a model; else 30) and cosine margin ``m``.
     """
 
     pos_iou: float = 0.35
@@ -96,7 +97,7 @@ class MultiBoxLossConfig:
     cls_loss: str = "softmax_ce"
     focal_alpha: float = FocalLoss.alpha
     focal_gamma: float = FocalLoss.gamma
-    margin_scale: float = LargeMarginCosine.scale
+    margin_scale: float | None = None
     margin: float = LargeMarginCosine.margin
 
     def __post_init__(self) -> None:
@@ -106,14 +107,14 @@ class MultiBoxLossConfig:
             "cls_loss",
             f"must be one of {list(CLASSIFICATION_LOSSES)}, got {self.cls_loss!r}",
         )
-        require(self.margin_scale > 0, "margin_scale", f"must be > 0, got {self.margin_scale}")
+        require(self.margin_scale is None or self.margin_scale > 0, "margin_scale", f"must be > 0 (or null: the model's), got {self.margin_scale}")
 
     def classification_loss(self) -> ClassificationLoss:
         """The per-anchor classification loss ``cls_loss`` names, with its settings."""
         if self.cls_loss == "focal":
             return FocalLoss(self.focal_alpha, self.focal_gamma)
         if self.cls_loss == "large_margin_cosine":
-            return LargeMarginCosine(self.margin_scale, self.margin)
+            return LargeMarginCosine(LargeMarginCosine.scale if self.margin_scale is None else self.margin_scale, self.margin)
         return SigmoidCrossEntropy() if self.cls_loss == "sigmoid_ce" else SoftmaxCrossEntropy()
 
 
@@ -162,7 +163,7 @@ DSFD_LOSS = MultiBoxLossConfig(
 #: distance-based regression (DIoU on the decoded boxes) and margin-based classification (large-margin cosine
 #: softmax, s = 30, m = 0.2; the head outputs cosines). The box weight 2 is facescope's choice (the paper gives
 #: none; SCRFD weighs its DIoU term 2).
-DRMC_LOSS = replace(DSFD_LOSS, box_loss="diou", box_weight=2.0, cls_loss="large_margin_cosine", margin_scale=30.0, margin=0.2)
+DRMC_LOSS = replace(DSFD_LOSS, box_loss="diou", box_weight=2.0, cls_loss="large_margin_cosine", margin=0.2)
 
 
 class CriterionTerm(Protocol):

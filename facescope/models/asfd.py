@@ -35,7 +35,7 @@ from facescope.models.catalog.asfd import ASFD_SCALES, DEFAULT_CLS_SCALE, ASFDSc
 from facescope.models.catalog.dsfd import DSFD_INPUT, PAL_STRIDES
 from facescope.models.dual_shot import DualShotDetector
 from facescope.models.heads.shot_head import ShotHead
-from facescope.models.layers import PerLevel, xavier_init_convs
+from facescope.models.layers import PerLevel, conv_bn_act, xavier_init_convs
 from facescope.models.options import ModelFile
 
 
@@ -80,9 +80,7 @@ class ExtraBlocks(nn.Module):
 
 def lateral_projections(channels: Sequence[int], width: int) -> PerLevel:
     """Per level, ``1x1 conv (no bias) -> BatchNorm -> ReLU`` from ``C_l`` to ``width``."""
-    return PerLevel(
-        nn.Sequential(nn.Conv2d(c, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)) for c in channels
-    )
+    return PerLevel(conv_bn_act(c, width, stride=1, kernel_size=1) for c in channels)
 
 
 class ASFD(DualShotDetector):

@@ -81,6 +81,30 @@ def register_search(
     return _SEARCHES.add(name, SearchCommand(name, summary, run, add_arguments, description))
 
 
+def merge_late_options(args: argparse.Namespace, add_options: Callable[[argparse.ArgumentParser], None], prog: str) -> None:
+    """Options and ``key=value`` recipe overrides given after a search's positional argument, in any order.
+
+    The subcommand's parser collects them in ``args.rest`` (``argparse.REMAINDER``); this parses them with the same
+    options (``add_options``), sets those given on ``args`` and the overrides as ``args.overrides``.
+
+    Raises:
+        ConfigError: an argument that is neither an option nor ``key=value``.
+    """
+    from facescope.errors import ConfigError
+
+    inner = argparse.ArgumentParser(prog=prog, add_help=False)
+    add_options(inner)
+    inner.add_argument("overrides", nargs="*")
+    late = inner.parse_intermixed_args(list(getattr(args, "rest", [])))
+    for key, value in vars(late).items():
+        if key != "overrides" and value != inner.get_default(key):
+            setattr(args, key, value)
+    args.overrides = list(late.overrides)
+    bad = [item for item in args.overrides if "=" not in item]
+    if bad:
+        raise ConfigError(f"'{bad[0]}' is not a key=value recipe override")
+
+
 def list_searches() -> list[str]:
     """Registered search names, sorted."""
     return _SEARCHES.names()

@@ -225,7 +225,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        LOGGER.exception("internal error on %s %s", request.method, request.url.path)
+        # one line: Starlette re-raises an unhandled exception after this handler answers, and the ASGI server
+        # logs its traceback then (LOGGER.exception here would print the traceback twice)
+        LOGGER.error("internal error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
 
     @app.exception_handler(RequestValidationError)

@@ -76,6 +76,7 @@ def test_a_loss_scale_other_than_the_models_is_refused_and_the_scale_is_a_model_
         build_criterion(create_model("asfd_d0"), {"margin_scale": 20.0})
     model = create_model("asfd_d0", cls_scale=20.0)
     assert model.logit_scale == 20.0 and model.model_args["cls_scale"] == 20.0
+    assert build_criterion(model).shots[0].config.margin_scale == 20.0  # the loss takes the model's scale
     assert build_criterion(model, {"margin_scale": 20.0}).shots[0].config.margin_scale == 20.0
 
 

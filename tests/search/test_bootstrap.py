@@ -36,6 +36,8 @@ def test_is_deterministic_for_a_seed_and_drops_untrained_models():
     x, ap = _population(0.4, 0.02, 100, seed=2)
     ap[:10] = np.nan  # failed trials carry no accuracy
     assert empirical_bootstrap(x, ap, resamples=500, seed=7) == empirical_bootstrap(x, ap, resamples=500, seed=7)
+    # the untrained rows are dropped before sampling: the same estimate as the trained rows alone
+    assert empirical_bootstrap(x, ap, resamples=500, seed=7) == empirical_bootstrap(x[10:], ap[10:], resamples=500, seed=7)
 
 
 def test_bad_input_is_refused_with_the_shapes():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from facescope.errors import ConfigError
+from facescope.search import merge_late_options
 
 EXAMPLES = """examples:
   facescope search asfd configs/asfd_supernet.yaml --data-root /data/widerface --out runs/asfd_search
@@ -32,17 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def split_arguments(args: argparse.Namespace) -> argparse.Namespace:
     """Options and ``key=value`` overrides after the recipe, in any order, merged into ``args`` (as ``overrides``)."""
-    inner = argparse.ArgumentParser(prog="facescope search asfd", add_help=False)
-    _add_options(inner)
-    inner.add_argument("overrides", nargs="*")
-    late = inner.parse_intermixed_args(list(getattr(args, "rest", [])))
-    for key, value in vars(late).items():
-        if key != "overrides" and value != inner.get_default(key):
-            setattr(args, key, value)
-    args.overrides = list(late.overrides)
+    merge_late_options(args, _add_options, "facescope search asfd")
     if not args.out:
         raise ConfigError("facescope search asfd needs --out DIR (the search folder)")
-    bad = [item for item in args.overrides if "=" not in item]
-    if bad:
-        raise ConfigError(f"'{bad[0]}' is not a key=value recipe override")
     return args

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from facescope.errors import ConfigError
+from facescope.search import merge_late_options
 
 
 
@@ -63,19 +64,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 def _split_run_arguments(args: argparse.Namespace) -> argparse.Namespace:
     """Options and ``key=value`` overrides after the folder, in any order, merged into ``args``."""
-    inner = argparse.ArgumentParser(prog="facescope search scrfd-cr run", add_help=False)
-    _add_run_options(inner, required=False)
-    inner.add_argument("overrides", nargs="*")
-    late = inner.parse_intermixed_args(args.rest)
-    for key, value in vars(late).items():
-        if key != "overrides" and value != inner.get_default(key):
-            setattr(args, key, value)
-    args.overrides = late.overrides
+    merge_late_options(args, lambda parser: _add_run_options(parser, required=False), "facescope search scrfd-cr run")
     if args.recipe is None:
         raise ConfigError("facescope search scrfd-cr run needs --recipe RECIPE")
-    bad = [item for item in args.overrides if "=" not in item]
-    if bad:
-        raise ConfigError(f"'{bad[0]}' is not a key=value recipe override")
     return args
 
 
